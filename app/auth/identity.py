@@ -1,0 +1,37 @@
+"""The actor of a call (DESIGN §3 "Actors"), from the bearer token, the ``agent`` argument and clientInfo.
+
+With auth on, the actor is the token's subject, or ``subject/agent`` when an agent name is given (one
+team token, several agents), and the scopes are the token's. With auth off, the actor is the ``agent``
+argument, else the MCP client's ``clientInfo.name``, else ``anonymous``, with every scope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.auth.middleware.auth_context import get_access_token
+
+from app.services.caller import ALL_SCOPES, Caller
+
+ANONYMOUS = "anonymous"
+
+
+def client_name(ctx: Any) -> str | None:
+    """``clientInfo.name`` of the MCP client, when the transport carries it (not on legacy stateless)."""
+    try:
+        params = ctx.session.client_params
+    except (AttributeError, ValueError, RuntimeError):
+        return None
+    info = getattr(params, "client_info", None) if params is not None else None
+    name = getattr(info, "name", None)
+    return name[:64] if isinstance(name, str) and name else None
+
+
+def resolve_caller(ctx: Any, agent: str | None) -> Caller:
+    """Who is calling, and what they may do."""
+    token = get_access_token()
+    if token is not None:
+        subject = token.subject or token.client_id
+        actor = f"{subject}/{agent}" if agent else subject
+        return Caller(actor=actor, scopes=frozenset(token.scopes))
+    return Caller(actor=agent or client_name(ctx) or ANONYMOUS, scopes=ALL_SCOPES)

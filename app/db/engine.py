@@ -1,0 +1,108 @@
+"""The SQLAlchemy async engine for both backends, configured for many concurrent writers.
+
+PostgreSQL (asyncpg): READ COMMITTED, a bounded pool, bounded connect and statement timeouts so a dead
+server makes calls fail fast instead of hanging. SQLite (aiosqlite): WAL, ``busy_timeout``, foreign keys
+on, and every write transaction opened with ``BEGIN IMMEDIATE`` so two writers never both read a row and
+then race to change it (*immediate transaction (SQLite)*): the second one waits for the first to commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+Backend = Literal["postgresql", "sqlite"]
+WRITE_OPTION = "orchestrator_write"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True)
+class Database:
+    """The engine plus a view of it whose transactions are writers (``BEGIN IMMEDIATE`` on SQLite)."""
+
+    engine: AsyncEngine
+    write_engine: AsyncEngine
+    backend: Backend
+    url: str
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def backend_of(url: str) -> Backend:
+    name = make_url(url).get_backend_name()
+    if name not in ("postgresql", "sqlite"):
+        raise ValueError(f"unsupported database backend {name!r}; allowed: postgresql, sqlite")
+    return "postgresql" if name == "postgresql" else "sqlite"
+
+
+def create_database(
+    url: str,
+    *,
+    pool_size: int = 10,
+    connect_timeout: float = 5.0,
+    statement_timeout: float = 30.0,
+) -> Database:
+    """Build the engine for ``url`` (an async URL: ``postgresql+asyncpg://`` or ``sqlite+aiosqlite://``)."""
+    backend = backend_of(url)
+    if backend == "sqlite":
+        engine = _sqlite_engine(url)
+    else:
+        engine = _postgres_engine(url, pool_size, connect_timeout, statement_timeout)
+    return Database(
+        engine=engine,
+        write_engine=engine.execution_options(**{WRITE_OPTION: True}),
+        backend=backend,
+        url=url,
+    )
+
+
+def _postgres_engine(url: str, pool_size: int, connect_timeout: float, statement_timeout: float) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=connect_timeout,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={
+            "timeout": connect_timeout,
+            "command_timeout": statement_timeout,
+            "server_settings": {
+                "application_name": "task-orchestrator",
+                "statement_timeout": str(int(statement_timeout * 1000)),
+                "idle_in_transaction_session_timeout": str(int(statement_timeout * 2000)),
+            },
+        },
+    )
+
+
+def _sqlite_engine(url: str) -> AsyncEngine:
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # Writers take the database write lock at BEGIN, readers take none (WAL lets them run alongside).
+        writer = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    return engine

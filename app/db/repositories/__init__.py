@@ -1,0 +1,34 @@
+"""All SQL lives in these repositories. They flush, never commit: the unit of work owns the transaction.
+
+:class:`Repositories` bundles one instance of each over the transaction's session, so a service's work
+function receives exactly one object and cannot reach the database any other way.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.repositories.agents import AgentRepository
+from app.db.repositories.artifacts import ArtifactRepository
+from app.db.repositories.dependencies import DependencyRepository
+from app.db.repositories.events import EventRepository
+from app.db.repositories.requests import RequestRepository
+from app.db.repositories.sessions import SessionRepository
+from app.db.repositories.system_events import SystemEventRepository
+from app.db.repositories.tasks import TaskRepository
+
+
+class Repositories:
+    """The repositories of one transaction."""
+
+    def __init__(self, session: AsyncSession, backend: str) -> None:
+        self.session = session
+        self.backend = backend
+        self.tasks = TaskRepository(session, backend)
+        self.dependencies = DependencyRepository(session)
+        self.sessions = SessionRepository(session)
+        self.events = EventRepository(session)
+        self.requests = RequestRepository(session)
+        self.artifacts = ArtifactRepository(session)
+        self.agents = AgentRepository(session, backend)
+        self.system_events = SystemEventRepository(session)

@@ -1,0 +1,53 @@
+"""SQL for ``agent`` and ``agent_visit``: each actor's current session and last visit. Never commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Agent, AgentVisit
+
+
+class AgentRepository:
+    def __init__(self, session: AsyncSession, backend: str) -> None:
+        self._session = session
+        self._backend = backend
+
+    async def get(self, actor: str) -> Agent | None:
+        return await self._session.get(Agent, actor)
+
+    async def current_session_id(self, actor: str) -> str | None:
+        return await self._session.scalar(select(Agent.current_session_id).where(Agent.actor == actor))
+
+    async def set_current_session(self, actor: str, session_id: str | None, at: datetime) -> None:
+        # Row lock: the agent row is read FOR UPDATE (PostgreSQL) inside a write transaction.
+        row = await self._session.get(Agent, actor, with_for_update=self._backend == "postgresql")
+        if row is None:
+            self._session.add(Agent(actor=actor, current_session_id=session_id, last_seen_at=at))
+        else:
+            row.current_session_id = session_id
+            row.last_seen_at = at
+        await self._session.flush()
+
+    async def touch(self, actor: str, at: datetime) -> None:
+        row = await self._session.get(Agent, actor)
+        if row is None:
+            self._session.add(Agent(actor=actor, current_session_id=None, last_seen_at=at))
+        else:
+            row.last_seen_at = at
+
+    async def get_visit(self, actor: str, session_id: str) -> AgentVisit | None:
+        return await self._session.get(AgentVisit, (actor, session_id))
+
+    async def record_visit(self, actor: str, session_id: str, last_event_id: int, at: datetime) -> None:
+        row = await self._session.get(AgentVisit, (actor, session_id))
+        if row is None:
+            self._session.add(
+                AgentVisit(actor=actor, session_id=session_id, last_event_id=last_event_id, visited_at=at)
+            )
+        else:
+            row.last_event_id = max(row.last_event_id, last_event_id)
+            row.visited_at = at
+        await self._session.flush()

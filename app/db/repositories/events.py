@@ -1,0 +1,52 @@
+"""SQL for ``task_event``, the append-only audit trail and change feed. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import TaskEvent
+
+
+class EventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def append(
+        self,
+        *,
+        session_id: str,
+        task_id: str | None,
+        kind: str,
+        actor: str,
+        at: datetime,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue an event; it is written with the transaction's next flush (append-only)."""
+        self._session.add(
+            TaskEvent(session_id=session_id, task_id=task_id, kind=kind, actor=actor, at=at, data=data or {})
+        )
+
+    async def list_for_session(self, session_id: str, *, after_id: int = 0, limit: int = 100) -> Sequence[TaskEvent]:
+        rows = await self._session.scalars(
+            select(TaskEvent)
+            .where(TaskEvent.session_id == session_id, TaskEvent.id > after_id)
+            .order_by(TaskEvent.id)
+            .limit(limit)
+        )
+        return rows.all()
+
+    async def list_for_task(self, task_id: str, *, limit: int = 200) -> Sequence[TaskEvent]:
+        rows = await self._session.scalars(
+            select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.id).limit(limit)
+        )
+        return rows.all()
+
+    async def last_id(self, session_id: str) -> int:
+        await self._session.flush()
+        value = await self._session.scalar(select(func.max(TaskEvent.id)).where(TaskEvent.session_id == session_id))
+        return int(value or 0)

@@ -1,0 +1,245 @@
+"""SQL for ``task``: lookups, row locks, subtree walks and the filtered, paged query. Never commits.
+
+Locking: ``get_for_update`` takes a row lock on PostgreSQL (``SELECT … FOR UPDATE``); on SQLite the
+write transaction already holds the database write lock from ``BEGIN IMMEDIATE``, so a plain read is
+the same guarantee there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.db.models import Task, TaskDependency
+from app.domain.enums import PRIORITY_RANK
+
+WORD = re.compile(r"\w+", re.UNICODE)
+# The text searched by search_text; ix_task_search indexes exactly this expression on PostgreSQL.
+SEARCH_DOCUMENT = "task.title || ' ' || task.description || ' ' || coalesce(task.summary, '')"
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    """Every filter of ``orchestrator_query_tasks``; each one becomes a SQL predicate."""
+
+    session_id: str
+    statuses: Sequence[str] = ()
+    task_types: Sequence[str] = ()
+    specialist_types: Sequence[str] = ()
+    complexities: Sequence[str] = ()
+    priorities: Sequence[str] = ()
+    parent_id: str | None = None
+    assigned_to: str | None = None
+    ready_only: bool = False
+    search_text: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    exclude_statuses: Sequence[str] = field(default_factory=tuple)
+
+
+def priority_rank() -> ColumnElement[int]:
+    """Priority as a number (critical highest) for ORDER BY, from the one mapping in the domain."""
+    return case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Task.priority, else_=0)
+
+
+def not_ready_dependency() -> ColumnElement[bool]:
+    """True when the task has a dependency that is not completed."""
+    dep_task = aliased(Task)
+    return exists(
+        select(literal(1))
+        .select_from(TaskDependency)
+        .join(dep_task, dep_task.id == TaskDependency.depends_on_id)
+        .where(TaskDependency.task_id == Task.id, dep_task.status != "completed")
+    )
+
+
+class TaskRepository:
+    def __init__(self, session: AsyncSession, backend: str) -> None:
+        self._session = session
+        self._backend = backend
+
+    async def get(self, task_id: str) -> Task | None:
+        return await self._session.get(Task, task_id)
+
+    async def get_for_update(self, task_id: str) -> Task | None:
+        """The latest row under a row lock (PostgreSQL ``FOR UPDATE``; SQLite: immediate transaction)."""
+        return await self._session.scalar(
+            select(Task)
+            .where(Task.id == task_id)
+            .with_for_update(skip_locked=False)
+            .execution_options(populate_existing=True)
+        )
+
+    async def get_many(self, task_ids: Sequence[str]) -> list[Task]:
+        if not task_ids:
+            return []
+        rows = await self._session.scalars(select(Task).where(Task.id.in_(task_ids)))
+        by_id = {row.id: row for row in rows}
+        return [by_id[i] for i in task_ids if i in by_id]
+
+    async def existing_ids(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """``id -> session_id`` for the ids that exist."""
+        if not task_ids:
+            return {}
+        rows = await self._session.execute(select(Task.id, Task.session_id).where(Task.id.in_(task_ids)))
+        return {task_id: session_id for task_id, session_id in rows}
+
+    async def insert_many(self, rows: Sequence[Task]) -> None:
+        self._session.add_all(rows)
+        await self._session.flush()
+
+    async def list_children(self, parent_ids: Sequence[str]) -> list[Task]:
+        if not parent_ids:
+            return []
+        rows = await self._session.scalars(
+            select(Task).where(Task.parent_id.in_(parent_ids)).order_by(Task.created_at, Task.id)
+        )
+        return list(rows.all())
+
+    async def subtree_ids(self, root_id: str) -> list[str]:
+        """The root and all its descendants, parents before children (recursive CTE on both backends)."""
+        tree = select(Task.id, literal(0).label("depth")).where(Task.id == root_id).cte("tree", recursive=True)
+        child = aliased(Task)
+        tree = tree.union_all(
+            select(child.id, (tree.c.depth + 1).label("depth")).join(tree, child.parent_id == tree.c.id)
+        )
+        rows = await self._session.execute(select(tree.c.id).order_by(tree.c.depth, tree.c.id))
+        return [row[0] for row in rows]
+
+    async def ancestor_ids(self, task_id: str) -> list[str]:
+        """Parent, grandparent, … up to the root (bounded by the number of tasks, cycles are refused)."""
+        tree = select(Task.parent_id.label("id"), literal(1).label("depth")).where(Task.id == task_id)
+        cte = tree.cte("ancestors", recursive=True)
+        parent = aliased(Task)
+        cte = cte.union_all(
+            select(parent.parent_id, (cte.c.depth + 1)).where(parent.id == cte.c.id, parent.parent_id.is_not(None))
+        )
+        rows = await self._session.execute(select(cte.c.id).where(cte.c.id.is_not(None)).order_by(cte.c.depth))
+        return [row[0] for row in rows]
+
+    async def update_fields(self, task: Task, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            setattr(task, key, value)
+        await self._session.flush()
+
+    async def delete_ids(self, task_ids: Sequence[str]) -> None:
+        if task_ids:
+            await self._session.execute(
+                delete(TaskDependency).where(
+                    or_(TaskDependency.task_id.in_(task_ids), TaskDependency.depends_on_id.in_(task_ids))
+                )
+            )
+            # Children first is not needed: parent_id cascades, but delete the whole set explicitly.
+            await self._session.execute(delete(Task).where(Task.id.in_(task_ids)))
+
+    async def set_status_many(self, task_ids: Sequence[str], status: str, at: datetime) -> None:
+        """Move several rows at once (archive a subtree). Conditional on not already being in ``status``."""
+        if task_ids:
+            await self._session.execute(
+                update(Task)
+                .where(Task.id.in_(task_ids), Task.status != status)
+                .values(
+                    status=status,
+                    version=Task.version + 1,
+                    updated_at=at,
+                    assigned_to=None,
+                    lease_expires_at=None,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    # --- query -------------------------------------------------------------------------------------
+
+    def _predicates(self, flt: TaskFilter) -> list[ColumnElement[bool]]:
+        preds: list[ColumnElement[bool]] = [Task.session_id == flt.session_id]
+        for column, chosen in (
+            (Task.status, flt.statuses),
+            (Task.task_type, flt.task_types),
+            (Task.specialist_type, flt.specialist_types),
+            (Task.complexity, flt.complexities),
+            (Task.priority, flt.priorities),
+        ):
+            if chosen:
+                preds.append(column.in_(list(chosen)))
+        if flt.exclude_statuses:
+            preds.append(Task.status.not_in(list(flt.exclude_statuses)))
+        if flt.parent_id is not None:
+            preds.append(Task.parent_id == flt.parent_id)
+        if flt.assigned_to is not None:
+            preds.append(Task.assigned_to == flt.assigned_to)
+        if flt.created_after is not None:
+            preds.append(Task.created_at > flt.created_after)
+        if flt.created_before is not None:
+            preds.append(Task.created_at < flt.created_before)
+        if flt.ready_only:
+            preds.append(and_(Task.status == "pending", ~not_ready_dependency()))
+        if flt.search_text:
+            preds.append(self._search(flt.search_text))
+        return preds
+
+    def _search(self, text: str) -> ColumnElement[bool]:
+        words = [w.lower() for w in WORD.findall(text)]
+        if not words:
+            return true()
+        if self._backend == "postgresql":
+            # Uses the GIN full-text index ix_task_search (the very same expression); words match as prefixes.
+            document = func.to_tsvector(literal_column("'simple'::regconfig"), literal_column(SEARCH_DOCUMENT))
+            query = func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(f"{w}:*" for w in words))
+            return document.op("@@")(query)
+        haystack = func.lower(Task.title + " " + Task.description + " " + func.coalesce(Task.summary, ""))
+        return and_(*[haystack.like(f"%{_escape_like(w)}%", escape="\\") for w in words])
+
+    async def query(
+        self, flt: TaskFilter, *, sort: str, descending: bool, limit: int, offset: int
+    ) -> tuple[list[Task], int]:
+        """One page of matches and the count of all matches (two statements, one snapshot-free read)."""
+        preds = self._predicates(flt)
+        total = await self._session.scalar(select(func.count()).select_from(Task).where(*preds))
+        sort_column: Any = {
+            "created_at": Task.created_at,
+            "updated_at": Task.updated_at,
+            "due_date": Task.due_at,
+            "priority": priority_rank(),
+        }[sort]
+        ordering: list[Any] = [sort_column.desc() if descending else sort_column.asc()]
+        if sort == "due_date":
+            # Tasks without a due date sort last in either direction.
+            ordering.insert(0, case((Task.due_at.is_(None), 1), else_=0))
+        ordering.append(Task.id.desc() if descending else Task.id.asc())
+        rows = await self._session.scalars(select(Task).where(*preds).order_by(*ordering).limit(limit).offset(offset))
+        return list(rows.all()), int(total or 0)
+
+    async def count_all_by_status(self) -> dict[str, int]:
+        rows = await self._session.execute(select(Task.status, func.count()).group_by(Task.status))
+        return {status: int(count) for status, count in rows}
+
+    async def count_by(self, session_id: str, column_name: str) -> dict[str, int]:
+        column = getattr(Task, column_name)
+        rows = await self._session.execute(
+            select(column, func.count()).where(Task.session_id == session_id).group_by(column)
+        )
+        return {key: int(count) for key, count in rows}
+
+
+def _escape_like(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

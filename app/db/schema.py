@@ -1,0 +1,95 @@
+"""The schema check and upgrade: the database must be at the Alembic head before the service is ready.
+
+Alembic runs synchronously on a connection borrowed from the async engine (``run_sync``), so the same
+code path serves start-up, ``task-orchestrator migrate`` and the tests. On PostgreSQL every migrator
+takes one transaction-scoped advisory lock first, so replicas starting together upgrade one at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from app.db.engine import Database
+
+MIGRATION_LOCK_KEY = 7_412_003_551  # pg_advisory_xact_lock key reserved for schema upgrades
+# Expression indexes autogenerate cannot compare (the PostgreSQL full-text index) are left out by name.
+IGNORED_INDEXES = frozenset({"ix_task_search"})
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic's comparison filter, shared by env.py and :func:`differences`."""
+    return not (type_ == "index" and name in IGNORED_INDEXES)
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None
+    head: str
+
+    @property
+    def at_head(self) -> bool:
+        return self.current == self.head
+
+
+def alembic_config() -> Config:
+    import migrations
+
+    location = Path(migrations.__file__).parent
+    config = Config(str(location / "alembic.ini"))
+    config.set_main_option("script_location", str(location))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError("the migration chain has no head")
+    return head
+
+
+async def current_state(database: Database) -> SchemaState:
+    async with database.engine.connect() as conn:
+        current = await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+    return SchemaState(current=current, head=head_revision())
+
+
+async def upgrade(database: Database, revision: str = "head") -> None:
+    await _run(database, lambda config: command.upgrade(config, revision))
+
+
+async def downgrade(database: Database, revision: str) -> None:
+    await _run(database, lambda config: command.downgrade(config, revision))
+
+
+async def differences(database: Database) -> list[Any]:
+    """What autogenerate would change: empty when the models match the migrations (``alembic check``)."""
+    from app.db.models import Base
+
+    def compare(sync: Connection) -> list[Any]:
+        context = MigrationContext.configure(sync, opts={"include_object": include_object, "compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    async with database.engine.connect() as conn:
+        return await conn.run_sync(compare)
+
+
+async def _run(database: Database, action: Any) -> None:
+    def run(sync: Connection) -> None:
+        if database.backend == "postgresql":
+            sync.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        config = alembic_config()
+        config.attributes["connection"] = sync
+        action(config)
+
+    async with database.write_engine.begin() as conn:
+        await conn.run_sync(run)

@@ -1,0 +1,145 @@
+"""The unit of work: the only place that begins, commits or rolls back, and the only driver-error seam.
+
+A service hands :meth:`UnitOfWork.run` one coroutine function; it runs inside one transaction and is
+committed when it returns, rolled back when it raises. Driver exceptions are translated here, once:
+a lost or refused connection becomes ``unavailable`` (retryable), a PostgreSQL serialization failure or
+deadlock and a SQLite lock timeout are retried a bounded number of times with jittered backoff, and a
+race on an idempotency record re-runs the work so it finds the stored result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Protocol, TypeVar
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import errors
+from app.db.engine import Database
+from app.db.repositories import Repositories
+
+T = TypeVar("T")
+log = logging.getLogger("app.db")
+
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock not available
+CONNECTION_SQLSTATE_PREFIXES = ("08", "57P")  # connection exceptions, admin/crash shutdown
+MAX_ATTEMPTS = 5
+
+
+class ErrorSink(Protocol):
+    """Where the uow reports translated database errors (the Metrics object, in production)."""
+
+    def db_error(self, kind: str) -> None: ...
+
+
+class _Retry(Exception):
+    """Internal: this attempt lost a race the next attempt will resolve."""
+
+
+class ConnectionGate(Protocol):
+    """Decides whether to try the database at all (the circuit breaker) and hears how it went."""
+
+    def before_attempt(self) -> None: ...
+
+    def record_success(self) -> None: ...
+
+    def record_failure(self) -> None: ...
+
+
+class UnitOfWork:
+    """Runs service work in transactions against one :class:`Database`."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        errors_sink: ErrorSink | None = None,
+        gate: ConnectionGate | None = None,
+    ) -> None:
+        self.database = database
+        self._sink = errors_sink
+        self._gate = gate
+
+    @property
+    def backend(self) -> str:
+        return self.database.backend
+
+    @asynccontextmanager
+    async def transaction(self, *, write: bool = True) -> AsyncIterator[Repositories]:
+        """One transaction; commit on success, rollback on any error. Driver errors are translated."""
+        if self._gate is not None:
+            self._gate.before_attempt()
+        engine = self.database.write_engine if write else self.database.engine
+        try:
+            async with AsyncSession(engine, expire_on_commit=False, autoflush=False) as session:
+                async with session.begin():
+                    yield Repositories(session, self.database.backend)
+        except sa_exc.DBAPIError as exc:
+            translated = self._translate(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        except (sa_exc.TimeoutError, TimeoutError, OSError) as exc:
+            self._failed("connection")
+            raise errors.Unavailable(
+                "The database did not answer in time; retry shortly.", retry_after_seconds=2.0
+            ) from exc
+        else:
+            if self._gate is not None:
+                self._gate.record_success()
+
+    async def run(self, work: Callable[[Repositories], Awaitable[T]], *, write: bool = True) -> T:
+        """Run ``work`` in one transaction, retrying transient conflicts a bounded number of times.
+
+        Raises:
+            unavailable: the database is unreachable, or conflicts persisted past the retry budget.
+        """
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with self.transaction(write=write) as repos:
+                    return await work(repos)
+            except _Retry:
+                if attempt == MAX_ATTEMPTS:
+                    break
+                await asyncio.sleep(random.uniform(0, 0.02 * 2**attempt))  # jittered backoff
+        raise errors.Unavailable(
+            "The database stayed busy with conflicting writes; retry shortly.", retry_after_seconds=1.0
+        )
+
+    def _failed(self, kind: str) -> None:
+        if self._sink is not None:
+            self._sink.db_error(kind)
+        if kind == "connection" and self._gate is not None:
+            self._gate.record_failure()
+
+    def _translate(self, exc: sa_exc.DBAPIError) -> Exception:
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        text = str(exc.orig).lower()
+        if sqlstate in RETRYABLE_SQLSTATES or "database is locked" in text:
+            self._failed("conflict")
+            return _Retry()
+        if isinstance(exc, sa_exc.IntegrityError):
+            if "request_record" in text or "pk_request_record" in text:
+                # Two calls with one request_id raced; the next attempt returns the stored result.
+                self._failed("conflict")
+                return _Retry()
+            self._failed("integrity")
+            log.warning("integrity_error", extra={"event": "integrity_error", "sqlstate": sqlstate})
+            return errors.InvalidArgument(
+                "The change conflicts with existing data (a constraint refused it); "
+                "re-read the task and retry with consistent values."
+            )
+        if (
+            exc.connection_invalidated
+            or (sqlstate or "").startswith(CONNECTION_SQLSTATE_PREFIXES)
+            or (isinstance(exc, sa_exc.InterfaceError))
+        ):
+            self._failed("connection")
+            return errors.Unavailable("The database connection failed; retry shortly.", retry_after_seconds=2.0)
+        self._failed("other")
+        return exc

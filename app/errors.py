@@ -1,0 +1,174 @@
+"""The OrchestratorError tree: every condition a caller can act on, each with a stable ``code``.
+
+Services and repositories raise these; the tool boundary turns them into ``isError`` results whose
+``structuredContent`` is ``{"error": err.to_dict()}``. The message always says what to do next, because
+the reader is usually a model that will retry on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class OrchestratorError(Exception):
+    """Base of every error a caller may see. ``code`` is stable; ``message`` is for the reader."""
+
+    code = "internal"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        value: Any = None,
+        allowed: Any = None,
+        retryable: bool = False,
+        hint: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.value = value
+        self.allowed = allowed
+        self.retryable = retryable
+        self.hint = hint
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form of §6: ``{code, message, field, value, allowed, retryable, hint, …details}``."""
+        body: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "field": self.field,
+            "value": self.value,
+            "allowed": self.allowed,
+            "retryable": self.retryable,
+            "hint": self.hint,
+        }
+        body.update(self.details)
+        return body
+
+
+class InvalidArgument(OrchestratorError):
+    code = "invalid_argument"
+
+
+class NotFound(OrchestratorError):
+    code = "not_found"
+
+
+class TaskNotFound(NotFound):
+    def __init__(self, task_id: str, *, field: str = "task_id") -> None:
+        super().__init__(
+            f"Task {task_id!r} does not exist; call orchestrator_query_tasks to list the tasks of the session.",
+            field=field,
+            value=task_id,
+        )
+
+
+class SessionNotFound(NotFound):
+    def __init__(self, session_id: str, *, field: str = "session_id") -> None:
+        super().__init__(
+            f"Session {session_id!r} does not exist; call orchestrator_list_sessions to find one "
+            "or orchestrator_initialize_session to start one.",
+            field=field,
+            value=session_id,
+        )
+
+
+class InvalidTransition(OrchestratorError):
+    code = "invalid_transition"
+
+    def __init__(self, task_id: str, current: str, requested: str, allowed: Sequence[str]) -> None:
+        moves = ", ".join(allowed) if allowed else "none (the status is final)"
+        super().__init__(
+            f"Task {task_id} cannot move from {current} to {requested}; allowed from {current}: {moves}.",
+            field="status",
+            value=requested,
+            allowed=list(allowed),
+            details={"current": current, "requested": requested},
+        )
+
+
+class VersionConflict(OrchestratorError):
+    code = "version_conflict"
+
+    def __init__(self, task_id: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"Task {task_id} is at version {actual}, not {expected}: someone changed it. Call "
+            "orchestrator_query_tasks to read the current version, re-apply your change, and retry.",
+            field="expected_version",
+            value=expected,
+            retryable=True,
+            details={"expected": expected, "actual": actual},
+        )
+
+
+class ClaimedByOther(OrchestratorError):
+    code = "claimed_by_other"
+
+    def __init__(self, task_id: str, holder: str, lease_expires_at: str | None) -> None:
+        super().__init__(
+            f"Task {task_id} is claimed by {holder!r} until {lease_expires_at}; only the holder may change "
+            "it. Pick another task (orchestrator_next_task) or wait for the lease to expire.",
+            field="task_id",
+            value=task_id,
+            retryable=True,
+            details={"holder": holder, "lease_expires_at": lease_expires_at},
+        )
+
+
+class NotClaimed(OrchestratorError):
+    code = "not_claimed"
+
+
+class DependenciesUnmet(OrchestratorError):
+    code = "dependencies_unmet"
+
+    def __init__(self, task_id: str, blocking: Sequence[str]) -> None:
+        super().__init__(
+            f"Task {task_id} is not ready: these dependencies are not completed: {', '.join(blocking)}. "
+            "Complete them first, or pick a ready task with orchestrator_next_task.",
+            field="task_id",
+            value=task_id,
+            details={"blocking": list(blocking)},
+        )
+
+
+class DependencyCycle(OrchestratorError):
+    code = "dependency_cycle"
+
+    def __init__(self, path: Sequence[str], *, field: str) -> None:
+        super().__init__(
+            f"This would close a cycle: {' -> '.join(path)}. Remove one of those links instead.",
+            field=field,
+            details={"cycle": list(path)},
+        )
+
+
+class Forbidden(OrchestratorError):
+    code = "forbidden"
+
+
+class Unavailable(OrchestratorError):
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(
+            message,
+            retryable=True,
+            hint=f"retry after {retry_after_seconds:g} s",
+            details={"retry_after_seconds": retry_after_seconds},
+        )
+
+
+class Internal(OrchestratorError):
+    code = "internal"
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(
+            f"An internal error occurred (reference {reference}); the operator can find it in the logs.",
+            details={"reference": reference},
+        )

@@ -1,0 +1,64 @@
+"""The plain HTTP routes beside ``/mcp``: liveness, readiness and metrics.
+
+``/healthz`` never touches the database (a slow database must not get the pod killed). ``/readyz``
+asks the RebootManager and probes the database with a short timeout, answering 503 with the reasons.
+``/metrics`` refreshes the database-backed gauges (cached) and renders the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from app.observability.metrics import Metrics
+from app.runtime.reboot_manager import RebootManager
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass
+class Probes:
+    """What the routes need, supplied by the composition root."""
+
+    reboot: RebootManager
+    metrics: Metrics
+    check_database: Callable[[], Awaitable[str | None]]  # None when fine, else the reason
+    task_counts: Callable[[], Awaitable[Mapping[str, int]]]
+    pool_stats: Callable[[], tuple[int, int, int]]
+    version: str
+
+
+def build_routes(probes: Probes) -> list[Route]:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "alive", "version": probes.version})
+
+    async def readyz(_: Request) -> Response:
+        ready, reasons = probes.reboot.readiness()
+        if ready:
+            problem = await probes.check_database()
+            if problem is not None:
+                ready = False
+                reasons = [f"database: {problem}"]
+        probes.metrics.ready.set(1 if ready else 0)
+        body = {"ready": ready, "state": probes.reboot.state.value, "reasons": reasons}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    async def metrics(_: Request) -> Response:
+        try:
+            await probes.metrics.refresh_task_counts(probes.task_counts)
+        except Exception:  # a database outage must not break the scrape; db_errors counts it
+            probes.metrics.db_error("metrics_scrape")
+        probes.metrics.set_pool(*probes.pool_stats())
+        ready = probes.reboot.readiness()[0]
+        probes.metrics.ready.set(1 if ready else 0)
+        return PlainTextResponse(probes.metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
+
+    return [
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]

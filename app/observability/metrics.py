@@ -1,0 +1,142 @@
+"""The one Metrics object: every Prometheus series of DESIGN §9 on its own CollectorRegistry.
+
+Built by ``create_app`` (never at import), so each app — and each test — has its own registry. Labels
+are bounded vocabularies (tool names, outcomes, codes, statuses, routes); never an id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+TASK_STATUSES = ("pending", "in_progress", "blocked", "completed", "failed", "cancelled", "archived")
+
+
+class Metrics:
+    """Owns the registry and every metric; services and edges call its small methods."""
+
+    def __init__(self, version: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.tool_calls = Counter(
+            "orchestrator_tool_calls", "MCP tool calls by outcome.", ["tool", "outcome", "code"], registry=r
+        )
+        self.tool_duration = Histogram(
+            "orchestrator_tool_call_duration_seconds",
+            "MCP tool call latency.",
+            ["tool"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tool_in_flight = Gauge("orchestrator_tool_calls_in_flight", "Tool calls being served.", registry=r)
+        self.tasks = Gauge("orchestrator_tasks", "Tasks by status (read from the database).", ["status"], registry=r)
+        self.claims = Counter("orchestrator_claims", "Claim events by outcome.", ["outcome"], registry=r)
+        self.transitions = Counter(
+            "orchestrator_task_transitions",
+            "Task status transitions.",
+            ["from_status", "to_status"],
+            registry=r,
+        )
+        self.pool = Gauge("orchestrator_db_pool_connections", "Database pool connections.", ["state"], registry=r)
+        self.db_errors = Counter("orchestrator_db_errors", "Database errors by kind.", ["kind"], registry=r)
+        self.restarts = Counter(
+            "orchestrator_restarts", "Warm restarts by reason and outcome.", ["reason", "outcome"], registry=r
+        )
+        self.ready = Gauge("orchestrator_ready", "1 when the service is ready.", registry=r)
+        self.build_info = Gauge("orchestrator_build_info", "Build information.", ["version"], registry=r)
+        self.http_requests = Counter(
+            "orchestrator_http_requests",
+            "HTTP requests by route and status.",
+            ["route", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "orchestrator_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.build_info.labels(version=version).set(1)
+        self._tasks_cached_at = 0.0
+        self.tasks_cache_seconds = 5.0
+
+    # --- tool calls -----------------------------------------------------------------------------
+    def tool_call(self, tool: str, outcome: str, code: str, seconds: float) -> None:
+        self.tool_calls.labels(tool=tool, outcome=outcome, code=code).inc()
+        self.tool_duration.labels(tool=tool).observe(seconds)
+
+    # --- outcome sink for services --------------------------------------------------------------
+    def task_transition(self, from_status: str, to_status: str) -> None:
+        self.transitions.labels(from_status=from_status, to_status=to_status).inc()
+
+    def claim(self, outcome: str) -> None:
+        self.claims.labels(outcome=outcome).inc()
+
+    def db_error(self, kind: str) -> None:
+        self.db_errors.labels(kind=kind).inc()
+
+    # --- scrape ----------------------------------------------------------------------------------
+    async def refresh_task_counts(self, fetch: Callable[[], Awaitable[Mapping[str, int]]]) -> None:
+        """Re-read task counts from the database at most once per ``tasks_cache_seconds``."""
+        now = time.monotonic()
+        if now - self._tasks_cached_at < self.tasks_cache_seconds:
+            return
+        counts = await fetch()
+        for status in TASK_STATUSES:
+            self.tasks.labels(status=status).set(counts.get(status, 0))
+        self._tasks_cached_at = now
+
+    def set_pool(self, checked_out: int, idle: int, overflow: int) -> None:
+        self.pool.labels(state="checked_out").set(checked_out)
+        self.pool.labels(state="idle").set(idle)
+        self.pool.labels(state="overflow").set(overflow)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def tool_stats(self) -> dict[str, dict[str, float]]:
+        """Per tool: calls, errors, p50_ms, p95_ms, estimated from this process's histograms."""
+        stats: dict[str, dict[str, float]] = {}
+        calls: dict[str, float] = {}
+        errs: dict[str, float] = {}
+        for metric in self.tool_calls.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    tool = sample.labels["tool"]
+                    calls[tool] = calls.get(tool, 0) + sample.value
+                    if sample.labels["outcome"] != "ok":
+                        errs[tool] = errs.get(tool, 0) + sample.value
+        buckets: dict[str, list[tuple[float, float]]] = {}
+        for metric in self.tool_duration.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_bucket"):
+                    buckets.setdefault(sample.labels["tool"], []).append((float(sample.labels["le"]), sample.value))
+        for tool, total in calls.items():
+            series = sorted(buckets.get(tool, []))
+            stats[tool] = {
+                "calls": total,
+                "errors": errs.get(tool, 0),
+                "p50_ms": _quantile(series, 0.5) * 1000,
+                "p95_ms": _quantile(series, 0.95) * 1000,
+            }
+        return stats
+
+
+def _quantile(cumulative: list[tuple[float, float]], q: float) -> float:
+    """Linear interpolation inside the histogram bucket that holds quantile ``q`` (as Prometheus does)."""
+    if not cumulative or cumulative[-1][1] == 0:
+        return 0.0
+    target = q * cumulative[-1][1]
+    prev_bound, prev_count = 0.0, 0.0
+    for bound, count in cumulative:
+        if count >= target:
+            if bound == float("inf"):
+                return prev_bound
+            span = count - prev_count
+            return prev_bound + (bound - prev_bound) * ((target - prev_count) / span if span else 1.0)
+        prev_bound, prev_count = bound, count
+    return prev_bound

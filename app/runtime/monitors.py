@@ -1,0 +1,103 @@
+"""Background monitors, started, named and supervised (after procrastinate's worker side tasks).
+
+Each monitor is an object with a ``name``, an ``interval`` and an async ``run_once``. The supervisor runs
+every one in its own loop. A run that raises is never swallowed: it is logged with the monitor's name
+and traceback, readiness turns false with the reason, and the loop tries again after a backoff; the
+first clean run clears the problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+
+from app.runtime.reboot_manager import RebootManager
+
+log = logging.getLogger("app.runtime.monitors")
+MAX_BACKOFF_SECONDS = 60.0
+
+
+class Monitor(Protocol):
+    name: str
+    interval: float
+
+    async def run_once(self) -> None: ...
+
+
+@dataclass
+class MonitorStatus:
+    alive: bool = False
+    runs: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+
+class MonitorSupervisor:
+    """Runs monitors in a task group for as long as it is entered."""
+
+    def __init__(self, reboot_manager: RebootManager, monitors: Sequence[Monitor]) -> None:
+        self._reboot = reboot_manager
+        self._monitors = list(monitors)
+        self._status = {m.name: MonitorStatus() for m in self._monitors}
+        self._group: TaskGroup | None = None
+        self._wake = {m.name: anyio.Event() for m in self._monitors}
+
+    def status(self) -> dict[str, MonitorStatus]:
+        return dict(self._status)
+
+    @property
+    def healthy(self) -> bool:
+        return all(s.alive and s.last_error is None for s in self._status.values())
+
+    def wake(self, name: str) -> None:
+        """Run a monitor now instead of waiting for its interval (used by tests and maintenance)."""
+        self._wake[name].set()
+
+    async def __aenter__(self) -> MonitorSupervisor:
+        self._group = anyio.create_task_group()
+        await self._group.__aenter__()
+        for monitor in self._monitors:
+            self._group.start_soon(self._loop, monitor, name=f"monitor:{monitor.name}")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        assert self._group is not None
+        self._group.cancel_scope.cancel()
+        result = await self._group.__aexit__(exc_type, exc, tb)
+        for status in self._status.values():
+            status.alive = False
+        return result
+
+    async def _loop(self, monitor: Monitor) -> None:
+        status = self._status[monitor.name]
+        status.alive = True
+        delay = monitor.interval
+        try:
+            while True:
+                try:
+                    await monitor.run_once()
+                except Exception as exc:  # supervised: logged by name, surfaced in readiness, retried
+                    status.failures += 1
+                    status.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                    log.exception("monitor_failed", extra={"event": "monitor_failed", "monitor": monitor.name})
+                    self._reboot.report_problem(f"monitor {monitor.name}", status.last_error)
+                    delay = min(max(delay * 2, monitor.interval), MAX_BACKOFF_SECONDS)
+                else:
+                    status.runs += 1
+                    if status.last_error is not None:
+                        status.last_error = None
+                        self._reboot.clear_problem(f"monitor {monitor.name}")
+                    delay = monitor.interval
+                with anyio.move_on_after(delay):
+                    await self._wake[monitor.name].wait()
+                self._wake[monitor.name] = anyio.Event()
+        finally:
+            status.alive = False

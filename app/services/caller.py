@@ -1,0 +1,22 @@
+"""Who is calling: the actor every write records, and the scopes that decide what it may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SCOPE_READ = "tasks:read"
+SCOPE_WRITE = "tasks:write"
+SCOPE_ADMIN = "admin"
+ALL_SCOPES = frozenset({SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The resolved identity of one tool call (DESIGN §3 "Actors")."""
+
+    actor: str
+    scopes: frozenset[str] = field(default=ALL_SCOPES)
+
+    @property
+    def is_admin(self) -> bool:
+        return SCOPE_ADMIN in self.scopes

@@ -1,0 +1,206 @@
+"""The shapes services hand back: TaskView, SessionView, ArtifactView and how rows become them.
+
+These pydantic models are also the tools' declared output schemas, so a field named here is a field on
+the wire. Derived values (``ready``, ``blocked_by``) are computed from the dependency rows, never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.db.models import Artifact, OrchestrationSession, Task
+from app.db.repositories import Repositories
+from app.domain.clock import iso
+from app.domain.enums import TERMINAL_STATUSES, TaskStatus
+
+TaskStatusName = Literal["pending", "in_progress", "blocked", "completed", "failed", "cancelled", "archived"]
+TaskTypeName = Literal[
+    "standard",
+    "breakdown",
+    "milestone",
+    "review",
+    "approval",
+    "research",
+    "implementation",
+    "testing",
+    "documentation",
+    "deployment",
+    "custom",
+]
+ComplexityName = Literal["trivial", "simple", "moderate", "complex", "very_complex"]
+SpecialistName = Literal[
+    "analyst",
+    "coder",
+    "tester",
+    "documenter",
+    "reviewer",
+    "architect",
+    "devops",
+    "researcher",
+    "coordinator",
+    "generic",
+]
+PriorityName = Literal["low", "medium", "high", "critical"]
+ArtifactKindName = Literal[
+    "code",
+    "documentation",
+    "analysis",
+    "design",
+    "test",
+    "config",
+    "general",
+    "synthesis",
+    "handover",
+    "report",
+    "cancellation",
+    "revision_note",
+]
+
+
+class View(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskView(View):
+    """A task as every tool returns it (DESIGN §4)."""
+
+    id: str
+    session_id: str
+    parent_id: str | None
+    title: str
+    description: str
+    task_type: TaskTypeName
+    status: TaskStatusName
+    ready: bool = Field(description="pending and every dependency completed")
+    blocked_by: list[str] = Field(description="dependencies that are not completed")
+    complexity: ComplexityName
+    specialist_type: SpecialistName
+    priority: PriorityName
+    estimated_effort: str | None
+    due_date: str | None
+    context: dict[str, Any]
+    dependencies: list[str]
+    assigned_to: str | None
+    lease_expires_at: str | None
+    attempt_count: int
+    summary: str | None
+    version: int
+    created_by: str
+    created_at: str
+    updated_at: str
+    started_at: str | None
+    completed_at: str | None
+
+
+class ArtifactView(View):
+    id: str
+    session_id: str
+    task_id: str | None
+    kind: ArtifactKindName
+    name: str
+    content: str
+    file_paths: list[str]
+    size_bytes: int
+    sha256: str
+    created_by: str
+    created_at: str
+
+
+class SessionView(View):
+    id: str
+    name: str
+    working_directory: str | None
+    description: str | None
+    status: Literal["active", "archived"]
+    completed: bool = Field(description="at least one task and every task terminal")
+    created_by: str
+    created_at: str
+    last_activity_at: str
+    version: int
+
+
+class StatusCounts(View):
+    by_status: dict[str, int]
+    total: int
+
+
+def task_view(task: Task, deps: Sequence[tuple[str, str]]) -> TaskView:
+    blocked_by = [dep_id for dep_id, status in deps if status != TaskStatus.COMPLETED]
+    return TaskView(
+        id=task.id,
+        session_id=task.session_id,
+        parent_id=task.parent_id,
+        title=task.title,
+        description=task.description,
+        task_type=task.task_type,
+        status=task.status,
+        ready=task.status == TaskStatus.PENDING and not blocked_by,
+        blocked_by=blocked_by,
+        complexity=task.complexity,
+        specialist_type=task.specialist_type,
+        priority=task.priority,
+        estimated_effort=task.estimated_effort,
+        due_date=iso(task.due_at),
+        context=dict(task.context or {}),
+        dependencies=[dep_id for dep_id, _ in deps],
+        assigned_to=task.assigned_to,
+        lease_expires_at=iso(task.lease_expires_at),
+        attempt_count=task.attempt_count,
+        summary=task.summary,
+        version=task.version,
+        created_by=task.created_by,
+        created_at=iso(task.created_at) or "",
+        updated_at=iso(task.updated_at) or "",
+        started_at=iso(task.started_at),
+        completed_at=iso(task.completed_at),
+    )
+
+
+async def task_views(repos: Repositories, tasks: Sequence[Task]) -> list[TaskView]:
+    """Views for many tasks with one dependency query."""
+    deps = await repos.dependencies.statuses_for([t.id for t in tasks])
+    return [task_view(t, deps.get(t.id, [])) for t in tasks]
+
+
+async def one_task_view(repos: Repositories, task: Task) -> TaskView:
+    return (await task_views(repos, [task]))[0]
+
+
+def artifact_view(row: Artifact) -> ArtifactView:
+    return ArtifactView(
+        id=row.id,
+        session_id=row.session_id,
+        task_id=row.task_id,
+        kind=row.kind,
+        name=row.name,
+        content=row.content,
+        file_paths=list(row.file_paths or []),
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        created_by=row.created_by,
+        created_at=iso(row.created_at) or "",
+    )
+
+
+def session_view(row: OrchestrationSession, counts: StatusCounts) -> SessionView:
+    terminal = sum(n for status, n in counts.by_status.items() if status in TERMINAL_STATUSES)
+    return SessionView(
+        id=row.id,
+        name=row.name,
+        working_directory=row.working_directory,
+        description=row.description,
+        status=row.status,
+        completed=counts.total > 0 and terminal == counts.total,
+        created_by=row.created_by,
+        created_at=iso(row.created_at) or "",
+        last_activity_at=iso(row.last_activity_at) or "",
+        version=row.version,
+    )
+
+
+async def status_counts(repos: Repositories, session_id: str) -> StatusCounts:
+    by_status = await repos.tasks.count_by(session_id, "status")
+    return StatusCounts(by_status=by_status, total=sum(by_status.values()))

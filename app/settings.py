@@ -1,0 +1,142 @@
+"""The Settings model: the only reader of ``os.environ``.
+
+Every knob of the service is an ``ORCHESTRATOR_*`` variable validated once, before anything starts, so a
+bad value stops the process with the variable's name, the value and what is allowed instead of failing
+minutes later inside a request. Nothing here imports from the rest of the app.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message names the variable, the value and what is allowed."""
+
+
+class Settings(BaseSettings):
+    """Validated configuration, read from ``ORCHESTRATOR_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore", frozen=True, populate_by_name=True)
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL or SQLite URL; empty means a SQLite file in data_dir.",
+    )
+    data_dir: Path = Path("./.orchestrator")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    auth_tokens_file: Path | None = None
+    jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    allow_unauthenticated: bool = False
+    allowed_hosts: list[str] = Field(default_factory=list)
+    stateless_http: bool = False
+    lease_seconds: int = Field(default=900, ge=30, le=86400)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    db_statement_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    drain_timeout_seconds: float = Field(default=30.0, ge=0, le=3600)
+    auto_migrate: bool = False
+    roles_file: Path | None = None
+    lease_sweep_interval_seconds: float = Field(default=15.0, gt=0, le=3600)
+    maintenance_interval_seconds: float = Field(default=300.0, gt=0, le=86400)
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "ORCHESTRATOR_OTLP_ENDPOINT"),
+    )
+    otel_service_name: str = Field(
+        default="task-orchestrator",
+        validation_alias=AliasChoices("OTEL_SERVICE_NAME", "ORCHESTRATOR_SERVICE_NAME"),
+    )
+    max_request_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        # Operators write a comma-separated list in an env var; JSON lists are accepted too.
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def is_loopback_bind(self) -> bool:
+        """True when the server listens only on this machine (auth may then be off)."""
+        if self.host in LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def auth_configured(self) -> bool:
+        return self.auth_tokens_file is not None or self.jwks_url is not None
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy async URL: plain user-written forms mapped to the async drivers."""
+        if self.database_url is None or not self.database_url.get_secret_value().strip():
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'orchestrator.db').resolve()}"
+        return to_async_url(self.database_url.get_secret_value().strip())
+
+
+def to_async_url(url: str) -> str:
+    """Map ``postgresql://`` / ``postgres://`` / ``sqlite://`` to their asyncio drivers."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise SettingsError(
+            f"ORCHESTRATOR_DATABASE_URL={redact_url(url)!r} is not a URL; "
+            "allowed: postgresql://user:pass@host/db or sqlite:///path"
+        )
+    mapping = {
+        "postgresql": "postgresql+asyncpg",
+        "postgres": "postgresql+asyncpg",
+        "postgresql+asyncpg": "postgresql+asyncpg",
+        "sqlite": "sqlite+aiosqlite",
+        "sqlite+aiosqlite": "sqlite+aiosqlite",
+    }
+    if scheme not in mapping:
+        raise SettingsError(f"ORCHESTRATOR_DATABASE_URL has scheme {scheme!r}; allowed: {', '.join(sorted(mapping))}")
+    return f"{mapping[scheme]}://{rest}"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for logs and error messages)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, at, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***{at}{host}" if ":" in creds else url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment (and overrides), turning errors into one readable message.
+
+    Raises:
+        SettingsError: naming each bad variable, its value and what is allowed.
+    """
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]  # pydantic-settings accepts field kwargs
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "ORCHESTRATOR_" + "_".join(str(p) for p in err["loc"]).upper()
+            allowed = err.get("ctx", {})
+            value = err.get("input")
+            shown = "***" if "url" in name.lower() or "token" in name.lower() else repr(value)
+            problems.append(f"{name}={shown}: {err['msg']}" + (f" (allowed: {allowed})" if allowed else ""))
+        raise SettingsError("; ".join(problems)) from None
+    settings.resolved_database_url()  # validates the URL's scheme early
+    return settings

@@ -1,0 +1,156 @@
+"""The error boundary of the MCP edge: every failure becomes a structured ``isError`` result.
+
+Known conditions (``OrchestratorError``) keep their code and fields. Argument validation failures are
+rewritten from pydantic's text into ``invalid_argument`` naming the field path, the value and what is
+allowed. Anything else is ``internal``: logged here with a reference id and a traceback, while the
+result carries only the id. This module is the only ``except Exception`` on a request path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from typing import Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent
+from pydantic import ValidationError
+
+from app import errors
+
+log = logging.getLogger("app.tools")
+MAX_VALUE_CHARS = 200
+
+ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "ToolError",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {
+                    "type": "string",
+                    "enum": [
+                        "invalid_argument",
+                        "not_found",
+                        "invalid_transition",
+                        "version_conflict",
+                        "claimed_by_other",
+                        "not_claimed",
+                        "dependencies_unmet",
+                        "dependency_cycle",
+                        "forbidden",
+                        "unavailable",
+                        "internal",
+                    ],
+                },
+                "message": {"type": "string"},
+                "field": {"type": ["string", "null"]},
+                "value": {},
+                "allowed": {},
+                "retryable": {"type": "boolean"},
+                "hint": {"type": ["string", "null"]},
+            },
+            "required": ["code", "message", "retryable"],
+        }
+    },
+    "required": ["error"],
+}
+
+
+def with_error_envelope(success: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An output schema that admits the success shape or the error envelope (typescript-sdk #1943)."""
+    if success is None:
+        return None
+    body = {k: v for k, v in success.items() if k != "$defs"}
+    schema: dict[str, Any] = {"type": "object", "anyOf": [body, ERROR_ENVELOPE_SCHEMA]}
+    if "$defs" in success:
+        schema["$defs"] = success["$defs"]
+    return schema
+
+
+def error_result(err: errors.OrchestratorError) -> CallToolResult:
+    payload = {"error": err.to_dict()}
+    text = json.dumps(payload, indent=2, default=str)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=payload, is_error=True)
+
+
+def to_orchestrator_error(tool: str, exc: BaseException) -> errors.OrchestratorError:
+    """Classify what a tool call raised; unknown failures are logged with a reference and hidden."""
+    cause = exc.__cause__
+    if isinstance(exc, errors.OrchestratorError):
+        return exc
+    if isinstance(cause, errors.OrchestratorError):
+        return cause
+    if isinstance(exc, ToolError) and isinstance(cause, ValidationError):
+        return invalid_arguments(cause)
+    if isinstance(exc, ToolError) and str(exc).startswith("Unknown tool"):
+        return errors.InvalidArgument(
+            f"There is no tool named {tool!r}; call tools/list for the available tools.",
+            field="name",
+            value=tool,
+        )
+    reference = secrets.token_hex(6)
+    log.error(
+        "tool_internal_error",
+        exc_info=(type(cause or exc), cause or exc, (cause or exc).__traceback__),
+        extra={"event": "tool_internal_error", "tool": tool, "reference": reference},
+    )
+    return errors.Internal(reference)
+
+
+def invalid_arguments(exc: ValidationError) -> errors.InvalidArgument:
+    """pydantic's errors as one ``invalid_argument`` (the first problem leads; all are listed)."""
+    problems = [_problem(err) for err in exc.errors(include_url=False)]
+    first = problems[0]
+    more = f" ({len(problems) - 1} more problem(s) listed in 'problems')" if len(problems) > 1 else ""
+    return errors.InvalidArgument(
+        f"Invalid value for '{first['field']}': {first['reason']}.{more} Fix the argument and call again.",
+        field=first["field"],
+        value=first["value"],
+        allowed=first["allowed"],
+        details={"problems": problems} if len(problems) > 1 else None,
+    )
+
+
+def _problem(err: Any) -> dict[str, Any]:
+    path = _path(err["loc"])
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    allowed: Any = None
+    if kind in ("literal_error", "enum"):
+        allowed = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+    elif kind in ("string_too_short", "string_too_long", "too_short", "too_long"):
+        key = "min_length" if kind.endswith("short") else "max_length"
+        allowed = {key: ctx.get(key)}
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        allowed = {k: v for k, v in ctx.items() if k in ("ge", "gt", "le", "lt")}
+    elif kind == "string_pattern_mismatch":
+        allowed = {"pattern": ctx.get("pattern")}
+    elif kind == "missing":
+        allowed = "a value (required)"
+    elif kind == "extra_forbidden":
+        allowed = "no such field"
+    reason = "it is required" if kind == "missing" else str(err["msg"]).rstrip(".").lower()
+    return {"field": path, "value": _short(err.get("input")), "allowed": allowed, "reason": reason}
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "arguments"
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+        return value[:MAX_VALUE_CHARS] + f"… ({len(value)} characters)"
+    if isinstance(value, dict | list):
+        text = json.dumps(value, default=str)
+        return value if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "…"
+    return value

@@ -1,0 +1,46 @@
+"""The one typed holder through which tools reach the services built in the lifespan.
+
+Tools are registered when the app is created, before the database exists; the lifespan fills the
+holder once the parts are up (and a warm restart swaps them). A call that arrives while it is empty is
+refused by the RebootManager's gate before it gets here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app import errors
+from app.observability.metrics import Metrics
+from app.runtime.reboot_manager import RebootManager
+from app.services.sessions import SessionService
+from app.services.task_planning import TaskPlanningService
+from app.services.task_queries import TaskQueryService
+from app.services.task_removal import TaskRemovalService
+from app.services.task_updates import TaskUpdateService
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    sessions: SessionService
+    planning: TaskPlanningService
+    updates: TaskUpdateService
+    removal: TaskRemovalService
+    queries: TaskQueryService
+
+
+class ServiceHolder:
+    def __init__(self, settings: Settings, reboot: RebootManager, metrics: Metrics) -> None:
+        self.settings = settings
+        self.reboot = reboot
+        self.metrics = metrics
+        self._services: Services | None = None
+
+    def install(self, services: Services | None) -> None:
+        self._services = services
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise errors.Unavailable("The service is starting; retry shortly.", retry_after_seconds=1.0)
+        return self._services
