@@ -1,0 +1,102 @@
+"""Real databases for tests: a migrated template per backend, copied for every test.
+
+PostgreSQL comes from ``ORCHESTRATOR_TEST_DATABASE_URL`` (an admin URL to a throwaway cluster; ``.ci/run``
+starts one). The template database is migrated once per run with the real Alembic chain, then each test
+gets ``CREATE DATABASE … TEMPLATE`` (procrastinate's trick): isolated and fast. SQLite templates are a
+migrated file copied per test. With ``CI`` set, a missing PostgreSQL fails the test instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from app.db import schema
+from app.db.engine import create_database
+from app.settings import to_async_url
+
+PG_ENV = "ORCHESTRATOR_TEST_DATABASE_URL"
+
+
+def postgres_admin_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        message = f"PostgreSQL tests need {PG_ENV} (a throwaway cluster; .ci/run starts one)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+def _dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+class PostgresTemplate:
+    """A migrated template database and a factory of copies."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.name = f"orch_tpl_{secrets.token_hex(4)}"
+
+    async def create(self) -> None:
+        conn = await asyncpg.connect(_dsn(self.admin_url))
+        try:
+            await conn.execute(f'CREATE DATABASE "{self.name}"')
+        finally:
+            await conn.close()
+        database = create_database(to_async_url(_dsn(self.admin_url, self.name)))
+        try:
+            await schema.upgrade(database)
+        finally:
+            await database.dispose()
+
+    async def copy(self) -> str:
+        name = f"orch_t_{secrets.token_hex(6)}"
+        conn = await asyncpg.connect(_dsn(self.admin_url))
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"')
+        finally:
+            await conn.close()
+        return to_async_url(_dsn(self.admin_url, name))
+
+    async def drop(self, url: str) -> None:
+        name = make_url(url).database
+        conn = await asyncpg.connect(_dsn(self.admin_url))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    async def destroy(self) -> None:
+        conn = await asyncpg.connect(_dsn(self.admin_url))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+class SqliteTemplate:
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "template.db"
+
+    async def create(self) -> None:
+        database = create_database(f"sqlite+aiosqlite:///{self.path}")
+        try:
+            await schema.upgrade(database)
+        finally:
+            await database.dispose()
+
+    def copy(self, target_dir: Path) -> str:
+        target = target_dir / f"orch-{secrets.token_hex(4)}.db"
+        shutil.copyfile(self.path, target)
+        return f"sqlite+aiosqlite:///{target}"

@@ -1,0 +1,62 @@
+"""Services wired to a real database with a manual clock: the tier between unit and end-to-end tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app.db.engine import Database, create_database
+from app.db.uow import UnitOfWork
+from app.domain.clock import ManualClock
+from app.lifespan import Runtime, build_services
+from app.observability.metrics import Metrics
+from app.runtime.reboot_manager import RebootManager
+from app.services.caller import ALL_SCOPES, SCOPE_READ, SCOPE_WRITE, Caller
+from app.services.task_planning import PlanTaskResult, SubtaskSpec
+from app.settings import Settings
+from app.tools.holder import ServiceHolder, Services
+
+
+@dataclass
+class Harness:
+    database: Database
+    uow: UnitOfWork
+    clock: ManualClock
+    services: Services
+    metrics: Metrics
+    settings: Settings
+
+    @property
+    def backend(self) -> str:
+        return self.database.backend
+
+    async def session(self, actor: str = "alice", working_directory: str = "/work/project") -> str:
+        result = await self.services.sessions.initialize_session(
+            caller(actor), working_directory=working_directory, name=None, description=None, new_session=False
+        )
+        return result.session.id
+
+    async def plan(self, actor: str = "alice", *, parent: str | None = None, session_id: str | None = None,
+                   request_id: str | None = None, **fields: Any) -> PlanTaskResult:
+        spec = SubtaskSpec(**{"title": "A task", "description": "Do the thing.", **fields})
+        return await self.services.planning.plan_task(
+            caller(actor), spec, parent_task_id=parent, session_id=session_id, request_id=request_id
+        )
+
+    async def close(self) -> None:
+        await self.database.dispose()
+
+
+def caller(actor: str = "alice", *, admin: bool = True) -> Caller:
+    return Caller(actor=actor, scopes=ALL_SCOPES if admin else frozenset({SCOPE_READ, SCOPE_WRITE}))
+
+
+def make_harness(url: str, **settings: Any) -> Harness:
+    cfg = Settings(database_url=url, **settings)
+    database = create_database(url, pool_size=cfg.db_pool_size)
+    metrics = Metrics("test")
+    uow = UnitOfWork(database, errors_sink=metrics)
+    clock = ManualClock()
+    holder = ServiceHolder(cfg, RebootManager(), metrics)
+    runtime = Runtime(settings=cfg, holder=holder, clock=clock)
+    return Harness(database, uow, clock, build_services(runtime, uow), metrics, cfg)
