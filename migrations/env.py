@@ -15,9 +15,7 @@ from app.db.schema import include_object
 def run_migrations() -> None:
     connection = context.config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError(
-            "run migrations through app.db.schema (task-orchestrator migrate), not the alembic CLI"
-        )
+        raise RuntimeError("run migrations through app.db.schema (task-orchestrator migrate), not the alembic CLI")
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

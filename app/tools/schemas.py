@@ -50,9 +50,7 @@ AgentName = Annotated[
     ),
 ]
 Reason = Annotated[str | None, Field(min_length=1, max_length=2000, description="Why (recorded).")]
-Force = Annotated[
-    bool, Field(description="Admin only: override another actor's claim or the safety checks.")
-]
+Force = Annotated[bool, Field(description="Admin only: override another actor's claim or the safety checks.")]
 When = Annotated[
     datetime | None,
     Field(description="ISO 8601 date-time; a time without zone means UTC."),

@@ -21,6 +21,8 @@ from app.tools import boundary, session_tools, task_tools
 from app.tools.holder import ServiceHolder
 
 log = logging.getLogger("app.tools")
+# Each tool family module has ``register(server, holder)``; add a family by adding it here.
+TOOL_FAMILIES = (session_tools, task_tools)
 
 INSTRUCTIONS = """\
 A shared task graph for many agents. Start with orchestrator_initialize_session (pass your working
@@ -91,6 +93,6 @@ def build_server(
         token_verifier=token_verifier,
         auth=auth,
     )
-    session_tools.register(server, holder)
-    task_tools.register(server, holder)
+    for family in TOOL_FAMILIES:
+        family.register(server, holder)
     return server

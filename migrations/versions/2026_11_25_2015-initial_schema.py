@@ -55,9 +55,7 @@ def upgrade() -> None:
 
     op.create_table(
         "system_event",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
         sa.Column("actor", sa.String(length=200), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
@@ -73,9 +71,7 @@ def upgrade() -> None:
 
     op.create_table(
         "task_event",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("session_id", sa.String(length=32), nullable=False),
         sa.Column("task_id", sa.String(length=32), nullable=True),
         sa.Column("kind", sa.String(length=64), nullable=False),
@@ -158,9 +154,7 @@ def upgrade() -> None:
             "next_action IS NULL OR next_action IN ('continue', 'needs_revision', 'blocked', 'complete')",
             name=op.f("ck_task_next_action"),
         ),
-        sa.CheckConstraint(
-            "priority IN ('low', 'medium', 'high', 'critical')", name=op.f("ck_task_priority")
-        ),
+        sa.CheckConstraint("priority IN ('low', 'medium', 'high', 'critical')", name=op.f("ck_task_priority")),
         sa.CheckConstraint(
             "specialist_type IN ('analyst', 'coder', 'tester', 'documenter', 'reviewer', 'architect', 'devops', 'researcher', 'coordinator', 'generic')",
             name=op.f("ck_task_specialist_type"),
@@ -174,9 +168,7 @@ def upgrade() -> None:
             name=op.f("ck_task_task_type"),
         ),
         sa.CheckConstraint("version >= 1", name=op.f("ck_task_version_positive")),
-        sa.ForeignKeyConstraint(
-            ["parent_id"], ["task.id"], name=op.f("fk_task_parent_id_task"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["parent_id"], ["task.id"], name=op.f("fk_task_parent_id_task"), ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["session_id"],
             ["orchestration_session.id"],
@@ -219,9 +211,7 @@ def upgrade() -> None:
             name=op.f("fk_artifact_session_id_orchestration_session"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["task_id"], ["task.id"], name=op.f("fk_artifact_task_id_task"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["task_id"], ["task.id"], name=op.f("fk_artifact_task_id_task"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_artifact")),
     )
     with op.batch_alter_table("artifact", schema=None) as batch_op:

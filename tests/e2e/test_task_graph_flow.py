@@ -24,7 +24,12 @@ async def test_plan_query_update_cancel_delete_flow(server: RunningServer, era: 
             description="Everything needed to ship.",
             priority="high",
             subtasks=[
-                {"key": "design", "title": "Design", "description": "Write the design.", "specialist_type": "architect"},
+                {
+                    "key": "design",
+                    "title": "Design",
+                    "description": "Write the design.",
+                    "specialist_type": "architect",
+                },
                 {"key": "build", "title": "Build", "description": "Build it.", "depends_on": ["design"]},
                 {"title": "Test", "description": "Test it.", "depends_on": ["build"], "specialist_type": "tester"},
             ],
@@ -35,23 +40,37 @@ async def test_plan_query_update_cancel_delete_flow(server: RunningServer, era: 
         assert build["dependencies"] == [design["id"]] and build["ready"] is False
         assert build["blocked_by"] == [design["id"]]
 
-        page = await call_ok(c, "orchestrator_query_tasks", agent="planner", ready_only=True, sort="created_at",
-                             order="asc")
+        page = await call_ok(
+            c, "orchestrator_query_tasks", agent="planner", ready_only=True, sort="created_at", order="asc"
+        )
         assert {t["id"] for t in page["tasks"]} == {root["id"], design["id"]}
         assert page["total_count"] == 2 and page["next_offset"] is None
 
-        updated = await call_ok(c, "orchestrator_update_task", agent="planner", task_id=design["id"],
-                                expected_version=1, title="Design v2", context={"doc": "design.md"})
+        updated = await call_ok(
+            c,
+            "orchestrator_update_task",
+            agent="planner",
+            task_id=design["id"],
+            expected_version=1,
+            title="Design v2",
+            context={"doc": "design.md"},
+        )
         assert updated["changed"] == ["title", "context"]
         assert updated["task"]["version"] == 2 and updated["task"]["context"] == {"doc": "design.md"}
 
-        stale = await call_error(c, "orchestrator_update_task", agent="planner", task_id=design["id"],
-                                 expected_version=1, title="lost")
+        stale = await call_error(
+            c, "orchestrator_update_task", agent="planner", task_id=design["id"], expected_version=1, title="lost"
+        )
         assert (stale["code"], stale["field"], stale["expected"], stale["actual"]) == (
-            "version_conflict", "expected_version", 1, 2)
+            "version_conflict",
+            "expected_version",
+            1,
+            2,
+        )
 
-        cancelled = await call_ok(c, "orchestrator_cancel_task", agent="planner", task_id=design["id"],
-                                  reason="Design is not needed")
+        cancelled = await call_ok(
+            c, "orchestrator_cancel_task", agent="planner", task_id=design["id"], reason="Design is not needed"
+        )
         assert cancelled["previous_status"] == "pending"
         assert cancelled["task"]["status"] == "cancelled"
         assert cancelled["dependents_now_blocked"] == [build["id"]]
@@ -60,8 +79,9 @@ async def test_plan_query_update_cancel_delete_flow(server: RunningServer, era: 
         assert archived["action"] == "archived"
         assert sorted(archived["affected"]) == sorted([root["id"], design["id"], build["id"], test["id"]])
 
-        deleted = await call_ok(c, "orchestrator_delete_task", agent="planner", task_id=test["id"],
-                                archive_instead=False)
+        deleted = await call_ok(
+            c, "orchestrator_delete_task", agent="planner", task_id=test["id"], archive_instead=False
+        )
         assert deleted == {"task_id": test["id"], "action": "deleted", "affected": [test["id"]]}
         remaining = await call_ok(c, "orchestrator_query_tasks", agent="planner")
         assert {t["id"] for t in remaining["tasks"]} == {root["id"], design["id"], build["id"]}
@@ -84,8 +104,12 @@ async def test_every_tool_declares_schemas_annotations_and_an_error_envelope(ser
         tools = (await c.list_tools()).tools
     names = {t.name for t in tools}
     assert {
-        "orchestrator_initialize_session", "orchestrator_plan_task", "orchestrator_update_task",
-        "orchestrator_delete_task", "orchestrator_cancel_task", "orchestrator_query_tasks",
+        "orchestrator_initialize_session",
+        "orchestrator_plan_task",
+        "orchestrator_update_task",
+        "orchestrator_delete_task",
+        "orchestrator_cancel_task",
+        "orchestrator_query_tasks",
     } <= names
     for tool in tools:
         assert tool.annotations is not None and tool.annotations.read_only_hint is not None, tool.name

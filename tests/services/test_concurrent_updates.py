@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from app import errors
@@ -38,10 +39,25 @@ async def test_concurrent_context_patches_on_distinct_keys_all_land(harness: Har
             group.start_soon(writer, index)
 
     result = await harness.services.queries.query_tasks(
-        caller(), session_id=None, statuses=[], task_types=[], specialist_types=[], complexities=[],
-        priorities=[], parent_task_id=None, assigned_to=None, ready_only=False, search_text=None,
-        created_after=None, created_before=None, include_children=False, include_artifacts=False,
-        sort="created_at", order="asc", limit=50, offset=0,
+        caller(),
+        session_id=None,
+        statuses=[],
+        task_types=[],
+        specialist_types=[],
+        complexities=[],
+        priorities=[],
+        parent_task_id=None,
+        assigned_to=None,
+        ready_only=False,
+        search_text=None,
+        created_after=None,
+        created_before=None,
+        include_children=False,
+        include_artifacts=False,
+        sort="created_at",
+        order="asc",
+        limit=50,
+        offset=0,
     )
     assert result.total_count == TASKS
     for task in result.tasks:
@@ -59,8 +75,13 @@ async def test_two_updates_with_the_same_expected_version_yield_exactly_one_conf
         await gate.wait()
         try:
             await harness.services.updates.update_task(
-                caller(actor), task.id, TaskChanges(title=title), expected_version=task.version,
-                reason=None, force=False, request_id=None,
+                caller(actor),
+                task.id,
+                TaskChanges(title=title),
+                expected_version=task.version,
+                reason=None,
+                force=False,
+                request_id=None,
             )
             outcomes.append("ok")
         except errors.VersionConflict as exc:
@@ -70,7 +91,7 @@ async def test_two_updates_with_the_same_expected_version_yield_exactly_one_conf
     async with anyio.create_task_group() as group:
         group.start_soon(update, "a", "first")
         group.start_soon(update, "b", "second")
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         gate.set()
 
     assert sorted(outcomes) == ["ok", "version_conflict"]

@@ -36,8 +36,15 @@ class Harness:
         )
         return result.session.id
 
-    async def plan(self, actor: str = "alice", *, parent: str | None = None, session_id: str | None = None,
-                   request_id: str | None = None, **fields: Any) -> PlanTaskResult:
+    async def plan(
+        self,
+        actor: str = "alice",
+        *,
+        parent: str | None = None,
+        session_id: str | None = None,
+        request_id: str | None = None,
+        **fields: Any,
+    ) -> PlanTaskResult:
         spec = SubtaskSpec(**{"title": "A task", "description": "Do the thing.", **fields})
         return await self.services.planning.plan_task(
             caller(actor), spec, parent_task_id=parent, session_id=session_id, request_id=request_id

@@ -137,6 +137,32 @@ class TaskRepository:
         rows = await self._session.execute(select(cte.c.id).where(cte.c.id.is_not(None)).order_by(cte.c.depth))
         return [row[0] for row in rows]
 
+    async def lock_expired_claims(self, now: datetime, *, limit: int) -> list[Task]:
+        """In-progress rows whose lease ran out, locked; rows another sweeper holds are skipped
+        (claim: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite: immediate transaction)."""
+        rows = await self._session.scalars(
+            select(Task)
+            .where(Task.status == "in_progress", Task.lease_expires_at <= now)
+            .order_by(Task.lease_expires_at, Task.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        return list(rows.all())
+
+    async def lock_claimed(self, *, limit: int | None) -> list[Task]:
+        """Every in-progress row with a holder, locked (row lock)."""
+        query = (
+            select(Task)
+            .where(Task.status == "in_progress", Task.assigned_to.is_not(None))
+            .order_by(Task.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        return list((await self._session.scalars(query)).all())
+
     async def update_fields(self, task: Task, values: dict[str, Any]) -> None:
         for key, value in values.items():
             setattr(task, key, value)
