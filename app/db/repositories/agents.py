@@ -1,10 +1,16 @@
-"""SQL for ``agent`` and ``agent_visit``: each actor's current session and last visit. Never commits."""
+"""SQL for ``agent`` and ``agent_visit``: each actor's current session and last visit. Never commits.
+
+Writes are upserts (``INSERT … ON CONFLICT DO UPDATE`` on both backends), so two concurrent first calls
+of one actor never collide on the primary key.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Agent, AgentVisit
@@ -15,6 +21,9 @@ class AgentRepository:
         self._session = session
         self._backend = backend
 
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self._backend == "postgresql" else sqlite.insert)(table)
+
     async def get(self, actor: str) -> Agent | None:
         return await self._session.get(Agent, actor)
 
@@ -22,32 +31,40 @@ class AgentRepository:
         return await self._session.scalar(select(Agent.current_session_id).where(Agent.actor == actor))
 
     async def set_current_session(self, actor: str, session_id: str | None, at: datetime) -> None:
-        # Row lock: the agent row is read FOR UPDATE (PostgreSQL) inside a write transaction.
-        row = await self._session.get(Agent, actor, with_for_update=self._backend == "postgresql")
-        if row is None:
-            self._session.add(Agent(actor=actor, current_session_id=session_id, last_seen_at=at))
-        else:
-            row.current_session_id = session_id
-            row.last_seen_at = at
-        await self._session.flush()
+        stmt = self._insert(Agent).values(actor=actor, current_session_id=session_id, last_seen_at=at)
+        await self._session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[Agent.actor],
+                set_={"current_session_id": session_id, "last_seen_at": at},
+            )
+        )
 
     async def touch(self, actor: str, at: datetime) -> None:
-        row = await self._session.get(Agent, actor)
-        if row is None:
-            self._session.add(Agent(actor=actor, current_session_id=None, last_seen_at=at))
-        else:
-            row.last_seen_at = at
+        """Record that the actor was seen (conditional upsert: only moves the time forward)."""
+        stmt = self._insert(Agent).values(actor=actor, current_session_id=None, last_seen_at=at)
+        await self._session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[Agent.actor],
+                set_={"last_seen_at": at},
+                where=Agent.last_seen_at < at,
+            )
+        )
 
     async def get_visit(self, actor: str, session_id: str) -> AgentVisit | None:
         return await self._session.get(AgentVisit, (actor, session_id))
 
     async def record_visit(self, actor: str, session_id: str, last_event_id: int, at: datetime) -> None:
-        row = await self._session.get(AgentVisit, (actor, session_id))
-        if row is None:
-            self._session.add(
-                AgentVisit(actor=actor, session_id=session_id, last_event_id=last_event_id, visited_at=at)
+        stmt = self._insert(AgentVisit).values(
+            actor=actor, session_id=session_id, last_event_id=last_event_id, visited_at=at
+        )
+        await self._session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[AgentVisit.actor, AgentVisit.session_id],
+                set_={
+                    "last_event_id": func.max(AgentVisit.last_event_id, last_event_id)
+                    if self._backend == "sqlite"
+                    else func.greatest(AgentVisit.last_event_id, last_event_id),
+                    "visited_at": at,
+                },
             )
-        else:
-            row.last_event_id = max(row.last_event_id, last_event_id)
-            row.visited_at = at
-        await self._session.flush()
+        )
