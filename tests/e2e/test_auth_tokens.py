@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -49,8 +50,9 @@ async def event_actors(server: RunningServer, task_id: str) -> list[tuple[str, s
 
 
 async def test_writes_record_the_token_subject_or_subject_slash_agent_as_actor(
-    server: RunningServer, era: str, tokens: dict[str, str]
+    server: RunningServer, era: str, tokens: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="app.tools")
     async with bearer_client(server, era, tokens["alice"]) as alice:
         session = await call_ok(alice, "orchestrator_initialize_session", working_directory="/repo")
         session_id = session["session"]["id"]
@@ -72,6 +74,14 @@ async def test_writes_record_the_token_subject_or_subject_slash_agent_as_actor(
     assert updated["task"]["created_by"] == "alice"
     assert [actor for _, actor in await event_actors(server, mine["task"]["id"])] == ["alice", "alice/reviewer"]
     assert [actor for _, actor in await event_actors(server, built["task"]["id"])] == ["alice/builder"]
+    logged = [(r.__dict__["tool"], r.__dict__["actor"]) for r in caplog.records if r.getMessage() == "tool_call"]
+    assert logged == [
+        ("orchestrator_initialize_session", "alice"),
+        ("orchestrator_plan_task", "alice"),
+        ("orchestrator_plan_task", "alice/builder"),
+        ("orchestrator_update_task", "alice/reviewer"),
+    ]
+    assert all(tokens["alice"] not in r.getMessage() and tokens["alice"] not in str(r.__dict__) for r in caplog.records)
 
 
 async def test_an_agent_name_cannot_borrow_another_subject(
