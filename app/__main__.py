@@ -1,7 +1,7 @@
 """The ``task-orchestrator`` command (also ``python -m app``): serve, migrate, and the operator tools.
 
-Settings are validated before anything starts; a bad value exits with status 2 and a message naming
-the variable, the value and what is allowed.
+Settings are validated before anything starts; a bad value, an unusable tokens file or an unsafe
+exposure (a non-loopback bind without auth) exits with status 2 and a message naming what to set.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from app.auth.token_commands import add_token_commands, run_token_command
 from app.settings import Settings, SettingsError, load_settings, redact_url
 
 
@@ -21,7 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", help="override ORCHESTRATOR_HOST")
     serve.add_argument("--port", type=int, help="override ORCHESTRATOR_PORT")
     commands.add_parser("migrate", help="upgrade the database schema to this build's head")
+    add_token_commands(commands)
     args = parser.parse_args(argv)
+    if args.command == "token":  # needs no settings: it only prints
+        return run_token_command(args)
     try:
         overrides = {
             k: v
@@ -42,12 +46,17 @@ def serve_forever(settings: Settings) -> int:
 
     from app.main import create_app
 
-    app = create_app(settings)
-    url = f"http://{settings.host}:{settings.port}/mcp"
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        print(f"task-orchestrator: cannot start: {exc}", file=sys.stderr)
+        return 2
+    url = f"{settings.resolved_public_url}/mcp"
+    headers = ', "headers": {"Authorization": "Bearer <token>"}' if settings.auth_configured else ""
     print(
         f"task-orchestrator: serving MCP at {url} (database: "
         f"{redact_url(settings.resolved_database_url())})\n"
-        f'  add to an MCP client: {{"mcpServers": {{"orchestrator": {{"type": "http", "url": "{url}"}}}}}}',
+        f'  add to an MCP client: {{"mcpServers": {{"orchestrator": {{"type": "http", "url": "{url}"{headers}}}}}}}',
         file=sys.stderr,
         flush=True,
     )

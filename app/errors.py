@@ -152,6 +152,13 @@ class Forbidden(OrchestratorError):
     code = "forbidden"
 
 
+class ScopeMissing(Forbidden):
+    """The caller's credential lacks a scope; ``allowed`` and ``scope`` name it, ``field`` what needed it."""
+
+    def __init__(self, message: str, *, scope: str, field: str, value: Any) -> None:
+        super().__init__(message, field=field, value=value, allowed=[scope], details={"scope": scope})
+
+
 class Unavailable(OrchestratorError):
     code = "unavailable"
 

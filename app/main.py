@@ -15,6 +15,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
+from app.auth.bearer import build_bearer_auth
+from app.auth.exposure import check_exposure
 from app.db.repositories import Repositories
 from app.domain.clock import Clock, SystemClock
 from app.http.middleware import HttpMetricsMiddleware
@@ -47,12 +49,25 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
+    """The whole service for these settings.
+
+    Raises:
+        SettingsError: the configuration is unsafe or unusable (an exposed bind without auth or allowed
+            hosts, a malformed tokens file, incomplete JWT settings), naming what to set.
+    """
+    check_exposure(settings)
+    bearer = build_bearer_auth(settings)
     version = server_version()
     metrics = Metrics(version)
     reboot = RebootManager()
     holder = ServiceHolder(settings, reboot, metrics)
     runtime = Runtime(settings=settings, holder=holder, clock=clock or SystemClock())
-    server = build_server(holder, version=version)
+    server = build_server(
+        holder,
+        version=version,
+        token_verifier=bearer.verifier if bearer else None,
+        auth=bearer.settings if bearer else None,
+    )
     mcp_app = server.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=settings.stateless_http,

@@ -8,11 +8,12 @@ minutes later inside a request. Nothing here imports from the rest of the app.
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -40,7 +41,8 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     allow_unauthenticated: bool = False
-    allowed_hosts: list[str] = Field(default_factory=list)
+    # NoDecode: the env value reaches _split_hosts as written (a comma list), not JSON-decoded first.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     stateless_http: bool = False
     lease_seconds: int = Field(default=900, ge=30, le=86400)
     max_attempts: int = Field(default=3, ge=1, le=100)
@@ -61,12 +63,29 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OTEL_SERVICE_NAME", "ORCHESTRATOR_SERVICE_NAME"),
     )
     max_request_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s]+$",
+        description="How clients reach this service (scheme://host[:port], no path); names the protected "
+        "resource {public_url}/mcp in 401 answers. Empty means http://{host}:{port}.",
+    )
+
+    @field_validator("auth_tokens_file", "jwks_url", "jwt_issuer", "jwt_audience", "public_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Deployment templates often render unset options as empty variables; that means "not set".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         # Operators write a comma-separated list in an env var; JSON lists are accepted too.
-        if isinstance(value, str) and not value.strip().startswith("["):
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value  # reported by the list validation, naming the variable
+        if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
@@ -83,6 +102,15 @@ class Settings(BaseSettings):
     @property
     def auth_configured(self) -> bool:
         return self.auth_tokens_file is not None or self.jwks_url is not None
+
+    @property
+    def resolved_public_url(self) -> str:
+        """The service's external base URL: ``public_url``, else one built from the bind address."""
+        if self.public_url:
+            return self.public_url
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "[::]", "") else self.host  # noqa: S104  # a wildcard bind is not an address clients can use
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"http://{host}:{self.port}"
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy async URL: plain user-written forms mapped to the async drivers."""

@@ -14,6 +14,7 @@ from typing import TypeVar
 import anyio
 import pytest
 
+from tests.support.auth import Issuer, JwksServer, serve_jwks
 from tests.support.databases import PostgresTemplate, SqliteTemplate, postgres_admin_url
 from tests.support.harness import Harness, make_harness
 
@@ -93,3 +94,16 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "data"
     path.mkdir()
     yield path
+
+
+@pytest.fixture
+def issuer() -> Issuer:
+    """A JWT issuer with a fresh RSA key."""
+    return Issuer()
+
+
+@pytest.fixture
+async def jwks(issuer: Issuer) -> AsyncIterator[JwksServer]:
+    """The issuer's key set served on 127.0.0.1."""
+    async with serve_jwks(issuer) as served:
+        yield served

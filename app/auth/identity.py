@@ -14,6 +14,25 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from app.services.caller import ALL_SCOPES, Caller
 
 ANONYMOUS = "anonymous"
+# Actors are at most 200 characters (the column): a subject of 128, "/", an agent name of 64.
+SUBJECT_MAX_CHARS = 128
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why a credential's subject cannot name an actor, or None when it can.
+
+    A subject must not contain ``/``: ``subject/agent`` would otherwise be ambiguous, and the subject
+    ``alice/bot`` could act as ``alice`` with agent ``bot``.
+    """
+    if not subject:
+        return "the subject is empty"
+    if len(subject) > SUBJECT_MAX_CHARS:
+        return f"the subject is longer than {SUBJECT_MAX_CHARS} characters"
+    if "/" in subject:
+        return "the subject contains '/', which separates subject and agent in actor names"
+    if any(ch.isspace() or not ch.isprintable() for ch in subject):
+        return "the subject contains whitespace or control characters"
+    return None
 
 
 def client_name(ctx: Any) -> str | None:
@@ -35,3 +54,12 @@ def resolve_caller(ctx: Any, agent: str | None) -> Caller:
         actor = f"{subject}/{agent}" if agent else subject
         return Caller(actor=actor, scopes=frozenset(token.scopes))
     return Caller(actor=agent or client_name(ctx) or ANONYMOUS, scopes=ALL_SCOPES)
+
+
+def granted_scopes(auth_enabled: bool) -> frozenset[str]:
+    """The scopes of the current call: the verified token's; none when auth is on but no token reached
+    us (an in-process call, never a request through the HTTP edge); every scope when auth is off."""
+    token = get_access_token()
+    if token is not None:
+        return frozenset(token.scopes)
+    return frozenset() if auth_enabled else ALL_SCOPES

@@ -16,6 +16,12 @@ from typing import Any
 SECRET_PATTERNS = (
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
     (re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\",\s]+(\s+[^'\",\s]+)?"), r"\1***"),
+    # ASGI header pairs as Python reprs: (b'authorization', b'Basic …')
+    (re.compile(r"(?i)(authorization['\"]\s*,\s*b?['\"])[^'\"]+"), r"\1***"),
+    # Our own token format, wherever it appears (``task-orchestrator token new``).
+    (re.compile(r"\borch_[A-Za-z0-9_-]{16,}"), "orch_***"),
+    # A JWT (header.payload.signature, base64url JSON objects), wherever it appears.
+    (re.compile(r"\beyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), "eyJ***"),
     (re.compile(r"(?i)((?:password|passwd|pwd|secret|token)['\"]?\s*[:=]\s*['\"]?)[^'\",\s&]+"), r"\1***"),
     (re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(@)"), r"\1***\2"),
 )

@@ -34,11 +34,11 @@ def require_force_allowed(tx: Tx, force: bool) -> None:
         forbidden: the caller lacks the ``admin`` scope.
     """
     if force and not tx.caller.is_admin:
-        raise errors.Forbidden(
+        raise errors.ScopeMissing(
             "force=true needs the 'admin' scope; ask an operator, or drop force.",
+            scope=SCOPE_ADMIN,
             field="force",
             value=True,
-            allowed=[SCOPE_ADMIN],
         )
 
 

@@ -1,8 +1,10 @@
 """Builds the MCPServer: registers every tool family and wraps each call in the edge's policies.
 
 ``OrchestratorMCP.call_tool`` is the seam the SDK offers (MCP-SDK-NOTES §16): every call passes the
-RebootManager's gate (counted while in flight, refused with ``unavailable`` while not ready), is timed
-into the metrics, logged as one line, and any failure comes back as a structured ``isError`` result.
+caller's scope check (``app.auth.scopes``: the scope the tool and its arguments need, before it runs),
+then the RebootManager's gate (counted while in flight, refused with ``unavailable`` while not ready), is
+timed into the metrics, logged as one line with its actor, and any failure comes back as a structured
+``isError`` result.
 ``list_tools`` widens each output schema so it also admits the error envelope.
 """
 
@@ -17,6 +19,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import Tool as MCPTool
 
+from app.auth import identity, scopes
 from app.tools import boundary, session_tools, task_tools
 from app.tools.holder import ServiceHolder
 
@@ -47,11 +50,15 @@ class OrchestratorMCP(MCPServer[Any]):
         ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
-        tool = name if self._tool_manager.get_tool(name) is not None else "unknown"
+        registered = self._tool_manager.get_tool(name)
+        tool = name if registered is not None else "unknown"
         started = time.perf_counter()
         metrics = self.holder.metrics
         code = "ok"
         try:
+            if registered is not None:  # an unknown name is answered by the SDK; there is nothing to guard
+                granted = identity.granted_scopes(auth_enabled=self.settings.auth is not None)
+                scopes.check(name, registered.annotations, arguments, granted)
             async with self.holder.reboot.track_call():
                 metrics.tool_in_flight.inc()
                 try:
@@ -65,11 +72,13 @@ class OrchestratorMCP(MCPServer[Any]):
         finally:
             seconds = time.perf_counter() - started
             metrics.tool_call(tool, "ok" if code == "ok" else "error", code, seconds)
+            agent = arguments.get("agent")
             log.info(
                 "tool_call",
                 extra={
                     "event": "tool_call",
                     "tool": name[:64],
+                    "actor": identity.resolve_caller(context, agent[:64] if isinstance(agent, str) else None).actor,
                     "outcome": code,
                     "duration_ms": round(seconds * 1000, 2),
                     "task_id": arguments.get("task_id") if isinstance(arguments.get("task_id"), str) else None,
