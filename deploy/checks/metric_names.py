@@ -2,10 +2,9 @@
 
 A misspelt metric or label is valid PromQL that promtool accepts and that selects nothing: the panel is
 empty and the alert never fires. So the names are checked against the source of truth, the app's
-``Metrics`` object (``app/observability/metrics.py``, built here as ``create_app`` builds it), with the
-wire names Prometheus gives each type (``_total`` for counters; ``_bucket``/``_sum``/``_count`` for
-histograms). The expressions are read with a real PromQL parser (promql-parser); label names are checked
-in selectors and in ``by``/``without``/``on``/``ignoring``/``group_*`` clauses.
+``Metrics`` object, by wire name (app_series.py). The expressions are read with a real PromQL parser
+(promql-parser); label names are checked in selectors and in ``by``, ``without``, ``on``, ``ignoring``
+and ``group_*`` clauses.
 
 Usage: python metric_names.py RULES.yaml [RULES.yaml ...]   (alert rules, and the dashboard's queries
 as written by dashboard_rules.py)
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import app_series
 import promql_parser
 import yaml
 
@@ -25,30 +25,6 @@ import yaml
 TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "service", "container", "endpoint"})
 # Series Prometheus makes itself, with target labels only.
 SYNTHETIC = {"up": frozenset()}
-
-
-def exported_series() -> dict[str, frozenset[str]]:
-    """Wire name -> label names, for every series the app's Metrics object can export."""
-    from prometheus_client.metrics import MetricWrapperBase
-
-    from app.observability.metrics import Metrics
-
-    series: dict[str, frozenset[str]] = dict(SYNTHETIC)
-    metrics = Metrics("check")
-    for metric in vars(metrics).values():
-        if not isinstance(metric, MetricWrapperBase):
-            continue
-        # prometheus_client keeps name, labels and type private; describe() gives no label names.
-        name, labels, kind = metric._name, frozenset(metric._labelnames), metric._type
-        if kind == "counter":
-            series[f"{name}_total"] = labels
-        elif kind == "histogram":
-            series[f"{name}_bucket"] = labels | {"le"}
-            series[f"{name}_sum"] = labels
-            series[f"{name}_count"] = labels
-        else:
-            series[name] = labels
-    return series
 
 
 def children(node: Any) -> Iterator[Any]:
@@ -105,7 +81,7 @@ def _check(node: Any, series: dict[str, frozenset[str]]) -> Iterator[str]:
 
 
 def main(paths: list[Path]) -> int:
-    series = exported_series()
+    series = {**app_series.exported_series(), **SYNTHETIC}
     failures = checked = 0
     for path in paths:
         for group in yaml.safe_load(path.read_text())["groups"]:

@@ -30,7 +30,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import metric_names
+import app_series
 
 START_DEADLINE_SECONDS = 60.0
 DRAIN_TIMEOUT_SECONDS = 5
@@ -146,7 +146,7 @@ def main(dockerfile: Path) -> int:
             if status != 200 or json.loads(body).get("ready") is not True:
                 failures.append(f"/readyz answered {status} {body.decode()[:300]}")
             status, body = get(f"{base}/metrics")
-            missing = set(metric_names.exported_series()) - set(metric_names.SYNTHETIC) - exposed_names(body.decode())
+            missing = set(app_series.exported_series()) - exposed_names(body.decode())
             if status != 200 or missing:
                 failures.append(f"/metrics answered {status}; series missing from it: {sorted(missing)}")
             server.send_signal(signal.SIGTERM)
