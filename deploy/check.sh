@@ -169,27 +169,32 @@ run() { # run NAME COMMAND...: one line per check; the command's output only whe
   fi
 }
 
-render() { # render VALUES_FILE|- OUT: helm template, as a real install would render it
-  local values=() release=orchestrator
+render() { # render VALUES_FILE|- OUT KUBE_VERSION: helm template, as an install would render it
+  local values=()
   [ "$1" != - ] && values=(--values "$1")
-  "$HELM" template "$release" "$CHART" --namespace orchestrator "${values[@]}" --kube-version "$3" >"$2"
+  "$HELM" template orchestrator "$CHART" --namespace orchestrator "${values[@]}" --kube-version "$3" >"$2"
 }
 
-validate_chart() { # validate_chart VALUES_FILE|- KUBE_VERSION
-  local out=$WORK/rendered-$RANDOM.yaml output
-  render "$1" "$out" "$2"
+validate_chart() { # validate_chart VALUES_FILE|-: render for each Kubernetes version and validate
+  local kube output renders=()
+  for kube in "${KUBE_VERSIONS[@]}"; do
+    render "$1" "$WORK/rendered-$kube.yaml" "$kube"
+    renders+=("$WORK/rendered-$kube.yaml")
+  done
   # CRD objects (the ServiceMonitor) are validated by manifests.py; kubernetes-validate gets the rest.
-  python "$CHECKS/manifests.py" "$out" "$out.builtin"
-  output=$(kubernetes-validate --strict --kubernetes-version "$2" "$out.builtin" 2>&1) || {
+  python "$CHECKS/manifests.py" "${renders[@]}"
+  for kube in "${KUBE_VERSIONS[@]}"; do
+    output=$(kubernetes-validate --strict --kubernetes-version "$kube" "$WORK/rendered-$kube.yaml.builtin" 2>&1) || {
+      echo "$output"
+      return 1
+    }
     echo "$output"
-    return 1
-  }
-  echo "$output"
-  # kubernetes-validate only warns on a kind it has no schema for; here that is a failure.
-  if grep -q "Couldn't find schema" <<<"$output"; then
-    echo "an object has no schema in kubernetes-validate and no model in manifests.py"
-    return 1
-  fi
+    # kubernetes-validate only warns on a kind it has no schema for; here that is a failure.
+    if grep -q "Couldn't find schema" <<<"$output"; then
+      echo "an object has no schema in kubernetes-validate and no model in manifests.py"
+      return 1
+    fi
+  done
 }
 
 chart_refuses() { # chart_refuses EXPECTED_MESSAGE HELM_ARGS...: the chart must fail to render, saying why
@@ -247,11 +252,9 @@ run "helm lint --strict (default values)" "$HELM" lint --strict "$CHART"
 run "helm lint --strict (ci/production-values.yaml)" "$HELM" lint --strict "$CHART" \
   --values "$CHART/ci/production-values.yaml"
 run "values.schema.json is a valid JSON Schema" check-jsonschema --check-metaschema "$CHART/values.schema.json"
-for kube in "${KUBE_VERSIONS[@]}"; do
-  run "helm template | kubernetes-validate --strict (default, k8s $kube)" validate_chart - "$kube"
-  run "helm template | kubernetes-validate --strict (production, k8s $kube)" \
-    validate_chart "$CHART/ci/production-values.yaml" "$kube"
-done
+run "helm template | kubernetes-validate --strict (default values; k8s ${KUBE_VERSIONS[*]})" validate_chart -
+run "helm template | kubernetes-validate --strict (production values; k8s ${KUBE_VERSIONS[*]})" \
+  validate_chart "$CHART/ci/production-values.yaml"
 run "helm template refuses unworkable values" chart_refusals
 run "docker-compose config (compose-go loader)" docker-compose --file deploy/compose.yaml config --quiet
 run "compose.yaml against the compose-spec schema" \

@@ -9,7 +9,7 @@ error, as under ``kubernetes-validate --strict``. Every other object is written 
 kubernetes-validate; deploy/check.sh fails if that tool meets a kind it has no schema for, so no object
 goes unchecked.
 
-Usage: python manifests.py RENDERED.yaml BUILTIN_OUT.yaml
+Usage: python manifests.py RENDERED.yaml [RENDERED.yaml ...]   (writes RENDERED.yaml.builtin beside each)
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def validate_custom(obj: dict[str, Any]) -> list[str]:
     return [f"unknown field {path}" for path in unknown_keys(obj, dumped)]
 
 
-def main(rendered: Path, builtin_out: Path) -> int:
+def split(rendered: Path) -> int:
+    """Validate the custom resources of one rendering; write the rest to ``RENDERED.builtin``."""
     documents = [doc for doc in yaml.safe_load_all(rendered.read_text()) if doc]
     builtin: list[dict[str, Any]] = []
     failures = 0
@@ -84,13 +85,15 @@ def main(rendered: Path, builtin_out: Path) -> int:
                 print(f"  {problem}", file=sys.stderr)
         else:
             print(f"INFO {rendered}: {name} passed against {models} (strict)")
+    builtin_out = rendered.with_name(rendered.name + ".builtin")
     builtin_out.write_text(yaml.safe_dump_all(builtin, sort_keys=False))
-    print(f"INFO {rendered}: {len(builtin)} built-in objects for kubernetes-validate")
-    return 1 if failures else 0
+    print(f"INFO {rendered}: {len(builtin)} built-in objects for kubernetes-validate in {builtin_out}")
+    return failures
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))
+    # One process for every rendering: importing the operator's models takes seconds.
+    sys.exit(1 if sum(split(Path(arg)) for arg in sys.argv[1:]) else 0)
