@@ -151,6 +151,8 @@ say "tools: $(hadolint --version | head -1); helm $("$HELM" version --template '
 # --- checks --------------------------------------------------------------------------------------
 passed=0
 failed=0
+# The check functions below return their first failure explicitly: `set -e` does not apply inside a
+# command whose status `run` tests.
 run() { # run NAME COMMAND...: one line per check; the command's output only when it fails
   local name=$1 log started status=0
   shift
@@ -161,10 +163,10 @@ run() { # run NAME COMMAND...: one line per check; the command's output only whe
   took=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1fs", b - a }')
   if [ "$status" = 0 ]; then
     passed=$((passed + 1))
-    printf 'ok    %-68s %6s\n' "$name" "$took"
+    printf 'ok    %-80s %6s\n' "$name" "$took"
   else
     failed=$((failed + 1))
-    printf 'FAIL  %-68s %6s\n' "$name" "$took"
+    printf 'FAIL  %-80s %6s\n' "$name" "$took"
     sed 's/^/      | /' "$log"
   fi
 }
@@ -178,11 +180,11 @@ render() { # render VALUES_FILE|- OUT KUBE_VERSION: helm template, as an install
 validate_chart() { # validate_chart VALUES_FILE|-: render for each Kubernetes version and validate
   local kube output renders=()
   for kube in "${KUBE_VERSIONS[@]}"; do
-    render "$1" "$WORK/rendered-$kube.yaml" "$kube"
+    render "$1" "$WORK/rendered-$kube.yaml" "$kube" || return 1
     renders+=("$WORK/rendered-$kube.yaml")
   done
   # CRD objects (the ServiceMonitor) are validated by manifests.py; kubernetes-validate gets the rest.
-  python "$CHECKS/manifests.py" "${renders[@]}"
+  python "$CHECKS/manifests.py" "${renders[@]}" || return 1
   for kube in "${KUBE_VERSIONS[@]}"; do
     output=$(kubernetes-validate --strict --kubernetes-version "$kube" "$WORK/rendered-$kube.yaml.builtin" 2>&1) || {
       echo "$output"
@@ -212,15 +214,19 @@ chart_refuses() { # chart_refuses EXPECTED_MESSAGE HELM_ARGS...: the chart must 
 }
 
 chart_refusals() {
-  chart_refuses "several replicas (replicaCount > 1 or autoscaling.enabled) need PostgreSQL" --set replicaCount=3
-  chart_refuses "several replicas (replicaCount > 1 or autoscaling.enabled) need PostgreSQL" --set autoscaling.enabled=true
-  chart_refuses "several replicas need a PostgreSQL database.url" --set replicaCount=2 --set database.url=sqlite:////data/o.db
-  chart_refuses "must exceed preStopSleepSeconds + config.drainTimeoutSeconds" --set terminationGracePeriodSeconds=35
-  chart_refuses "the service refuses to listen without auth" --set auth.generateBootstrapToken=false
+  local multi="several replicas (replicaCount > 1 or autoscaling.enabled) need PostgreSQL" status=0
+  chart_refuses "$multi" --set replicaCount=3 || status=1
+  chart_refuses "$multi" --set autoscaling.enabled=true || status=1
+  chart_refuses "several replicas need a PostgreSQL database.url" \
+    --set replicaCount=2 --set database.url=sqlite:////data/o.db || status=1
+  chart_refuses "must exceed preStopSleepSeconds + config.drainTimeoutSeconds" \
+    --set terminationGracePeriodSeconds=35 || status=1
+  chart_refuses "the service refuses to listen without auth" --set auth.generateBootstrapToken=false || status=1
   chart_refuses "set database.url or database.existingSecret, not both" \
-    --set database.url=postgresql://u:p@db/o --set database.existingSecret=db
-  chart_refuses "Additional property replicas is not allowed" --set replicas=3
-  echo "every bad configuration was refused with its reason"
+    --set database.url=postgresql://u:p@db/o --set database.existingSecret=db || status=1
+  chart_refuses "Additional property replicas is not allowed" --set replicas=3 || status=1
+  [ "$status" = 0 ] && echo "every bad configuration was refused with its reason"
+  return "$status"
 }
 
 compose_mounts() { # every bind-mounted path and the build context exist in the repository
@@ -243,7 +249,7 @@ sys.exit(1 if missing else 0)
 
 dashboard_queries() {
   python "$CHECKS/dashboard_rules.py" deploy/grafana/dashboards/orchestrator.json \
-    deploy/grafana/provisioning/datasources/prometheus.yaml "$WORK/dashboard-rules.yml"
+    deploy/grafana/provisioning/datasources/prometheus.yaml "$WORK/dashboard-rules.yml" || return 1
   promtool check rules "$WORK/dashboard-rules.yml"
 }
 
