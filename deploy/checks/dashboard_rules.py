@@ -4,9 +4,9 @@ Each panel target's ``expr`` and each query variable's selector (``label_values(
 becomes one recording rule. Grafana's variables are replaced first by values of the same kind:
 ``$__rate_interval`` and friends by a duration, every other ``$var`` / ``${var}`` / ``${var:format}``
 by a plain word. A variable used where PromQL needs something else than those (say, a bare number)
-then fails the parse, as it should. The dashboard's shape is checked on the way: unique panel ids,
-every graph panel has a query, every query has a unique refId and uses the ``${datasource}`` variable,
-whose default is the provisioned datasource's uid.
+then fails the parse, as it should. The dashboard's shape is checked on the way: unique panel ids, a
+query in every graph panel, unique refIds within a panel, and every panel, query and query variable on
+the ``${datasource}`` variable, whose default is the provisioned datasource's uid.
 
 Usage: python dashboard_rules.py DASHBOARD.json DATASOURCES.yaml RULES_OUT.yaml
 """
@@ -55,6 +55,8 @@ def queries(dashboard: dict[str, Any], datasource_uid: str) -> tuple[list[tuple[
         seen_ids.add(pid)
         if panel.get("type") == "row":
             continue
+        if panel.get("datasource", {}).get("uid") != "${datasource}":
+            problems.append(f"panel {pid} {title!r} does not use ${{datasource}}")
         targets = panel.get("targets", [])
         if not targets:
             problems.append(f"panel {pid} {title!r} has no query")
@@ -75,6 +77,8 @@ def queries(dashboard: dict[str, Any], datasource_uid: str) -> tuple[list[tuple[
             continue
         if variable.get("type") != "query":
             continue
+        if variable.get("datasource", {}).get("uid") != "${datasource}":
+            problems.append(f"variable {variable['name']!r} does not use ${{datasource}}")
         query = variable.get("query")
         text = query.get("query", "") if isinstance(query, dict) else str(query)
         match = LABEL_VALUES.match(text)
