@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app import errors
+from app.services.base import ServiceConfig
+from app.services.leases import LeaseService
 from app.services.task_updates import TaskChanges
 from tests.support.harness import Harness, caller
 
@@ -111,3 +113,18 @@ async def test_a_refused_write_reports_no_transition(harness: Harness) -> None:
 
     assert transitions(harness) == {}
     assert claims(harness) == {"acquired": 0, "renewed": 0, "released": 0, "conflict": 0, "expired": 0}
+
+
+async def test_lease_sweep_reports_expired_claims_and_their_moves(harness: Harness) -> None:
+    await harness.session()
+    first, second = (await harness.plan(title="one")).task, (await harness.plan(title="two")).task
+    await set_status(harness, "alice", first.id, "in_progress")
+    await set_status(harness, "bob", second.id, "in_progress")
+    harness.clock.advance(harness.settings.lease_seconds + 1)
+    sweeper = LeaseService(harness.uow, harness.clock, config=ServiceConfig(max_attempts=1), sink=harness.metrics)
+
+    result = await sweeper.sweep_expired()
+
+    assert sorted(e.outcome for e in result.expired) == ["failed", "failed"]
+    assert claims(harness)["expired"] == 2
+    assert transitions(harness) == {("pending", "in_progress"): 2, ("in_progress", "failed"): 2}
