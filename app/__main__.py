@@ -45,7 +45,11 @@ def serve_forever(settings: Settings) -> int:
     import uvicorn
 
     from app.main import create_app
+    from app.observability.logging import configure_logging
 
+    # Before anything logs: uvicorn's first lines and the MCP SDK's own logging set-up (basicConfig, a
+    # no-op once the root logger has our handler) must not bypass the JSON formatter.
+    configure_logging(settings.log_level, settings.log_format)
     try:
         app = create_app(settings)
     except SettingsError as exc:

@@ -89,23 +89,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
             return f"{type(exc).__name__}"
         return None
 
-    async def task_counts() -> Mapping[str, int]:
+    async def task_counts() -> Mapping[str, int] | None:
         if runtime.uow is None:
-            return {}
+            return None
 
         async def count(repos: Repositories) -> Mapping[str, int]:
             return await repos.tasks.count_all_by_status()
 
         return await runtime.uow.run(count, write=False)
 
-    def pool_stats() -> tuple[int, int, int]:
-        if runtime.database is None:
-            return (0, 0, 0)
-        pool = runtime.database.engine.pool
-        checked_out = getattr(pool, "checkedout", lambda: 0)()
-        idle = getattr(pool, "checkedin", lambda: 0)()
-        overflow = max(getattr(pool, "overflow", lambda: 0)(), 0)
-        return (int(checked_out), int(idle), int(overflow))
+    def pool_stats() -> Mapping[str, int]:
+        return runtime.database.pool_stats() if runtime.database is not None else {}
 
     probes = Probes(
         reboot=reboot,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh checkout: installs the project with its test extras into .venv,
 # starts a throwaway PostgreSQL cluster on loopback (unless ORCHESTRATOR_TEST_DATABASE_URL is set),
+# makes prometheus/promtool available,
 # runs pytest with coverage of app/, and stops the cluster. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,7 @@ if [ -z "${ORCHESTRATOR_TEST_DATABASE_URL:-}" ]; then
   ORCHESTRATOR_TEST_DATABASE_URL="$(bash .ci/pg.sh start "$PG_DIR" "$PG_PORT")"
   export ORCHESTRATOR_TEST_DATABASE_URL
 fi
+# The observability tests run the real prometheus and promtool (Debian's package, unpacked, not installed).
+PATH="$(bash .ci/prometheus.sh /tmp/orchestrator-prometheus):$PATH"
+export PATH
 python -m pytest --cov=app --cov-report=term "$@"

@@ -15,6 +15,9 @@ from typing import Any, Literal
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
+
+from app.observability import tracing
 
 Backend = Literal["postgresql", "sqlite"]
 WRITE_OPTION = "orchestrator_write"
@@ -29,9 +32,28 @@ class Database:
     write_engine: AsyncEngine
     backend: Backend
     url: str
+    pool_capacity: int = 0  # pool size + max overflow: the most connections this process opens
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+    def pool_stats(self) -> dict[str, int]:
+        """Connections by state, read from the pool itself (both backends use a queue pool).
+
+        ``checked_out`` are lent to transactions, ``idle`` wait in the pool, ``overflow`` are open beyond the
+        pool size (they close when returned), ``capacity`` is the most the pool will open (size + overflow).
+        Both engines share one pool (``write_engine`` is an execution-options view of ``engine``).
+        """
+        pool = self.engine.pool
+        if not isinstance(pool, QueuePool):  # an in-memory SQLite database (tests): one static connection
+            return {"capacity": self.pool_capacity}
+        return {
+            "checked_out": pool.checkedout(),
+            "idle": pool.checkedin(),
+            # QueuePool counts overflow from -size upward: negative means the pool is not full yet.
+            "overflow": max(pool.overflow(), 0),
+            "capacity": self.pool_capacity,
+        }
 
 
 def backend_of(url: str) -> Backend:
@@ -50,23 +72,29 @@ def create_database(
 ) -> Database:
     """Build the engine for ``url`` (an async URL: ``postgresql+asyncpg://`` or ``sqlite+aiosqlite://``)."""
     backend = backend_of(url)
+    # Bursts may open as many connections again as the pool keeps; they close when returned.
+    pool_args = {"pool_size": pool_size, "max_overflow": pool_size}
     if backend == "sqlite":
-        engine = _sqlite_engine(url)
+        engine = _sqlite_engine(url, pool_args)
     else:
-        engine = _postgres_engine(url, pool_size, connect_timeout, statement_timeout)
+        engine = _postgres_engine(url, pool_args, connect_timeout, statement_timeout)
+    tracing.instrument_engine(engine.sync_engine, backend)
+    queue_pool = isinstance(engine.pool, QueuePool)
     return Database(
         engine=engine,
         write_engine=engine.execution_options(**{WRITE_OPTION: True}),
         backend=backend,
         url=url,
+        pool_capacity=pool_args["pool_size"] + pool_args["max_overflow"] if queue_pool else 1,
     )
 
 
-def _postgres_engine(url: str, pool_size: int, connect_timeout: float, statement_timeout: float) -> AsyncEngine:
+def _postgres_engine(
+    url: str, pool_args: dict[str, int], connect_timeout: float, statement_timeout: float
+) -> AsyncEngine:
     return create_async_engine(
         url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
+        **pool_args,
         pool_timeout=connect_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
@@ -82,11 +110,14 @@ def _postgres_engine(url: str, pool_size: int, connect_timeout: float, statement
     )
 
 
-def _sqlite_engine(url: str) -> AsyncEngine:
+def _sqlite_engine(url: str, pool_args: dict[str, int]) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    else:
+        pool_args = {}  # in-memory: SQLAlchemy's single static connection; a queue pool would not share it
+    # A file database gets the same bounded queue pool as PostgreSQL (WAL lets readers share it).
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool_args)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

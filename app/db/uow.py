@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import errors
 from app.db.engine import Database
 from app.db.repositories import Repositories
+from app.observability import tracing
 
 T = TypeVar("T")
 log = logging.getLogger("app.db")
@@ -104,6 +105,7 @@ class UnitOfWork:
                 async with self.transaction(write=write) as repos:
                     return await work(repos)
             except _Retry:
+                tracing.add_event("db.retry", {"attempt": attempt})
                 if attempt == MAX_ATTEMPTS:
                     break
                 await asyncio.sleep(random.uniform(0, 0.02 * 2**attempt))  # jittered backoff

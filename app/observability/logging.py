@@ -2,6 +2,11 @@
 
 Redaction lives in the formatter so no call site can forget it: bearer tokens, ``password=`` pairs and
 passwords inside URLs are masked in the message and in every extra field.
+
+Every line carries the call's context — ``request_id``, ``actor``, ``tool``, ``task_id`` (DESIGN §9) —
+when it is logged inside a tool call: the MCP edge binds them once with :func:`log_context`, so a line
+logged deep in the unit of work still says whose call it was. Lines logged under a recording span also
+carry ``trace_id`` and ``span_id``, to jump from a log line to its trace.
 """
 
 from __future__ import annotations
@@ -10,8 +15,13 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 SECRET_PATTERNS = (
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
@@ -23,13 +33,26 @@ SECRET_PATTERNS = (
     # A JWT (header.payload.signature, base64url JSON objects), wherever it appears.
     (re.compile(r"\beyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*"), "eyJ***"),
     (re.compile(r"(?i)((?:password|passwd|pwd|secret|token)['\"]?\s*[:=]\s*['\"]?)[^'\",\s&]+"), r"\1***"),
-    (re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(@)"), r"\1***\2"),
+    # scheme://user:password@host — greedy up to the last "@", so a password holding "@" is masked whole.
+    (re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^:/@\s'\"]*:)[^\s'\"]+(@)"), r"\1***\2"),
 )
 STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
     "message",
     "asctime",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
-CONTEXT_FIELDS = ("request_id", "actor", "tool", "task_id")
+_context: ContextVar[dict[str, Any] | None] = ContextVar("orchestrator_log_context", default=None)
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Attach ``fields`` to every line logged in this block (this task and the tasks it starts)."""
+    current = _context.get() or {}
+    token = _context.set({**current, **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 def redact(text: str) -> str:
@@ -67,6 +90,11 @@ class JsonFormatter(logging.Formatter):
         message = record.getMessage()
         if message != payload["event"]:
             payload["message"] = message
+        payload.update(_context.get() or {})
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            payload["trace_id"] = format(span_context.trace_id, "032x")
+            payload["span_id"] = format(span_context.span_id, "016x")
         for key, value in vars(record).items():
             if key not in STANDARD_ATTRS and key != "event":
                 payload[key] = "***" if _secret_key(key) else value
@@ -79,7 +107,8 @@ class ConsoleFormatter(logging.Formatter):
     """Readable single-line logs for a developer's terminal, redacted the same way."""
 
     def format(self, record: logging.LogRecord) -> str:
-        extras = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in STANDARD_ATTRS and k != "event")
+        fields = {**(_context.get() or {}), **{k: v for k, v in vars(record).items() if k not in STANDARD_ATTRS}}
+        extras = " ".join(f"{k}={'***' if _secret_key(k) else v}" for k, v in fields.items() if k != "event")
         event = getattr(record, "event", None) or record.getMessage()
         line = f"{record.levelname:<7} {record.name}: {event} {extras}".rstrip()
         if record.exc_info:

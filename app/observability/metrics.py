@@ -13,6 +13,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TASK_STATUSES = ("pending", "in_progress", "blocked", "completed", "failed", "cancelled", "archived")
+CLAIM_OUTCOMES = ("acquired", "renewed", "released", "conflict", "expired")
+# How the unit of work classifies database failures (app/db/uow.py).
+DB_ERROR_KINDS = ("connection", "conflict", "integrity", "other")
+POOL_STATES = ("checked_out", "idle", "overflow", "capacity")
 
 
 class Metrics:
@@ -61,7 +65,12 @@ class Metrics:
             registry=r,
         )
         self.build_info.labels(version=version).set(1)
-        self._tasks_cached_at = 0.0
+        # Bounded vocabularies start at zero, so rate() and alerts see the series before the first event.
+        for outcome in CLAIM_OUTCOMES:
+            self.claims.labels(outcome=outcome)
+        for kind in DB_ERROR_KINDS:
+            self.db_errors.labels(kind=kind)
+        self._tasks_cached_at: float | None = None
         self.tasks_cache_seconds = 5.0
 
     # --- tool calls -----------------------------------------------------------------------------
@@ -79,21 +88,32 @@ class Metrics:
     def db_error(self, kind: str) -> None:
         self.db_errors.labels(kind=kind).inc()
 
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def restart(self, reason: str, outcome: str) -> None:
+        """One warm restart finished: ``reason`` is the tool's reason enum, ``outcome`` e.g. completed|failed."""
+        self.restarts.labels(reason=reason, outcome=outcome).inc()
+
     # --- scrape ----------------------------------------------------------------------------------
-    async def refresh_task_counts(self, fetch: Callable[[], Awaitable[Mapping[str, int]]]) -> None:
-        """Re-read task counts from the database at most once per ``tasks_cache_seconds``."""
+    async def refresh_task_counts(self, fetch: Callable[[], Awaitable[Mapping[str, int] | None]]) -> None:
+        """Re-read task counts from the database at most once per ``tasks_cache_seconds``.
+
+        ``fetch`` returns None while there is no database (starting, restarting): the gauges keep their last
+        values and the next scrape asks again. A failing ``fetch`` propagates and caches nothing.
+        """
         now = time.monotonic()
-        if now - self._tasks_cached_at < self.tasks_cache_seconds:
+        if self._tasks_cached_at is not None and now - self._tasks_cached_at < self.tasks_cache_seconds:
             return
         counts = await fetch()
+        if counts is None:
+            return
         for status in TASK_STATUSES:
             self.tasks.labels(status=status).set(counts.get(status, 0))
         self._tasks_cached_at = now
 
-    def set_pool(self, checked_out: int, idle: int, overflow: int) -> None:
-        self.pool.labels(state="checked_out").set(checked_out)
-        self.pool.labels(state="idle").set(idle)
-        self.pool.labels(state="overflow").set(overflow)
+    def set_pool(self, stats: Mapping[str, int]) -> None:
+        """Pool gauges by state: checked_out, idle, overflow (beyond pool size), capacity (the most it opens)."""
+        for state in POOL_STATES:
+            self.pool.labels(state=state).set(stats.get(state, 0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

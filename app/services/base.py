@@ -5,7 +5,11 @@ A write runs as ``await self._write(caller, tool, request_id, ResultModel, work)
 ``request_id`` is given, the stored result of an earlier call with the same actor and request id is
 returned instead and nothing is written; otherwise the result is stored in the same transaction as the
 write, so a replay can never see a result whose write was rolled back. Metrics about what happened
-(status transitions, claims) are reported only after the commit.
+(status transitions, claims) are reported only after the commit; a call refused because another actor
+holds the claim (``claimed_by_other``) is reported as a claim ``conflict`` after its rollback.
+
+Each public call runs under one tracing span named after the service method (``TaskUpdateService.update_task``),
+the parent of the statement spans of its transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from app import errors
 from app.db.repositories import Repositories
 from app.db.uow import UnitOfWork
 from app.domain.clock import Clock
+from app.observability import tracing
 from app.services.caller import Caller
 
 R = TypeVar("R", bound=BaseModel)
@@ -89,10 +94,11 @@ class Service:
         Raises:
             invalid_argument: the request_id was already used by this actor for another tool.
         """
-        done: list[Tx] = []
+        done: list[Tx] = []  # the committed attempt's Tx; empty after a replay
 
         async def attempt(repos: Repositories) -> R:
             tx = Tx(repos=repos, now=self.clock.now(), caller=caller)
+            done.clear()
             if request_id is not None:
                 stored = await repos.requests.get(caller.actor, request_id)
                 if stored is not None:
@@ -108,17 +114,38 @@ class Service:
             if request_id is not None:
                 await repos.requests.insert(caller.actor, request_id, tool, result.model_dump(mode="json"), tx.now)
             await repos.agents.touch(caller.actor, tx.now)
-            done[:] = [tx]
+            done.append(tx)
             return result
 
-        result = await self.uow.run(attempt, write=True)
-        for tx in done:
-            for from_status, to_status in tx.transitions:
-                self.sink.task_transition(from_status, to_status)
-            for outcome in tx.claims:
-                self.sink.claim(outcome)
-        return result
+        attributes: dict[str, str | bool] = {
+            "orchestrator.tool": tool,
+            "orchestrator.actor": caller.actor,
+            "orchestrator.write": True,
+        }
+        with tracing.service_span(self._span_name(work, tool), attributes) as span:
+            try:
+                result = await self.uow.run(attempt, write=True)
+            except errors.ClaimedByOther:
+                self.sink.claim("conflict")
+                raise
+            if not done:
+                span.set_attribute("orchestrator.replayed", True)
+            for tx in done:
+                for from_status, to_status in tx.transitions:
+                    self.sink.task_transition(from_status, to_status)
+                for outcome in tx.claims:
+                    self.sink.claim(outcome)
+            return result
 
     async def _read(self, work: Callable[[Repositories], Awaitable[T]]) -> T:
         """Run ``work`` in one read-only transaction."""
-        return await self.uow.run(work, write=False)
+        with tracing.service_span(self._span_name(work, None), {"orchestrator.write": False}):
+            return await self.uow.run(work, write=False)
+
+    def _span_name(self, work: Callable[..., object], fallback: str | None) -> str:
+        """``Class.method`` of the public call that defined ``work`` (a closure inside that method)."""
+        qualname = getattr(work, "__qualname__", "")
+        owner, marker, _ = qualname.partition(".<locals>")
+        if marker and "." in owner:
+            return owner
+        return f"{type(self).__name__}.{fallback or getattr(work, '__name__', 'call')}"

@@ -156,6 +156,7 @@ async def _archive(tx: Tx, subtree: list[Task], *, force: bool) -> list[str]:
             task.status = TaskStatus.PENDING.value
             task_rules.release_claim(task)
             tx.transitions.append(("in_progress", "pending"))
+            tx.claims.append("released")
         await task_rules.move(tx, task, TaskStatus.ARCHIVED, lease_seconds=0)
         task.version += 1
         affected.append(task.id)

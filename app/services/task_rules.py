@@ -111,7 +111,8 @@ async def move(
     if target in (TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED) and current == TaskStatus.PENDING:
         await ensure_ready(tx, task)
     if target == TaskStatus.IN_PROGRESS:
-        renew = current == TaskStatus.IN_PROGRESS
+        # An admin's forced take-over of another actor's claim is a new claim, not a renewal.
+        renew = current == TaskStatus.IN_PROGRESS and task.assigned_to == tx.caller.actor
         apply_claim(task, tx.caller.actor, tx.now, lease_seconds)
         tx.claims.append("renewed" if renew else "acquired")
     else:

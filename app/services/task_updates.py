@@ -139,6 +139,7 @@ class TaskUpdateService(Service):
             elif task_rules.live_holder(task, tx.now) == caller.actor:
                 # Any write by the holder renews its lease.
                 task_rules.apply_claim(task, caller.actor, tx.now, self.config.lease_seconds)
+                tx.claims.append("renewed")
             if changed:
                 task.version += 1
                 task.updated_at = tx.now

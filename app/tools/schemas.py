@@ -13,12 +13,14 @@ from pydantic import Field
 
 from app.services.views import ComplexityName, PriorityName, SpecialistName, TaskStatusName, TaskTypeName
 
+TASK_ID_PATTERN = r"^task_[0-9a-f]{16}$"
+AGENT_PATTERN = r"^[A-Za-z0-9._:@-]+$"
 TaskId = Annotated[
     str,
     Field(
         min_length=1,
         max_length=64,
-        pattern=r"^task_[0-9a-f]{16}$",
+        pattern=TASK_ID_PATTERN,
         description="A task id as returned by the tools (task_ + 16 hex digits).",
     ),
 ]
@@ -44,7 +46,7 @@ AgentName = Annotated[
     Field(
         min_length=1,
         max_length=64,
-        pattern=r"^[A-Za-z0-9._:@-]+$",
+        pattern=AGENT_PATTERN,
         description="A stable, unique name for this agent process. Pass it whenever several agents share one "
         "client name or one token: claims belong to actors.",
     ),

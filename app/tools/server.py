@@ -11,6 +11,7 @@ timed into the metrics, logged as one line with its actor, and any failure comes
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -20,10 +21,14 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import Tool as MCPTool
 
 from app.auth import identity, scopes
-from app.tools import boundary, session_tools, task_tools
+from app.observability.logging import log_context
+from app.tools import boundary, schemas, session_tools, task_tools
 from app.tools.holder import ServiceHolder
 
 log = logging.getLogger("app.tools")
+AGENT_PATTERN = re.compile(schemas.AGENT_PATTERN)
+TASK_ID_PATTERN = re.compile(schemas.TASK_ID_PATTERN)
+MAX_AGENT_CHARS = 64
 # Each tool family module has ``register(server, holder)``; add a family by adding it here.
 TOOL_FAMILIES = (session_tools, task_tools)
 
@@ -55,36 +60,58 @@ class OrchestratorMCP(MCPServer[Any]):
         started = time.perf_counter()
         metrics = self.holder.metrics
         code = "ok"
-        try:
-            if registered is not None:  # an unknown name is answered by the SDK; there is nothing to guard
-                granted = identity.granted_scopes(auth_enabled=self.settings.auth is not None)
-                scopes.check(name, registered.annotations, arguments, granted)
-            async with self.holder.reboot.track_call():
-                metrics.tool_in_flight.inc()
-                try:
-                    return await super().call_tool(name, arguments, context)
-                finally:
-                    metrics.tool_in_flight.dec()
-        except Exception as exc:  # the edge's single boundary: classify, log, answer structurally
-            err = boundary.to_orchestrator_error(name, exc)
-            code = err.code
-            return boundary.error_result(err)
-        finally:
-            seconds = time.perf_counter() - started
-            metrics.tool_call(tool, "ok" if code == "ok" else "error", code, seconds)
-            agent = arguments.get("agent")
-            log.info(
-                "tool_call",
-                extra={
-                    "event": "tool_call",
-                    "tool": name[:64],
-                    "actor": identity.resolve_caller(context, agent[:64] if isinstance(agent, str) else None).actor,
-                    "outcome": code,
-                    "duration_ms": round(seconds * 1000, 2),
-                    "task_id": arguments.get("task_id") if isinstance(arguments.get("task_id"), str) else None,
-                    "request_id": arguments.get("request_id") if isinstance(arguments.get("request_id"), str) else None,
-                },
-            )
+        fields = call_log_fields(name[:64], arguments, context)
+        with log_context(**fields):
+            try:
+                if registered is not None:  # an unknown name is answered by the SDK; there is nothing to guard
+                    granted = identity.granted_scopes(auth_enabled=self.settings.auth is not None)
+                    scopes.check(name, registered.annotations, arguments, granted)
+                async with self.holder.reboot.track_call():
+                    metrics.tool_in_flight.inc()
+                    try:
+                        return await super().call_tool(name, arguments, context)
+                    finally:
+                        metrics.tool_in_flight.dec()
+            except Exception as exc:  # the edge's single boundary: classify, log, answer structurally
+                err = boundary.to_orchestrator_error(name, exc)
+                code = err.code
+                return boundary.error_result(err)
+            finally:
+                seconds = time.perf_counter() - started
+                metrics.tool_call(tool, "ok" if code == "ok" else "error", code, seconds)
+                log.info(
+                    "tool_call",
+                    extra={"event": "tool_call", **fields, "outcome": code, "duration_ms": round(seconds * 1000, 2)},
+                )
+
+
+def call_log_fields(tool: str, arguments: dict[str, Any], context: Context[Any, Any] | None) -> dict[str, Any]:
+    """The log context of one call: tool, actor, task id, idempotency key and the JSON-RPC request id.
+
+    Read from the raw arguments before validation, so only well-formed values are taken (an ``agent`` that
+    fails its pattern is left out; the call itself will fail with ``invalid_argument``).
+    """
+    agent = arguments.get("agent")
+    if not (isinstance(agent, str) and len(agent) <= MAX_AGENT_CHARS and AGENT_PATTERN.fullmatch(agent)):
+        agent = None
+    task_id = arguments.get("task_id", arguments.get("parent_task_id"))
+    request_id = arguments.get("request_id")
+    return {
+        "tool": tool,
+        "actor": identity.resolve_caller(context, agent).actor,
+        "task_id": task_id if isinstance(task_id, str) and TASK_ID_PATTERN.fullmatch(task_id) else None,
+        "request_id": request_id[:64] if isinstance(request_id, str) else None,
+        "mcp_request_id": _mcp_request_id(context),
+    }
+
+
+def _mcp_request_id(context: Context[Any, Any] | None) -> str | None:
+    if context is None:
+        return None
+    try:
+        return context.request_id[:64]
+    except ValueError:  # a Context made outside a request (in-process calls) has no request id
+        return None
 
 
 def build_server(
