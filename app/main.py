@@ -86,11 +86,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
     def pool_stats() -> tuple[int, int, int]:
         if runtime.database is None:
             return (0, 0, 0)
-        pool = runtime.database.engine.pool
-        checked_out = getattr(pool, "checkedout", lambda: 0)()
-        idle = getattr(pool, "checkedin", lambda: 0)()
-        overflow = max(getattr(pool, "overflow", lambda: 0)(), 0)
-        return (int(checked_out), int(idle), int(overflow))
+        usage = runtime.database.pool_usage()
+        return (usage.checked_out, usage.idle, usage.overflow)
 
     probes = Probes(
         reboot=reboot,

@@ -22,6 +22,14 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 @dataclass(frozen=True)
+class PoolStats:
+    size: int | None  # None when the pool has no fixed size
+    checked_out: int
+    idle: int
+    overflow: int
+
+
+@dataclass(frozen=True)
 class Database:
     """The engine plus a view of it whose transactions are writers (``BEGIN IMMEDIATE`` on SQLite)."""
 
@@ -32,6 +40,17 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+    def pool_usage(self) -> PoolStats:
+        """How the connection pool is used right now."""
+        pool = self.engine.pool
+        size = getattr(pool, "size", None)
+        return PoolStats(
+            size=int(size()) if callable(size) else None,
+            checked_out=int(getattr(pool, "checkedout", lambda: 0)()),
+            idle=int(getattr(pool, "checkedin", lambda: 0)()),
+            overflow=max(int(getattr(pool, "overflow", lambda: 0)()), 0),
+        )
 
 
 def backend_of(url: str) -> Backend:
