@@ -77,16 +77,7 @@ class CompletionService(Service):
                     file_paths=list(dict.fromkeys(file_paths)),
                 )
             )
-            event: dict[str, object] = {"next_action": action.value, "artifact_id": artifact.id}
-            if action in (NextAction.COMPLETE, NextAction.CONTINUE):
-                if task.status == TaskStatus.PENDING:
-                    event["implicit_claim"] = True
-                    task.attempt_count += 1  # the work done without a claim counts as one attempt
-                await self._move(tx, task, TaskStatus.COMPLETED, event=event)
-            elif action == NextAction.NEEDS_REVISION:
-                await self._send_back(tx, task, summary, artifact.id, event)
-            else:
-                await self._move(tx, task, TaskStatus.BLOCKED, reason=summary, event=event)
+            await self._apply(tx, task, action, summary, artifact.id)
             task.summary = summary
             task.next_action = action.value
             task.version += 1
@@ -106,6 +97,19 @@ class CompletionService(Service):
             )
 
         return await self._write(caller, "orchestrator_complete_task", request_id, CompleteTaskResult, work)
+
+    async def _apply(self, tx: Tx, task: Task, action: NextAction, summary: str, work_id: str) -> None:
+        """Move the task as ``action`` says (complete/continue, needs_revision or blocked)."""
+        event: dict[str, object] = {"next_action": action.value, "artifact_id": work_id}
+        if action in (NextAction.COMPLETE, NextAction.CONTINUE):
+            if task.status == TaskStatus.PENDING:
+                event["implicit_claim"] = True
+                task.attempt_count += 1  # the work done without a claim counts as one attempt
+            await self._move(tx, task, TaskStatus.COMPLETED, event=event)
+        elif action == NextAction.NEEDS_REVISION:
+            await self._send_back(tx, task, summary, work_id, event)
+        else:
+            await self._move(tx, task, TaskStatus.BLOCKED, reason=summary, event=event)
 
     async def _move(
         self, tx: Tx, task: Task, target: TaskStatus, *, reason: str | None = None, event: dict[str, object]

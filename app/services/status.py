@@ -8,6 +8,7 @@ a :class:`ProcessProbe` the composition root supplies, because services sit belo
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import Field
@@ -180,46 +181,17 @@ class StatusService(Service):
             if row is None:  # deleted between the two reads
                 raise errors.SessionNotFound(sid)
             ready_count = await repos.tasks.count_ready(sid)
-            top = await task_views(repos, await repos.tasks.list_ready(sid, limit=READY_TOP))
-            now = self.clock.now()
-            claimed = await repos.tasks.list_by_status(sid, TaskStatus.IN_PROGRESS, limit=LIST_LIMIT)
-            blocked = await repos.tasks.list_by_status(sid, TaskStatus.BLOCKED, limit=LIST_LIMIT)
-            reasons = await status_reasons(repos, blocked)
-            completed = None
-            if include_completed:
-                done = await repos.tasks.list_by_status(
-                    sid, TaskStatus.COMPLETED, newest_first=True, limit=COMPLETED_LIMIT
-                )
-                completed = [
-                    CompletedTask(task_id=t.id, title=t.title, summary=t.summary, completed_at=iso(t.completed_at))
-                    for t in done
-                ]
             return StatusResult(
                 session=session_view(row, StatusCounts(by_status=by_status, total=total)),
                 counts=SessionCounts(by_status=by_status, by_specialist=by_specialist, total=total),
                 ready=ReadyQueue(
                     count=ready_count,
                     waiting_on_dependencies=by_status.get(TaskStatus.PENDING, 0) - ready_count,
-                    top=top,
+                    top=await task_views(repos, await repos.tasks.list_ready(sid, limit=READY_TOP)),
                 ),
-                in_progress=[
-                    ClaimedTask(
-                        task_id=t.id,
-                        title=t.title,
-                        specialist_type=t.specialist_type,
-                        holder=t.assigned_to,
-                        lease_expires_at=iso(t.lease_expires_at),
-                        lease_expired=t.lease_expires_at is not None and t.lease_expires_at <= now,
-                    )
-                    for t in claimed
-                ],
-                blocked=[
-                    BlockedTask(
-                        task_id=t.id, title=t.title, reason=reasons[t.id], blocked_since=iso(t.updated_at) or ""
-                    )
-                    for t in blocked
-                ],
-                completed=completed,
+                in_progress=await _claimed(repos, sid, self.clock.now()),
+                blocked=await _blocked(repos, sid),
+                completed=await _completed(repos, sid) if include_completed else None,
                 performance_metrics=self.probe.tool_stats() if include_performance_metrics else None,
                 resource_usage=self.probe.resource_usage() if include_resource_usage else None,
                 system_health=SystemHealth(
@@ -230,3 +202,34 @@ class StatusService(Service):
             )
 
         return await self._read(work)
+
+
+async def _claimed(repos: Repositories, session_id: str, now: datetime) -> list[ClaimedTask]:
+    rows = await repos.tasks.list_by_status(session_id, TaskStatus.IN_PROGRESS, limit=LIST_LIMIT)
+    return [
+        ClaimedTask(
+            task_id=t.id,
+            title=t.title,
+            specialist_type=t.specialist_type,
+            holder=t.assigned_to,
+            lease_expires_at=iso(t.lease_expires_at),
+            lease_expired=t.lease_expires_at is not None and t.lease_expires_at <= now,
+        )
+        for t in rows
+    ]
+
+
+async def _blocked(repos: Repositories, session_id: str) -> list[BlockedTask]:
+    rows = await repos.tasks.list_by_status(session_id, TaskStatus.BLOCKED, limit=LIST_LIMIT)
+    reasons = await status_reasons(repos, rows)
+    return [
+        BlockedTask(task_id=t.id, title=t.title, reason=reasons[t.id], blocked_since=iso(t.updated_at) or "")
+        for t in rows
+    ]
+
+
+async def _completed(repos: Repositories, session_id: str) -> list[CompletedTask]:
+    rows = await repos.tasks.list_by_status(session_id, TaskStatus.COMPLETED, newest_first=True, limit=COMPLETED_LIMIT)
+    return [
+        CompletedTask(task_id=t.id, title=t.title, summary=t.summary, completed_at=iso(t.completed_at)) for t in rows
+    ]

@@ -91,28 +91,6 @@ class SynthesisService(Service):
                 )
             children = await self._load(tx, rows)
             counts = _counts(rows)
-            outcomes = [
-                Outcome(
-                    task_id=c.task.id,
-                    title=c.task.title,
-                    specialist_type=c.task.specialist_type,
-                    summary=c.task.summary,
-                    completed_at=iso(c.task.completed_at),
-                )
-                for c in sorted(children, key=_completion_order)
-                if c.task.status == TaskStatus.COMPLETED
-            ]
-            failures = [
-                Failure(
-                    task_id=c.task.id,
-                    title=c.task.title,
-                    status=c.task.status,
-                    reason=c.reason,
-                    attempt_count=c.task.attempt_count,
-                )
-                for c in children
-                if c.task.status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
-            ]
             refs = [artifact_ref(a) for c in children for a in c.artifacts]
             timeline = synthesis_report.timeline(rows)
             unfinished = [c for c in rows if c.status not in TERMINAL_STATUSES]
@@ -128,32 +106,14 @@ class SynthesisService(Service):
             markdown = synthesis_report.markdown(
                 parent, children, counts.by_status, counts.completion_ratio, timeline, recommendations, tx.now
             )
-            artifact = await tx.repos.artifacts.insert(
-                new_artifact(
-                    session_id=parent.session_id,
-                    task_id=parent.id,
-                    kind=ArtifactKind.SYNTHESIS.value,
-                    name=f"Synthesis of {parent.title}",
-                    content=markdown,
-                    actor=caller.actor,
-                    at=tx.now,
-                )
-            )
-            tx.repos.events.append(
-                session_id=parent.session_id,
-                task_id=parent.id,
-                kind="synthesized",
-                actor=caller.actor,
-                at=tx.now,
-                data={"artifact_id": artifact.id, "children": counts.total, "parent_completed": completed},
-            )
+            artifact = await _store(tx, parent, markdown, counts.total, completed)
             await tx.repos.sessions.touch(parent.session_id, tx.now)
             await tx.repos.session.flush()
             return SynthesizeResult(
                 parent=await one_task_view(tx.repos, parent),
                 children=counts,
-                outcomes=outcomes,
-                failures=failures,
+                outcomes=_outcomes(children),
+                failures=_failures(children),
                 artifacts=refs,
                 timeline=timeline,
                 recommendations=recommendations,
@@ -219,6 +179,60 @@ class SynthesisService(Service):
         )
         parent.next_action = NextAction.COMPLETE.value
         parent.version += 1
+
+
+async def _store(tx: Tx, parent: Task, markdown: str, children: int, completed: bool) -> Artifact:
+    """The synthesis artifact on the parent, and a ``synthesized`` event pointing at it."""
+    artifact = await tx.repos.artifacts.insert(
+        new_artifact(
+            session_id=parent.session_id,
+            task_id=parent.id,
+            kind=ArtifactKind.SYNTHESIS.value,
+            name=f"Synthesis of {parent.title}",
+            content=markdown,
+            actor=tx.caller.actor,
+            at=tx.now,
+        )
+    )
+    tx.repos.events.append(
+        session_id=parent.session_id,
+        task_id=parent.id,
+        kind="synthesized",
+        actor=tx.caller.actor,
+        at=tx.now,
+        data={"artifact_id": artifact.id, "children": children, "parent_completed": completed},
+    )
+    return artifact
+
+
+def _outcomes(children: list[Child]) -> list[Outcome]:
+    """What the completed children achieved, in the order they finished."""
+    return [
+        Outcome(
+            task_id=c.task.id,
+            title=c.task.title,
+            specialist_type=c.task.specialist_type,
+            summary=c.task.summary,
+            completed_at=iso(c.task.completed_at),
+        )
+        for c in sorted(children, key=_completion_order)
+        if c.task.status == TaskStatus.COMPLETED
+    ]
+
+
+def _failures(children: list[Child]) -> list[Failure]:
+    """The children that will not complete as things stand (failed or cancelled), with why."""
+    return [
+        Failure(
+            task_id=c.task.id,
+            title=c.task.title,
+            status=c.task.status,
+            reason=c.reason,
+            attempt_count=c.task.attempt_count,
+        )
+        for c in children
+        if c.task.status in (TaskStatus.FAILED, TaskStatus.CANCELLED)
+    ]
 
 
 def _counts(rows: list[Task]) -> ChildCounts:
