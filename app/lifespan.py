@@ -1,8 +1,9 @@
 """Ordered start-up and shutdown (DESIGN §8) on one AsyncExitStack.
 
-settings (validated before we get here) → logging / tracing → database engine and pool → schema check
-→ RebootManager (services installed) → monitors → MCP session manager → ready. Each step is entered on
-the stack, so shutdown runs the same steps in reverse, whatever failed in between.
+settings (validated before we get here) → logging / tracing → role catalog (``ORCHESTRATOR_ROLES_FILE``)
+→ database engine and pool → schema check → RebootManager (services installed) → monitors (the lease
+sweeper, then any extra) → MCP session manager → ready. Each step is entered on the stack, so shutdown
+runs the same steps in reverse, whatever failed in between.
 """
 
 from __future__ import annotations
@@ -18,13 +19,21 @@ from starlette.applications import Starlette
 from app.db import schema
 from app.db.engine import Database, create_database
 from app.db.uow import UnitOfWork
+from app.domain import roles
 from app.domain.clock import Clock
 from app.observability.logging import configure_logging
 from app.observability.tracing import configure_tracing
+from app.runtime.lease_sweeper import LeaseSweeper
 from app.runtime.monitors import Monitor, MonitorSupervisor
+from app.runtime.process_status import ProcessStatus
 from app.runtime.reboot_manager import RebootManager, ServiceState
 from app.services.base import ServiceConfig
+from app.services.completion import CompletionService
+from app.services.execution import ExecutionService
+from app.services.leases import LeaseService
 from app.services.sessions import SessionService
+from app.services.status import StatusService
+from app.services.synthesis import SynthesisService
 from app.services.task_planning import TaskPlanningService
 from app.services.task_queries import TaskQueryService
 from app.services.task_removal import TaskRemovalService
@@ -51,6 +60,7 @@ class Runtime:
     uow: UnitOfWork | None = None
     supervisor: MonitorSupervisor | None = None
     extra_monitors: list[Monitor] = field(default_factory=list)
+    roles: roles.RoleCatalog = field(default_factory=roles.builtin_catalog)
 
 
 async def open_database(settings: Settings) -> Database:
@@ -84,15 +94,39 @@ async def ensure_schema(settings: Settings, database: Database) -> None:
     )
 
 
+def load_roles(settings: Settings) -> roles.RoleCatalog:
+    """The role catalog: built in, with ``ORCHESTRATOR_ROLES_FILE`` applied when set.
+
+    Raises:
+        roles.RolesFileError: the file cannot be read or is invalid (names the file, the line, the problem).
+    """
+    path = settings.roles_file
+    if path is None:
+        return roles.builtin_catalog()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise roles.RolesFileError(str(path), None, f"cannot be read ({exc.strerror or exc})") from None
+    catalog = roles.parse_catalog(data, source=str(path))
+    log.info("roles_loaded", extra={"event": "roles_loaded", "source": str(path)})
+    return catalog
+
+
 def build_services(runtime: Runtime, uow: UnitOfWork) -> Services:
     config = ServiceConfig(lease_seconds=runtime.settings.lease_seconds, max_attempts=runtime.settings.max_attempts)
     kwargs: dict[str, Any] = {"config": config, "sink": runtime.holder.metrics}
+    probe = ProcessStatus(runtime.holder.reboot, runtime.holder.metrics, uow.database, lambda: runtime.supervisor)
     return Services(
         sessions=SessionService(uow, runtime.clock, **kwargs),
         planning=TaskPlanningService(uow, runtime.clock, **kwargs),
         updates=TaskUpdateService(uow, runtime.clock, **kwargs),
         removal=TaskRemovalService(uow, runtime.clock, **kwargs),
         queries=TaskQueryService(uow, runtime.clock, **kwargs),
+        execution=ExecutionService(uow, runtime.clock, roles=runtime.roles, **kwargs),
+        completion=CompletionService(uow, runtime.clock, **kwargs),
+        synthesis=SynthesisService(uow, runtime.clock, **kwargs),
+        status=StatusService(uow, runtime.clock, probe=probe, **kwargs),
+        leases=LeaseService(uow, runtime.clock, **kwargs),
     )
 
 
@@ -116,6 +150,7 @@ def build_lifespan(
             )
             if provider is not None:
                 stack.callback(provider.shutdown)
+            runtime.roles = load_roles(settings)
             database = await open_database(settings)
             stack.push_async_callback(database.dispose)
             runtime.database = database
@@ -125,7 +160,10 @@ def build_lifespan(
             runtime.holder.install(build_services(runtime, uow))
             stack.callback(runtime.holder.install, None)
             stack.callback(_stop, reboot)
-            supervisor = MonitorSupervisor(reboot, runtime.extra_monitors)
+            sweeper = LeaseSweeper(
+                lambda: runtime.holder.services.leases, interval=settings.lease_sweep_interval_seconds
+            )
+            supervisor = MonitorSupervisor(reboot, [sweeper, *runtime.extra_monitors])
             runtime.supervisor = await stack.enter_async_context(supervisor)
             await stack.enter_async_context(server.session_manager.run())
             reboot.move_to(ServiceState.READY)

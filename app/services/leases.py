@@ -39,35 +39,38 @@ async def expire_leases(tx: Tx, *, max_attempts: int, limit: int = 500) -> list[
     for task in rows:
         if task.status != TaskStatus.IN_PROGRESS or task.lease_expires_at is None or task.lease_expires_at > tx.now:
             continue  # renewed or released between the scan and the lock
-        holder = task.assigned_to
-        failed = task.attempt_count >= max_attempts
-        target = TaskStatus.FAILED if failed else TaskStatus.PENDING
-        _release(tx, task, target, tx.now)
-        data = {"holder": holder, "attempt_count": task.attempt_count, "outcome": target.value}
-        if failed:
-            task.summary = (
-                f"Failed after {task.attempt_count} expired lease(s); last holder {holder}. "
-                "Retry it with orchestrator_update_task status=pending."
-            )
-            data["reason"] = "max_attempts"
-        tx.repos.events.append(
-            session_id=task.session_id,
-            task_id=task.id,
-            kind="lease_expired",
-            actor=tx.caller.actor,
-            at=tx.now,
-            data=data,
-        )
-        tx.claims.append("expired")
-        done.append(
-            ExpiredLease(
-                task_id=task.id,
-                holder=holder,
-                attempt_count=task.attempt_count,
-                outcome="failed" if failed else "released",
-            )
-        )
+        done.append(expire_lease(tx, task, max_attempts=max_attempts))
     return done
+
+
+def expire_lease(tx: Tx, task: Task, *, max_attempts: int) -> ExpiredLease:
+    """End one expired claim (the row is locked by the caller): back to pending, or failed at the limit."""
+    holder = task.assigned_to
+    failed = task.attempt_count >= max_attempts
+    target = TaskStatus.FAILED if failed else TaskStatus.PENDING
+    _release(tx, task, target, tx.now)
+    data = {"holder": holder, "attempt_count": task.attempt_count, "outcome": target.value}
+    if failed:
+        task.summary = (
+            f"Failed after {task.attempt_count} expired lease(s); last holder {holder}. "
+            "Retry it with orchestrator_update_task status=pending."
+        )
+        data["reason"] = "max_attempts"
+    tx.repos.events.append(
+        session_id=task.session_id,
+        task_id=task.id,
+        kind="lease_expired",
+        actor=tx.caller.actor,
+        at=tx.now,
+        data=data,
+    )
+    tx.claims.append("expired")
+    return ExpiredLease(
+        task_id=task.id,
+        holder=holder,
+        attempt_count=task.attempt_count,
+        outcome="failed" if failed else "released",
+    )
 
 
 async def release_all_claims(tx: Tx, *, reason: str) -> list[str]:

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from app import errors
 from app.observability.metrics import Metrics
 from app.runtime.reboot_manager import RebootManager
+from app.services.completion import CompletionService
+from app.services.execution import ExecutionService
+from app.services.leases import LeaseService
 from app.services.sessions import SessionService
+from app.services.status import StatusService
+from app.services.synthesis import SynthesisService
 from app.services.task_planning import TaskPlanningService
 from app.services.task_queries import TaskQueryService
 from app.services.task_removal import TaskRemovalService
@@ -27,6 +32,11 @@ class Services:
     updates: TaskUpdateService
     removal: TaskRemovalService
     queries: TaskQueryService
+    execution: ExecutionService
+    completion: CompletionService
+    synthesis: SynthesisService
+    status: StatusService
+    leases: LeaseService
 
 
 class ServiceHolder:

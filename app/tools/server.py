@@ -22,7 +22,7 @@ from mcp.types import Tool as MCPTool
 
 from app.auth import identity, scopes
 from app.observability.logging import log_context
-from app.tools import boundary, schemas, session_tools, task_tools
+from app.tools import boundary, execution_tools, schemas, session_tools, task_tools
 from app.tools.holder import ServiceHolder
 
 log = logging.getLogger("app.tools")
@@ -30,11 +30,13 @@ AGENT_PATTERN = re.compile(schemas.AGENT_PATTERN)
 TASK_ID_PATTERN = re.compile(schemas.TASK_ID_PATTERN)
 MAX_AGENT_CHARS = 64
 # Each tool family module has ``register(server, holder)``; add a family by adding it here.
-TOOL_FAMILIES = (session_tools, task_tools)
+TOOL_FAMILIES = (session_tools, task_tools, execution_tools)
 
 INSTRUCTIONS = """\
 A shared task graph for many agents. Start with orchestrator_initialize_session (pass your working
-directory); plan work with orchestrator_plan_task; find work with orchestrator_query_tasks. Pass a stable,
+directory); plan work with orchestrator_plan_task; claim work with orchestrator_next_task (or
+orchestrator_execute_task for a chosen task) and hand it back with orchestrator_complete_task; see the board
+with orchestrator_get_status and find tasks with orchestrator_query_tasks. Pass a stable,
 unique `agent` name on writes when several agents share one client or token, and a `request_id` when you
 may retry. Errors come back as {"error": {code, message, field, ...}}: read the message, it says what to do.
 """

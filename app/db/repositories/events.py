@@ -46,6 +46,15 @@ class EventRepository:
         )
         return rows.all()
 
+    async def list_for_tasks(self, task_ids: Sequence[str], kinds: Sequence[str]) -> Sequence[TaskEvent]:
+        """Events of the given kinds for several tasks, oldest first (why each task is where it is)."""
+        if not task_ids:
+            return []
+        rows = await self._session.scalars(
+            select(TaskEvent).where(TaskEvent.task_id.in_(task_ids), TaskEvent.kind.in_(kinds)).order_by(TaskEvent.id)
+        )
+        return rows.all()
+
     async def last_id(self, session_id: str) -> int:
         await self._session.flush()
         value = await self._session.scalar(select(func.max(TaskEvent.id)).where(TaskEvent.session_id == session_id))

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     and_,
     case,
     delete,
@@ -60,6 +61,25 @@ class TaskFilter:
 def priority_rank() -> ColumnElement[int]:
     """Priority as a number (critical highest) for ORDER BY, from the one mapping in the domain."""
     return case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Task.priority, else_=0)
+
+
+def ready_order() -> list[ColumnElement[Any]]:
+    """The hand-out order of ready work: priority desc, due date asc (none last), oldest first, then id."""
+    return [
+        priority_rank().desc(),
+        case((Task.due_at.is_(None), 1), else_=0),
+        Task.due_at.asc(),
+        Task.created_at.asc(),
+        Task.id.asc(),
+    ]
+
+
+def ready_predicates(session_id: str, specialist_types: Sequence[str]) -> list[ColumnElement[bool]]:
+    """``ready`` in SQL (pending, no dependency that is not completed), optionally for some specialists."""
+    preds = [Task.session_id == session_id, Task.status == "pending", ~not_ready_dependency()]
+    if specialist_types:
+        preds.append(Task.specialist_type.in_(list(specialist_types)))
+    return preds
 
 
 def not_ready_dependency() -> ColumnElement[bool]:
@@ -108,12 +128,14 @@ class TaskRepository:
         self._session.add_all(rows)
         await self._session.flush()
 
-    async def list_children(self, parent_ids: Sequence[str]) -> list[Task]:
+    async def list_children(self, parent_ids: Sequence[str], *, for_update: bool = False) -> list[Task]:
+        """Direct children, oldest first; ``for_update`` takes their row locks (parent before children)."""
         if not parent_ids:
             return []
-        rows = await self._session.scalars(
-            select(Task).where(Task.parent_id.in_(parent_ids)).order_by(Task.created_at, Task.id)
-        )
+        query = select(Task).where(Task.parent_id.in_(parent_ids)).order_by(Task.created_at, Task.id)
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        rows = await self._session.scalars(query)
         return list(rows.all())
 
     async def subtree_ids(self, root_id: str) -> list[str]:
@@ -162,6 +184,49 @@ class TaskRepository:
         if limit is not None:
             query = query.limit(limit)
         return list((await self._session.scalars(query)).all())
+
+    # --- the ready queue (next_task order) ------------------------------------------------------
+
+    def _ready(self, session_id: str, specialist_types: Sequence[str]) -> Select[Task]:
+        return select(Task).where(*ready_predicates(session_id, specialist_types)).order_by(*ready_order())
+
+    async def lock_next_ready(
+        self, session_id: str, specialist_types: Sequence[str], *, exclude_ids: Sequence[str] = ()
+    ) -> Task | None:
+        """The best ready task, locked; rows another transaction has locked are skipped.
+
+        Claim (``SELECT … FOR UPDATE OF task SKIP LOCKED``) on PostgreSQL: concurrent callers each get a
+        different row and never wait on each other; readiness is part of the WHERE clause, and READ
+        COMMITTED re-checks it on the locked row version. SQLite renders no FOR UPDATE: the caller's
+        immediate transaction already excludes every other writer.
+        """
+        query = self._ready(session_id, specialist_types)
+        if exclude_ids:
+            query = query.where(Task.id.not_in(list(exclude_ids)))
+        return await self._session.scalar(
+            query.limit(1).with_for_update(skip_locked=True, of=Task).execution_options(populate_existing=True)
+        )
+
+    async def list_ready(self, session_id: str, *, specialist_types: Sequence[str] = (), limit: int) -> list[Task]:
+        """Ready tasks in the order next_task would hand them out."""
+        rows = await self._session.scalars(self._ready(session_id, specialist_types).limit(limit))
+        return list(rows.all())
+
+    async def count_ready(self, session_id: str) -> int:
+        value = await self._session.scalar(
+            select(func.count()).select_from(Task).where(*ready_predicates(session_id, ()))
+        )
+        return int(value or 0)
+
+    async def list_by_status(
+        self, session_id: str, status: str, *, newest_first: bool = False, limit: int
+    ) -> list[Task]:
+        """Tasks of one status in a session, by last change (oldest first unless ``newest_first``)."""
+        order = (Task.updated_at.desc(), Task.id.desc()) if newest_first else (Task.updated_at, Task.id)
+        rows = await self._session.scalars(
+            select(Task).where(Task.session_id == session_id, Task.status == status).order_by(*order).limit(limit)
+        )
+        return list(rows.all())
 
     async def update_fields(self, task: Task, values: dict[str, Any]) -> None:
         for key, value in values.items():

@@ -1,0 +1,129 @@
+"""Calling the execution services the way an agent does, with defaults a test can override by name."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+from sqlalchemy import func, select
+
+from app.db.models import Artifact, TaskEvent
+from app.db.repositories import Repositories
+from app.db.repositories.tasks import TaskRepository
+from app.services.briefs import ExecuteTaskResult, NextTaskResult
+from app.services.completion import CompleteTaskResult
+from app.services.views import TaskView, one_task_view
+from tests.support.harness import Harness, caller
+
+
+async def execute(h: Harness, task_id: str, actor: str = "worker", **kw: Any) -> ExecuteTaskResult:
+    args: dict[str, Any] = {"lease_seconds": None, "request_id": None, **kw}
+    return await h.services.execution.execute_task(caller(actor, admin=False), task_id, **args)
+
+
+async def next_task(h: Harness, session_id: str, actor: str = "worker", **kw: Any) -> NextTaskResult:
+    args: dict[str, Any] = {"specialist_types": [], "lease_seconds": None, "request_id": None, **kw}
+    return await h.services.execution.next_task(caller(actor, admin=False), session_id=session_id, **args)
+
+
+async def complete(
+    h: Harness, task_id: str, actor: str = "worker", *, admin: bool = False, **kw: Any
+) -> CompleteTaskResult:
+    args: dict[str, Any] = {
+        "summary": f"Done by {actor}.",
+        "detailed_work": f"# Work\nEverything {actor} did.",
+        "next_action": "complete",
+        "file_paths": [],
+        "artifact_type": "general",
+        "force": False,
+        "request_id": None,
+        **kw,
+    }
+    return await h.services.completion.complete_task(caller(actor, admin=admin), task_id, **args)
+
+
+async def read(h: Harness, work: Callable[[Repositories], Awaitable[Any]]) -> Any:
+    return await h.uow.run(work, write=False)
+
+
+async def view(h: Harness, task_id: str) -> TaskView:
+    """The task as the tools would show it now."""
+
+    async def work(repos: Repositories) -> TaskView:
+        row = await repos.tasks.get(task_id)
+        assert row is not None
+        return await one_task_view(repos, row)
+
+    result: TaskView = await read(h, work)
+    return result
+
+
+async def lease_events(h: Harness, task_id: str) -> list[dict[str, Any]]:
+    async def work(repos: Repositories) -> list[dict[str, Any]]:
+        return [e.data for e in await repos.events.list_for_task(task_id) if e.kind == "lease_expired"]
+
+    return list(await read(h, work))
+
+
+async def event_kinds(h: Harness, task_id: str) -> list[str]:
+    async def work(repos: Repositories) -> list[str]:
+        return [e.kind for e in await repos.events.list_for_task(task_id)]
+
+    return list(await read(h, work))
+
+
+async def status_moves(h: Harness, task_id: str) -> list[tuple[str, str]]:
+    async def work(repos: Repositories) -> list[tuple[str, str]]:
+        events = await repos.events.list_for_task(task_id)
+        return [(e.data["from"], e.data["to"]) for e in events if e.kind == "status_changed"]
+
+    return list(await read(h, work))
+
+
+async def count_events(h: Harness, kind: str) -> dict[str, int]:
+    """``task_id -> number of events of this kind``."""
+
+    async def work(repos: Repositories) -> dict[str, int]:
+        rows = await repos.session.execute(
+            select(TaskEvent.task_id, func.count()).where(TaskEvent.kind == kind).group_by(TaskEvent.task_id)
+        )
+        return {str(task_id): int(n) for task_id, n in rows}
+
+    return dict(await read(h, work))
+
+
+async def artifacts_of(h: Harness, task_id: str) -> list[Artifact]:
+    async def work(repos: Repositories) -> list[Artifact]:
+        return list(await repos.artifacts.list_by_task_ids([task_id]))
+
+    return list(await read(h, work))
+
+
+def claims(h: Harness, outcome: str) -> float:
+    """``orchestrator_claims_total{outcome=…}`` as the harness's Metrics registry reports it."""
+    return h.metrics.registry.get_sample_value("orchestrator_claims_total", {"outcome": outcome}) or 0.0
+
+
+def gate_row_locks(monkeypatch: pytest.MonkeyPatch, task_id: str, parties: int) -> list[int]:
+    """Hold every ``get_for_update(task_id)`` until ``parties`` calls are waiting, then release them all.
+
+    The real method runs after the gate: this only makes sure every caller is inside its transaction and
+    about to race for the row at the same moment. Returns a list that counts the arrivals.
+    """
+    real = TaskRepository.get_for_update
+    arrived: list[int] = []
+    released = anyio.Event()
+
+    async def gated(self: TaskRepository, wanted: str) -> Any:
+        if wanted == task_id and not released.is_set():
+            arrived.append(1)
+            if len(arrived) >= parties:
+                released.set()
+            with anyio.fail_after(30):
+                await released.wait()
+        return await real(self, wanted)
+
+    monkeypatch.setattr(TaskRepository, "get_for_update", gated)
+    return arrived
