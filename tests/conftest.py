@@ -76,7 +76,7 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     try:
         yield url
     finally:
-        run_in_thread(lambda: pg.drop(url))
+        run_in_thread(lambda: pg.release(url))
 
 
 @pytest.fixture
