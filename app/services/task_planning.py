@@ -200,8 +200,9 @@ def _build(
             updated_at=tx.now,
         )
     )
-    for index, dep_id in enumerate(dict.fromkeys(spec.dependencies)):
-        external.setdefault(dep_id, f"{path}dependencies[{index}]")
+    for dep_id in dict.fromkeys(spec.dependencies):
+        # The path names the argument's own index (first occurrence), as the caller wrote it.
+        external.setdefault(dep_id, f"{path}dependencies[{spec.dependencies.index(dep_id)}]")
         edges.append((task_id, dep_id))
     keyed: dict[str, str] = {}
     for index, child in enumerate(spec.subtasks):

@@ -168,9 +168,11 @@ async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list
         not_found, invalid_argument (self or cross-session), dependency_cycle.
     """
     wanted = list(dict.fromkeys(dep_ids))
+    # Errors name the argument's own index (the first occurrence), not a position in the de-duplicated list.
+    paths = {dep_id: f"add_dependencies[{dep_ids.index(dep_id)}]" for dep_id in wanted}
     found = await tx.repos.tasks.existing_ids(wanted)
-    for index, dep_id in enumerate(wanted):
-        path = f"add_dependencies[{index}]"
+    for dep_id in wanted:
+        path = paths[dep_id]
         if dep_id == task_id:
             raise errors.InvalidArgument("A task cannot depend on itself.", field=path, value=dep_id)
         if dep_id not in found:
@@ -190,6 +192,6 @@ async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list
     for dep_id in new:
         cycle = graph.cycle_if_added(edges, task_id, dep_id)
         if cycle is not None:
-            raise errors.DependencyCycle(cycle, field=f"add_dependencies[{wanted.index(dep_id)}]")
+            raise errors.DependencyCycle(cycle, field=paths[dep_id])
         edges.setdefault(task_id, []).append(dep_id)
     await tx.repos.dependencies.insert_many([(task_id, d) for d in new], tx.now)
