@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.anyio
 LEASE = 900
 
 
-async def new_task(h: Harness, actor: str = "alice", **fields: object) -> str:
+async def new_task(h: Harness, actor: str = "alice", **fields: Any) -> str:
     return (await h.plan(actor, **fields)).task.id
 
 
@@ -214,7 +215,8 @@ async def test_archived_task_refuses_every_update(harness: Harness) -> None:
     await harness.session()
     task_id = await new_task(harness)
     await delete(harness, task_id)
-    for changes in ({"status": "pending"}, {"title": "edit history"}):
+    attempts: list[dict[str, Any]] = [{"status": "pending"}, {"title": "edit history"}]
+    for changes in attempts:
         with pytest.raises(errors.InvalidTransition) as caught:
             await update(harness, task_id, **changes)
         assert (caught.value.to_dict()["current"], caught.value.allowed) == ("archived", [])
