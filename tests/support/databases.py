@@ -136,3 +136,28 @@ class SqliteTemplate:
         target = target_dir / f"orch-{secrets.token_hex(4)}.db"
         shutil.copyfile(self.path, target)
         return f"sqlite+aiosqlite:///{target}"
+
+
+async def create_empty_postgres(admin_url: str) -> str:
+    """A brand-new PostgreSQL database with no schema at all (for migration tests); returns its async URL."""
+    name = f"orch_empty_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(_dsn(admin_url))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return to_async_url(_dsn(admin_url, name))
+
+
+async def drop_postgres(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    conn = await asyncpg.connect(_dsn(admin_url))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def plain_url(url: str) -> str:
+    """The URL as a user writes it (``postgresql://…``, ``sqlite:///…``), without the async driver."""
+    return make_url(url).set(drivername=make_url(url).get_backend_name()).render_as_string(hide_password=False)
