@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app import errors
 from app.db.models import Task
@@ -35,9 +35,16 @@ Description = Annotated[str, Field(min_length=1, max_length=20000, description="
 Effort = Annotated[str, Field(min_length=1, max_length=100, description="Free text, e.g. '2h' or '3 points'.")]
 TaskId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^task_[0-9a-f]{16}$")]
 Key = Annotated[str, Field(min_length=1, max_length=64, description="Name for depends_on among siblings.")]
+# One datetime type (pydantic parses a plain date as midnight), not a ``datetime | date`` union: a union's
+# errors carry the member names in their location ("due_date.datetime"), not the argument's own path.
 DueDate = Annotated[
-    datetime | date,
-    Field(description="ISO 8601 date or date-time; a date means 00:00 UTC, a time without zone means UTC."),
+    datetime,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+            "description": "ISO 8601 date or date-time; a date means 00:00 UTC, a time without zone means UTC.",
+        }
+    ),
 ]
 
 

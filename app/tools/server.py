@@ -3,7 +3,8 @@
 ``OrchestratorMCP.call_tool`` is the seam the SDK offers (MCP-SDK-NOTES §16): every call passes the
 RebootManager's gate (counted while in flight, refused with ``unavailable`` while not ready), is timed
 into the metrics, logged as one line, and any failure comes back as a structured ``isError`` result.
-``list_tools`` widens each output schema so it also admits the error envelope.
+``list_tools`` widens each output schema so it also admits the error envelope, and closes each input
+schema (unknown arguments are refused, not silently dropped).
 """
 
 from __future__ import annotations
@@ -42,12 +43,18 @@ class OrchestratorMCP(MCPServer[Any]):
     async def list_tools(self) -> list[MCPTool]:
         tools = await super().list_tools()
         return [
-            tool.model_copy(update={"output_schema": boundary.with_error_envelope(tool.output_schema)})
+            tool.model_copy(
+                update={
+                    "input_schema": boundary.closed_input(tool.input_schema),
+                    "output_schema": boundary.with_error_envelope(tool.output_schema),
+                }
+            )
             for tool in tools
         ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
-        tool = name if self._tool_manager.get_tool(name) is not None else "unknown"
+        registered = self._tool_manager.get_tool(name)
+        tool = name if registered is not None else "unknown"
         started = time.perf_counter()
         metrics = self.holder.metrics
         code = "ok"
@@ -55,6 +62,8 @@ class OrchestratorMCP(MCPServer[Any]):
             async with self.holder.reboot.track_call():
                 metrics.tool_in_flight.inc()
                 try:
+                    if registered is not None:
+                        boundary.check_argument_names(registered.parameters, arguments)
                     return await super().call_tool(name, arguments, context)
                 finally:
                     metrics.tool_in_flight.dec()
