@@ -114,18 +114,20 @@ class TaskPlanningService(Service):
                 target_session = await resolve_session_id(repos, caller, session_id)
             if parent is not None:
                 _check_parent(parent, target_session)
+            # Counted before any row object is built: a deep tree must be refused cheaply.
+            total = _count(spec)
+            if total > MAX_PLANNED_TASKS:
+                raise errors.InvalidArgument(
+                    f"A plan may create at most {MAX_PLANNED_TASKS} tasks; this one has {total}. "
+                    "Split it into several calls.",
+                    field="subtasks",
+                    value=total,
+                    allowed=f"<= {MAX_PLANNED_TASKS} tasks in one plan",
+                )
             rows: list[Task] = []
             edges: list[tuple[str, str]] = []
             external: dict[str, str] = {}  # dependency id -> field path, for validation
             _build(spec, parent.id if parent else None, target_session, tx, rows, edges, external, "")
-            if len(rows) > MAX_PLANNED_TASKS:
-                raise errors.InvalidArgument(
-                    f"A plan may create at most {MAX_PLANNED_TASKS} tasks; this one has {len(rows)}. "
-                    "Split it into several calls.",
-                    field="subtasks",
-                    value=len(rows),
-                    allowed=f"<= {MAX_PLANNED_TASKS} tasks in one plan",
-                )
             found = await repos.tasks.existing_ids(list(external))
             for dep_id, path in external.items():
                 if dep_id not in found:
@@ -171,6 +173,16 @@ def _check_parent(parent: Task, session_id: str) -> None:
             value=parent.id,
             allowed=["pending", "in_progress", "blocked"],
         )
+
+
+def _count(spec: SubtaskSpec) -> int:
+    """How many tasks the plan creates (iterative: the tree's depth is the caller's choice)."""
+    total, stack = 0, [spec]
+    while stack:
+        node = stack.pop()
+        total += 1
+        stack.extend(node.subtasks)
+    return total
 
 
 def _build(

@@ -96,10 +96,16 @@ async def test_archive_refuses_work_in_progress_unless_forced(harness: Harness) 
     with pytest.raises(errors.Forbidden):
         await delete(harness, ids["root"], "bob", admin=False, force=True)
     assert await snapshot(harness.database) == before
+    released_before = harness.metrics.registry.get_sample_value("orchestrator_claims_total", {"outcome": "released"})
     result = await delete(harness, ids["root"], "root", force=True)
     assert sorted(result.affected) == sorted(ids.values())
     task = next(t for t in (await query(harness)).tasks if t.id == ids["a1"])
     assert (task.status, task.assigned_to, task.lease_expires_at) == ("archived", None, None)
+    # The set-aside claim is counted and recorded like any other release.
+    released = harness.metrics.registry.get_sample_value("orchestrator_claims_total", {"outcome": "released"})
+    assert (released or 0) - (released_before or 0) == 1
+    [event] = [e for e in await rows(harness, TaskEvent) if e.task_id == ids["a1"] and e.data.get("to") == "archived"]
+    assert (event.actor, event.data["released_claim_of"]) == ("root", "alice")
 
 
 # --- delete_task: hard delete --------------------------------------------------------------------

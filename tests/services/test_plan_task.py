@@ -216,6 +216,17 @@ async def test_a_plan_of_more_than_500_tasks_is_refused_and_500_is_accepted(harn
     assert (await row_counts(harness.database))["task"] == MAX_PLANNED_TASKS
 
 
+async def test_a_deep_tree_counts_every_level(harness: Harness) -> None:
+    await harness.session()
+    chain: list[dict[str, Any]] = []
+    for depth in range(100):  # 100 levels, each with 4 leaves beside the next level: 501 with the root
+        chain = [node(f"level {depth}", subtasks=[*chain, *(node(f"leaf {depth}.{i}") for i in range(4))])]
+    with pytest.raises(errors.InvalidArgument) as caught:
+        await harness.plan(subtasks=chain)
+    assert (caught.value.field, caught.value.value) == ("subtasks", MAX_PLANNED_TASKS + 1)
+    assert (await row_counts(harness.database))["task"] == 0
+
+
 async def test_same_request_id_returns_the_first_result_and_writes_once(harness: Harness) -> None:
     await harness.session()
     first = await harness.plan(request_id="plan-1", subtasks=[node("child")])

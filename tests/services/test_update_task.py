@@ -295,6 +295,22 @@ async def test_dependencies_are_added_and_removed(harness: Harness) -> None:
     assert removed.task.version == 3
 
 
+async def test_edges_that_already_exist_or_do_not_exist_change_nothing(harness: Harness) -> None:
+    await harness.session()
+    a, b, c = [await new_task(harness, title=t) for t in "abc"]
+    await update(harness, c, add_dependencies=[a])
+    before = await snapshot(harness.database)
+    again = await update(harness, c, add_dependencies=[a], remove_dependencies=[b])
+    assert (again.changed, again.task.version, again.task.dependencies) == ([], 2, [a])
+    assert await snapshot(harness.database) == before
+    mixed = await update(harness, c, add_dependencies=[a, b])
+    assert (mixed.changed, mixed.task.version, sorted(mixed.task.dependencies)) == (
+        ["add_dependencies"],
+        3,
+        sorted([a, b]),
+    )
+
+
 @pytest.mark.parametrize(
     ("edges", "source", "add", "cycle"),
     [
