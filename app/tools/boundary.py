@@ -15,7 +15,7 @@ import re
 import secrets
 from typing import Any
 
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
@@ -107,7 +107,9 @@ def to_orchestrator_error(tool: str, exc: BaseException) -> errors.OrchestratorE
         return exc
     if isinstance(cause, errors.OrchestratorError):
         return cause
-    if isinstance(exc, ToolError) and isinstance(cause, ValidationError):
+    # Only the SDK's argument validation is the caller's mistake; a ValidationError inside the tool body or
+    # its output conversion arrives as UnexpectedToolError (a ToolError subclass) and is our bug: internal.
+    if isinstance(exc, ToolError) and not isinstance(exc, UnexpectedToolError) and isinstance(cause, ValidationError):
         return invalid_arguments(cause)
     if isinstance(exc, ToolError) and str(exc).startswith("Unknown tool"):
         return errors.InvalidArgument(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import Tool
+from pydantic import TypeAdapter, ValidationError
 
 from app import errors
 from app.observability.metrics import Metrics
@@ -78,3 +80,30 @@ def test_an_undeclared_argument_is_named_with_the_tools_arguments() -> None:
         ["agent", "task_id", "title"],
     )
     assert "titel" in caught.value.message and "title" in caught.value.message
+
+
+def _validation_error() -> ValidationError:
+    try:
+        TypeAdapter(int).validate_python("not a number")
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("pydantic accepted a non-number")
+
+
+def test_bad_arguments_are_the_callers_mistake_but_a_validation_error_inside_a_tool_is_internal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cause = _validation_error()
+    try:
+        raise ToolError("Error executing tool orchestrator_query_tasks") from cause
+    except ToolError as exc:
+        assert boundary.to_orchestrator_error("orchestrator_query_tasks", exc).code == "invalid_argument"
+    try:
+        raise UnexpectedToolError("Error executing tool orchestrator_query_tasks") from cause
+    except ToolError as exc:
+        error = boundary.to_orchestrator_error("orchestrator_query_tasks", exc)
+    assert error.code == "internal"
+    assert (error.field, error.value) == (None, None)
+    assert "not a number" not in error.message
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "tool_internal_error"]
+    assert getattr(record, "reference", None) == error.details["reference"]
