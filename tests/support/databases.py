@@ -84,14 +84,18 @@ class PostgresTemplate:
 
     async def release(self, url: str) -> None:
         """Empty the copy for the next test (same schema, no rows, identities restarted), or drop it."""
-        tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+        names = {table.name for table in Base.metadata.sorted_tables}
+        tables = ", ".join(f'"{name}"' for name in sorted(names))
         try:
             conn = await asyncpg.connect(_dsn(url), timeout=10)
             try:
                 await conn.execute("SET lock_timeout = '2s'")
                 revision = await conn.fetchval("SELECT version_num FROM alembic_version")
-                if revision != schema.head_revision():
-                    raise LookupError(f"schema at {revision}")
+                present = {
+                    r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                }
+                if revision != schema.head_revision() or present != {*names, "alembic_version"}:
+                    raise LookupError(f"schema at {revision} with tables {sorted(present)}")
                 await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
             finally:
                 await conn.close()
