@@ -8,6 +8,7 @@ minutes later inside a request. Nothing here imports from the rest of the app.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -111,8 +112,16 @@ def to_async_url(url: str) -> str:
     return f"{mapping[scheme]}://{rest}"
 
 
+QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and error messages)."""
+    """The URL with any password replaced by ``***`` (for logs and error messages).
+
+    Both places a driver takes one are covered: ``user:password@host`` and ``?password=…`` (libpq and
+    asyncpg read it from the query string too).
+    """
+    url = QUERY_PASSWORD.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url

@@ -124,6 +124,11 @@ def test_cli_exits_2_naming_the_bad_variable(
         ("postgresql://db/orch", "postgresql://db/orch"),
         ("sqlite+aiosqlite:////tmp/x.db", "sqlite+aiosqlite:////tmp/x.db"),
         ("not a url", "not a url"),
+        (
+            "postgresql://db/orch?user=u&password=hunter2&sslmode=require",
+            "postgresql://db/orch?user=u&password=***&sslmode=require",
+        ),
+        ("postgresql://u:pw@db/orch?PASSWORD=hunter2", "postgresql://u:***@db/orch?PASSWORD=***"),
     ],
 )
 def test_redact_url_hides_only_the_password(url: str, redacted: str) -> None:
