@@ -59,6 +59,7 @@ async def test_same_working_directory_resumes_the_active_session_for_anyone(harn
     harness.clock.advance(60)
     again = await initialize(harness, "bob")
     assert again.resumed is True and again.session.id == first.session.id
+    assert again.session.last_activity_at == "2026-01-01T00:01:00Z"  # the resume is activity, as stored
     assert again.counts.model_dump() == {"by_status": {"pending": 2}, "total": 2}
     # bob's current session is now that one too.
     assert len(await query_ids(harness, "bob")) == 2
