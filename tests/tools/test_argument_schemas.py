@@ -14,16 +14,9 @@ from app.settings import Settings
 from app.tools import boundary
 from app.tools.holder import ServiceHolder
 from app.tools.server import build_server
+from tests.support.mcp import TASK_GRAPH_TOOLS
 
 pytestmark = pytest.mark.anyio
-TASK_GRAPH_TOOLS = {
-    "orchestrator_initialize_session",
-    "orchestrator_plan_task",
-    "orchestrator_update_task",
-    "orchestrator_delete_task",
-    "orchestrator_cancel_task",
-    "orchestrator_query_tasks",
-}
 
 
 async def listed_tools() -> dict[str, Tool]:

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from app.domain import enums
 from app.services.task_planning import MAX_PLANNED_TASKS
-from tests.support.mcp import call_ok
+from app.services.task_updates import UPDATABLE
+from tests.support.mcp import TASK_GRAPH_TOOLS, call_ok
 from tests.support.server import RunningServer, client
 from tests.support.snapshot import diff, snapshot
 
@@ -32,47 +34,13 @@ AGENT_PATTERN = {"pattern": "^[A-Za-z0-9._:@-]+$"}
 REQUIRED = "a value (required)"
 BOOLEAN = "a boolean (true or false)"
 ISO_TIME = "an ISO 8601 date or date-time"
-STATUSES = ["pending", "in_progress", "blocked", "completed", "failed", "cancelled", "archived"]
-TASK_TYPES = [
-    "standard",
-    "breakdown",
-    "milestone",
-    "review",
-    "approval",
-    "research",
-    "implementation",
-    "testing",
-    "documentation",
-    "deployment",
-    "custom",
-]
-COMPLEXITIES = ["trivial", "simple", "moderate", "complex", "very_complex"]
-SPECIALISTS = [
-    "analyst",
-    "coder",
-    "tester",
-    "documenter",
-    "reviewer",
-    "architect",
-    "devops",
-    "researcher",
-    "coordinator",
-    "generic",
-]
-PRIORITIES = ["low", "medium", "high", "critical"]
-UPDATABLE = [
-    "title",
-    "description",
-    "status",
-    "specialist_type",
-    "complexity",
-    "priority",
-    "estimated_effort",
-    "due_date",
-    "context",
-    "add_dependencies",
-    "remove_dependencies",
-]
+# The vocabularies as the app spells them (tests/domain checks them against DESIGN; here they are what
+# an enum error must list as allowed).
+STATUSES = enums.values(enums.TaskStatus)
+TASK_TYPES = enums.values(enums.TaskType)
+COMPLEXITIES = enums.values(enums.Complexity)
+SPECIALISTS = enums.values(enums.SpecialistType)
+PRIORITIES = enums.values(enums.Priority)
 # What must never reach an agent: pydantic's raw text, Python internals, SQL and driver names.
 LEAKS = (
     "errors.pydantic.dev",
@@ -233,8 +201,8 @@ UPDATE = [
     invalid("update-task-id-pattern", "update_task", {"task_id": "TASK_1", "title": "x"}, "task_id", "TASK_1", TASK_PATTERN),
     invalid("update-task-id-number", "update_task", {"task_id": 7, "title": "x"}, "task_id", 7, "a string"),
     case("update-unknown-task", "update_task", {"task_id": UNKNOWN_TASK, "title": "x"}, "not_found", "task_id", UNKNOWN_TASK),
-    invalid("update-nothing", "update_task", {"task_id": Ref("pending")}, "task_id", Ref("pending"), UPDATABLE),
-    invalid("update-only-reason", "update_task", {"task_id": Ref("pending"), "reason": "why", "expected_version": 1}, "task_id", Ref("pending"), UPDATABLE),
+    invalid("update-nothing", "update_task", {"task_id": Ref("pending")}, "task_id", Ref("pending"), list(UPDATABLE)),
+    invalid("update-only-reason", "update_task", {"task_id": Ref("pending"), "reason": "why", "expected_version": 1}, "task_id", Ref("pending"), list(UPDATABLE)),
     invalid("update-status-enum", "update_task", {"task_id": Ref("pending"), "status": "done"}, "status", "done", STATUSES),
     invalid("update-complexity-enum", "update_task", {"task_id": Ref("pending"), "complexity": "huge"}, "complexity", "huge", COMPLEXITIES),
     invalid("update-specialist-enum", "update_task", {"task_id": Ref("pending"), "specialist_type": "wizard"}, "specialist_type", "wizard", SPECIALISTS),
@@ -335,14 +303,7 @@ CASES = [*SESSION, *PLAN, *UPDATE, *DELETE, *CANCEL, *QUERY]
 def test_the_table_covers_every_task_graph_tool_with_unique_ids() -> None:
     assert len({c.id for c in CASES}) == len(CASES)
     counts = {tool: sum(c.tool == tool for c in CASES) for tool in {c.tool for c in CASES}}
-    assert set(counts) == {
-        "orchestrator_initialize_session",
-        "orchestrator_plan_task",
-        "orchestrator_update_task",
-        "orchestrator_delete_task",
-        "orchestrator_cancel_task",
-        "orchestrator_query_tasks",
-    }
+    assert set(counts) == TASK_GRAPH_TOOLS
     assert min(counts.values()) >= 10
 
 
