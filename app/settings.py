@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -139,8 +140,16 @@ def to_async_url(url: str) -> str:
     return f"{mapping[scheme]}://{rest}"
 
 
+QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
+
+
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and error messages)."""
+    """The URL with any password replaced by ``***`` (for logs and error messages).
+
+    Both places a driver takes one are covered: ``user:password@host`` and ``?password=…`` (libpq and
+    asyncpg read it from the query string too).
+    """
+    url = QUERY_PASSWORD.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url

@@ -1,4 +1,4 @@
-"""Shared fixtures: both backends for every storage test, real servers for end-to-end tests.
+"""Shared fixtures: both backends for every storage test, real servers on both protocol eras for MCP tests.
 
 Template databases are made with their own short-lived event loop in a worker thread, so fixtures that
 only pick a backend stay synchronous (anyio cannot nest an async fixture requested dynamically).
@@ -14,9 +14,11 @@ from typing import TypeVar
 import anyio
 import pytest
 
+from app.settings import Settings
 from tests.support.auth import Issuer, JwksServer, serve_jwks
 from tests.support.databases import PostgresTemplate, SqliteTemplate, postgres_admin_url
 from tests.support.harness import Harness, make_harness
+from tests.support.server import ERAS, RunningServer, serve
 
 BACKENDS = ("sqlite", "postgresql")
 T = TypeVar("T")
@@ -77,7 +79,7 @@ def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -
     try:
         yield url
     finally:
-        run_in_thread(lambda: pg.drop(url))
+        run_in_thread(lambda: pg.release(url))
 
 
 @pytest.fixture
@@ -107,3 +109,17 @@ async def jwks(issuer: Issuer) -> AsyncIterator[JwksServer]:
     """The issuer's key set served on 127.0.0.1."""
     async with serve_jwks(issuer) as served:
         yield served
+
+
+@pytest.fixture(params=ERAS)
+def era(request: pytest.FixtureRequest) -> str:
+    """The MCP protocol era a test's client speaks (2026-07-28, or legacy 2025-11-25 with a session)."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def server(database_url: str, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """The app on a real uvicorn at 127.0.0.1:0 over a fresh database (both backends)."""
+    settings = Settings(database_url=database_url, data_dir=tmp_path, log_format="console")
+    async with serve(settings) as running:
+        yield running

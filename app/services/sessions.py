@@ -101,6 +101,8 @@ class SessionService(Service):
             else:
                 resumed = True
                 await repos.sessions.touch(existing.id, tx.now)
+                # touch is a conditional UPDATE; re-read the row so the view shows what is stored.
+                await repos.session.refresh(existing)
             await repos.agents.set_current_session(caller.actor, existing.id, tx.now)
             counts = await status_counts(repos, existing.id)
             return InitializeSessionResult(session=session_view(existing, counts), resumed=resumed, counts=counts)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app import errors
 from app.db.models import Task
@@ -35,9 +35,16 @@ Description = Annotated[str, Field(min_length=1, max_length=20000, description="
 Effort = Annotated[str, Field(min_length=1, max_length=100, description="Free text, e.g. '2h' or '3 points'.")]
 TaskId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^task_[0-9a-f]{16}$")]
 Key = Annotated[str, Field(min_length=1, max_length=64, description="Name for depends_on among siblings.")]
+# One datetime type (pydantic parses a plain date as midnight), not a ``datetime | date`` union: a union's
+# errors carry the member names in their location ("due_date.datetime"), not the argument's own path.
 DueDate = Annotated[
-    datetime | date,
-    Field(description="ISO 8601 date or date-time; a date means 00:00 UTC, a time without zone means UTC."),
+    datetime,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+            "description": "ISO 8601 date or date-time; a date means 00:00 UTC, a time without zone means UTC.",
+        }
+    ),
 ]
 
 
@@ -107,18 +114,20 @@ class TaskPlanningService(Service):
                 target_session = await resolve_session_id(repos, caller, session_id)
             if parent is not None:
                 _check_parent(parent, target_session)
+            # Counted before any row object is built: a deep tree must be refused cheaply.
+            total = _count(spec)
+            if total > MAX_PLANNED_TASKS:
+                raise errors.InvalidArgument(
+                    f"A plan may create at most {MAX_PLANNED_TASKS} tasks; this one has {total}. "
+                    "Split it into several calls.",
+                    field="subtasks",
+                    value=total,
+                    allowed=f"<= {MAX_PLANNED_TASKS} tasks in one plan",
+                )
             rows: list[Task] = []
             edges: list[tuple[str, str]] = []
             external: dict[str, str] = {}  # dependency id -> field path, for validation
             _build(spec, parent.id if parent else None, target_session, tx, rows, edges, external, "")
-            if len(rows) > MAX_PLANNED_TASKS:
-                raise errors.InvalidArgument(
-                    f"A plan may create at most {MAX_PLANNED_TASKS} tasks; this one has {len(rows)}. "
-                    "Split it into several calls.",
-                    field="subtasks",
-                    value=len(rows),
-                    allowed=f"<= {MAX_PLANNED_TASKS} tasks in one plan",
-                )
             found = await repos.tasks.existing_ids(list(external))
             for dep_id, path in external.items():
                 if dep_id not in found:
@@ -166,6 +175,16 @@ def _check_parent(parent: Task, session_id: str) -> None:
         )
 
 
+def _count(spec: SubtaskSpec) -> int:
+    """How many tasks the plan creates (iterative: the tree's depth is the caller's choice)."""
+    total, stack = 0, [spec]
+    while stack:
+        node = stack.pop()
+        total += 1
+        stack.extend(node.subtasks)
+    return total
+
+
 def _build(
     spec: SubtaskSpec,
     parent_id: str | None,
@@ -200,8 +219,9 @@ def _build(
             updated_at=tx.now,
         )
     )
-    for index, dep_id in enumerate(dict.fromkeys(spec.dependencies)):
-        external.setdefault(dep_id, f"{path}dependencies[{index}]")
+    for dep_id in dict.fromkeys(spec.dependencies):
+        # The path names the argument's own index (first occurrence), as the caller wrote it.
+        external.setdefault(dep_id, f"{path}dependencies[{spec.dependencies.index(dep_id)}]")
         edges.append((task_id, dep_id))
     keyed: dict[str, str] = {}
     for index, child in enumerate(spec.subtasks):

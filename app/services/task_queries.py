@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+from app import errors
 from app.db.repositories import Repositories
-from app.db.repositories.tasks import TaskFilter
+from app.db.repositories.tasks import WORD, TaskFilter
 from app.services.base import Service
 from app.services.caller import Caller
 from app.services.sessions import resolve_session_id
@@ -57,8 +58,18 @@ class TaskQueryService(Service):
         """One page of the session's tasks matching every given filter.
 
         Raises:
-            not_found (session), invalid_argument (no session given and no current session).
+            not_found (session), invalid_argument (no session given and no current session; a search_text
+            without any word).
         """
+
+        if search_text is not None and not WORD.search(search_text):
+            # A search without a single word would silently match everything.
+            raise errors.InvalidArgument(
+                f"search_text {search_text!r} contains no word to search for; pass letters or digits, "
+                "or omit search_text to list every task.",
+                field="search_text",
+                value=search_text,
+            )
 
         async def work(repos: Repositories) -> QueryTasksResult:
             sid = await resolve_session_id(repos, caller, session_id)

@@ -152,12 +152,16 @@ async def _archive(tx: Tx, subtree: list[Task], *, force: bool) -> list[str]:
                     "archived",
                     [s.value for s in (TaskStatus.PENDING, TaskStatus.CANCELLED)],
                 )
-            # force: release the claim first, then archive (an admin clearing the board).
+            # force: release the claim first, then archive (an admin clearing the board). The release is
+            # counted and recorded like any other, so the audit trail says whose work was set aside.
+            released = {"released_claim_of": task.assigned_to}
             task.status = TaskStatus.PENDING.value
             task_rules.release_claim(task)
             tx.transitions.append(("in_progress", "pending"))
             tx.claims.append("released")
-        await task_rules.move(tx, task, TaskStatus.ARCHIVED, lease_seconds=0)
+        else:
+            released = {}
+        await task_rules.move(tx, task, TaskStatus.ARCHIVED, lease_seconds=0, event_data=released)
         task.version += 1
         affected.append(task.id)
     return affected

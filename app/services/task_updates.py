@@ -123,11 +123,16 @@ class TaskUpdateService(Service):
                 if merged != task.context:
                     task.context = merged
                     changed.append("context")
+            # Like any field, an edge list counts as changed only when an edge actually went or came.
             if changes.remove_dependencies:
-                await tx.repos.dependencies.delete_many(task.id, list(dict.fromkeys(changes.remove_dependencies)))
-                changed.append("remove_dependencies")
-            if changes.add_dependencies:
-                await _add_dependencies(tx, task.id, task.session_id, changes.add_dependencies)
+                removed = await tx.repos.dependencies.delete_many(
+                    task.id, list(dict.fromkeys(changes.remove_dependencies))
+                )
+                if removed:
+                    changed.append("remove_dependencies")
+            if changes.add_dependencies and await _add_dependencies(
+                tx, task.id, task.session_id, changes.add_dependencies
+            ):
                 changed.append("add_dependencies")
             if changes.status is not None:
                 target = TaskStatus(changes.status)
@@ -162,16 +167,18 @@ class TaskUpdateService(Service):
         return await self._write(caller, "orchestrator_update_task", request_id, UpdateTaskResult, work)
 
 
-async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list[str]) -> None:
-    """Add edges after checking existence, session and cycles.
+async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list[str]) -> list[str]:
+    """Add edges after checking existence, session and cycles; returns the dependencies that are new.
 
     Raises:
         not_found, invalid_argument (self or cross-session), dependency_cycle.
     """
     wanted = list(dict.fromkeys(dep_ids))
+    # Errors name the argument's own index (the first occurrence), not a position in the de-duplicated list.
+    paths = {dep_id: f"add_dependencies[{dep_ids.index(dep_id)}]" for dep_id in wanted}
     found = await tx.repos.tasks.existing_ids(wanted)
-    for index, dep_id in enumerate(wanted):
-        path = f"add_dependencies[{index}]"
+    for dep_id in wanted:
+        path = paths[dep_id]
         if dep_id == task_id:
             raise errors.InvalidArgument("A task cannot depend on itself.", field=path, value=dep_id)
         if dep_id not in found:
@@ -191,6 +198,7 @@ async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list
     for dep_id in new:
         cycle = graph.cycle_if_added(edges, task_id, dep_id)
         if cycle is not None:
-            raise errors.DependencyCycle(cycle, field=f"add_dependencies[{wanted.index(dep_id)}]")
+            raise errors.DependencyCycle(cycle, field=paths[dep_id])
         edges.setdefault(task_id, []).append(dep_id)
     await tx.repos.dependencies.insert_many([(task_id, d) for d in new], tx.now)
+    return new

@@ -2,8 +2,9 @@
 
 Known conditions (``OrchestratorError``) keep their code and fields. Argument validation failures are
 rewritten from pydantic's text into ``invalid_argument`` naming the field path, the value and what is
-allowed. Anything else is ``internal``: logged here with a reference id and a traceback, while the
-result carries only the id. This module is the only ``except Exception`` on a request path.
+allowed; so are arguments the tool does not declare. Anything else is ``internal``: logged here with a
+reference id and a traceback, while the result carries only the id. This module is the only
+``except Exception`` on a request path.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import secrets
 from typing import Any
 
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
@@ -22,6 +23,23 @@ from app import errors
 
 log = logging.getLogger("app.tools")
 MAX_VALUE_CHARS = 200
+# What a wrong-typed argument should have been, by pydantic error type (JSON words, for a model to read).
+TYPE_ERRORS = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "a boolean (true or false)",
+    "bool_parsing": "a boolean (true or false)",
+    "string_type": "a string",
+    "list_type": "an array",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "datetime_type": "an ISO 8601 date or date-time",
+    "datetime_parsing": "an ISO 8601 date or date-time",
+    "datetime_from_date_parsing": "an ISO 8601 date or date-time",
+}
 
 ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -60,6 +78,11 @@ ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
 }
 
 
+def closed_input(schema: dict[str, Any]) -> dict[str, Any]:
+    """The input schema with ``additionalProperties: false``: unknown arguments are refused, say so."""
+    return {**schema, "additionalProperties": False}
+
+
 def with_error_envelope(success: dict[str, Any] | None) -> dict[str, Any] | None:
     """An output schema that admits the success shape or the error envelope (typescript-sdk #1943)."""
     if success is None:
@@ -84,7 +107,9 @@ def to_orchestrator_error(tool: str, exc: BaseException) -> errors.OrchestratorE
         return exc
     if isinstance(cause, errors.OrchestratorError):
         return cause
-    if isinstance(exc, ToolError) and isinstance(cause, ValidationError):
+    # Only the SDK's argument validation is the caller's mistake; a ValidationError inside the tool body or
+    # its output conversion arrives as UnexpectedToolError (a ToolError subclass) and is our bug: internal.
+    if isinstance(exc, ToolError) and not isinstance(exc, UnexpectedToolError) and isinstance(cause, ValidationError):
         return invalid_arguments(cause)
     if isinstance(exc, ToolError) and str(exc).startswith("Unknown tool"):
         return errors.InvalidArgument(
@@ -99,6 +124,25 @@ def to_orchestrator_error(tool: str, exc: BaseException) -> errors.OrchestratorE
         extra={"event": "tool_internal_error", "tool": tool, "reference": reference},
     )
     return errors.Internal(reference)
+
+
+def check_argument_names(parameters: dict[str, Any], arguments: dict[str, Any]) -> None:
+    """Refuse arguments the tool does not declare: the SDK would silently drop them, so a misspelt name
+    (``parent_id`` for ``parent_task_id``) would quietly do something other than what was asked.
+
+    Raises:
+        invalid_argument: naming the first unknown argument and the tool's argument names.
+    """
+    known = sorted(parameters.get("properties", {}))
+    unknown = [name for name in arguments if name not in known]
+    if unknown:
+        first = unknown[0]
+        raise errors.InvalidArgument(
+            f"Unknown argument {first[:64]!r}; this tool takes: {', '.join(known)}. Fix the name and call again.",
+            field=first[:64],
+            value=_short(arguments[first]),
+            allowed=known,
+        )
 
 
 def invalid_arguments(exc: ValidationError) -> errors.InvalidArgument:
@@ -129,12 +173,18 @@ def _problem(err: Any) -> dict[str, Any]:
         allowed = {k: v for k, v in ctx.items() if k in ("ge", "gt", "le", "lt")}
     elif kind == "string_pattern_mismatch":
         allowed = {"pattern": ctx.get("pattern")}
+    elif kind in TYPE_ERRORS:
+        allowed = TYPE_ERRORS[kind]
     elif kind == "missing":
         allowed = "a value (required)"
     elif kind == "extra_forbidden":
         allowed = "no such field"
-    reason = "it is required" if kind == "missing" else str(err["msg"]).rstrip(".").lower()
-    return {"field": path, "value": _short(err.get("input")), "allowed": allowed, "reason": reason}
+    message = str(err["msg"]).rstrip(".")
+    # Lower-case only the first letter: the rest may quote a pattern or enum values, which are case-sensitive.
+    reason = "it is required" if kind == "missing" else message[:1].lower() + message[1:]
+    # A missing argument has no value; pydantic's "input" is then the whole enclosing object.
+    value = None if kind == "missing" else _short(err.get("input"))
+    return {"field": path, "value": value, "allowed": allowed, "reason": reason}
 
 
 def _path(loc: tuple[Any, ...]) -> str:

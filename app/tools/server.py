@@ -4,8 +4,8 @@
 caller's scope check (``app.auth.scopes``: the scope the tool and its arguments need, before it runs),
 then the RebootManager's gate (counted while in flight, refused with ``unavailable`` while not ready), is
 timed into the metrics, logged as one line with its actor, and any failure comes back as a structured
-``isError`` result.
-``list_tools`` widens each output schema so it also admits the error envelope.
+``isError`` result. ``list_tools`` widens each output schema so it also admits the error envelope, and
+closes each input schema (unknown arguments are refused, not silently dropped).
 """
 
 from __future__ import annotations
@@ -52,7 +52,12 @@ class OrchestratorMCP(MCPServer[Any]):
     async def list_tools(self) -> list[MCPTool]:
         tools = await super().list_tools()
         return [
-            tool.model_copy(update={"output_schema": boundary.with_error_envelope(tool.output_schema)})
+            tool.model_copy(
+                update={
+                    "input_schema": boundary.closed_input(tool.input_schema),
+                    "output_schema": boundary.with_error_envelope(tool.output_schema),
+                }
+            )
             for tool in tools
         ]
 
@@ -71,6 +76,8 @@ class OrchestratorMCP(MCPServer[Any]):
                 async with self.holder.reboot.track_call():
                     metrics.tool_in_flight.inc()
                     try:
+                        if registered is not None:
+                            boundary.check_argument_names(registered.parameters, arguments)
                         return await super().call_tool(name, arguments, context)
                     finally:
                         metrics.tool_in_flight.dec()

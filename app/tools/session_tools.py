@@ -24,7 +24,7 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
         ctx: Context,
         working_directory: Annotated[
             str | None,
-            Field(max_length=1024, description="The project directory; its active session is resumed."),
+            Field(min_length=1, max_length=1024, description="The project directory; its active session is resumed."),
         ] = None,
         name: Annotated[str | None, Field(min_length=1, max_length=200, description="Name for a new session.")] = None,
         description: Annotated[str | None, Field(max_length=5000)] = None,

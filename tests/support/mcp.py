@@ -6,6 +6,18 @@ from typing import Any
 
 from mcp import Client
 
+# The tools of the task-graph foundation (DESIGN §4.1 and initialize_session of §4.3).
+TASK_GRAPH_TOOLS = frozenset(
+    {
+        "orchestrator_initialize_session",
+        "orchestrator_plan_task",
+        "orchestrator_update_task",
+        "orchestrator_delete_task",
+        "orchestrator_cancel_task",
+        "orchestrator_query_tasks",
+    }
+)
+
 
 async def call_ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     """Call a tool that must succeed; return its structuredContent (checked against the text copy)."""

@@ -22,13 +22,16 @@ class DependencyRepository:
             self._session.add_all(rows)
             await self._session.flush()
 
-    async def delete_many(self, task_id: str, depends_on_ids: Sequence[str]) -> None:
-        if depends_on_ids:
-            await self._session.execute(
-                delete(TaskDependency).where(
-                    TaskDependency.task_id == task_id, TaskDependency.depends_on_id.in_(depends_on_ids)
-                )
+    async def delete_many(self, task_id: str, depends_on_ids: Sequence[str]) -> int:
+        """Remove the task's edges to ``depends_on_ids``; returns how many existed."""
+        if not depends_on_ids:
+            return 0
+        result = await self._session.execute(
+            delete(TaskDependency).where(
+                TaskDependency.task_id == task_id, TaskDependency.depends_on_id.in_(depends_on_ids)
             )
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of a DELETE
 
     async def statuses_for(self, task_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
         """For each task, its dependencies as ``(depends_on_id, status)`` in a stable order."""

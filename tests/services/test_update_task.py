@@ -1,0 +1,358 @@
+"""update_task on both backends: fields, merge-patch, versions, the status machine, the holder rule, edges."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from app import errors
+from app.domain.clock import iso
+from tests.support.calls import cancel, delete, update
+from tests.support.harness import Harness
+from tests.support.snapshot import snapshot
+
+pytestmark = pytest.mark.anyio
+LEASE = 900
+
+
+async def new_task(h: Harness, actor: str = "alice", **fields: Any) -> str:
+    return (await h.plan(actor, **fields)).task.id
+
+
+async def test_every_given_field_lands_in_one_version(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    harness.clock.advance(30)
+    result = await update(
+        harness,
+        task_id,
+        title="New title",
+        description="New description.",
+        specialist_type="coder",
+        complexity="trivial",
+        priority="critical",
+        estimated_effort="1h",
+        due_date=date(2026, 2, 1),
+        context={"k": "v"},
+    )
+    assert result.changed == [
+        "title",
+        "description",
+        "specialist_type",
+        "complexity",
+        "priority",
+        "estimated_effort",
+        "due_date",
+        "context",
+    ]
+    task = result.task
+    assert (task.title, task.description, task.specialist_type, task.complexity, task.priority) == (
+        "New title",
+        "New description.",
+        "coder",
+        "trivial",
+        "critical",
+    )
+    assert (task.estimated_effort, task.due_date, task.context) == ("1h", "2026-02-01T00:00:00Z", {"k": "v"})
+    assert task.version == 2
+    assert task.updated_at == iso(harness.clock.now()) != task.created_at
+
+
+async def test_values_equal_to_the_stored_ones_change_nothing(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness, title="Same", priority="high")
+    before = await snapshot(harness.database)
+    result = await update(harness, task_id, title="Same", priority="high")
+    assert result.changed == [] and result.task.version == 1
+    after = await snapshot(harness.database)
+    assert after["task"] == before["task"] and after["task_event"] == before["task_event"]
+
+
+async def test_context_is_a_json_merge_patch_and_null_deletes_nested_keys(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness, context={"a": 1, "b": {"c": 2, "d": 3}, "list": [1, 2]})
+    result = await update(harness, task_id, context={"b": {"c": None, "e": 4}, "f": 5, "list": [3]})
+    assert result.task.context == {"a": 1, "b": {"d": 3, "e": 4}, "f": 5, "list": [3]}
+    result = await update(harness, task_id, context={"b": None, "a": None})
+    assert result.task.context == {"f": 5, "list": [3]}
+    assert result.task.version == 3
+
+
+async def test_stale_expected_version_is_a_conflict_and_changes_nothing(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    assert (await update(harness, task_id, expected_version=1, title="v2")).task.version == 2
+    before = await snapshot(harness.database)
+    with pytest.raises(errors.VersionConflict) as caught:
+        await update(harness, task_id, expected_version=1, title="lost", status="blocked")
+    assert caught.value.to_dict() | {"message": None} == {
+        "code": "version_conflict",
+        "message": None,
+        "field": "expected_version",
+        "value": 1,
+        "allowed": None,
+        "retryable": True,
+        "hint": None,
+        "expected": 1,
+        "actual": 2,
+    }
+    assert await snapshot(harness.database) == before
+    assert (await update(harness, task_id, expected_version=2, title="v3")).task.title == "v3"
+
+
+async def test_nothing_to_update_is_invalid_argument(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    with pytest.raises(errors.InvalidArgument) as caught:
+        await update(harness, task_id, reason="no fields", expected_version=1)
+    assert caught.value.field == "task_id"
+    assert "title" in caught.value.allowed and "add_dependencies" in caught.value.allowed
+
+
+async def test_unknown_task_is_not_found(harness: Harness) -> None:
+    await harness.session()
+    with pytest.raises(errors.NotFound) as caught:
+        await update(harness, "task_0000000000000000", title="x")
+    assert (caught.value.field, caught.value.value) == ("task_id", "task_0000000000000000")
+
+
+async def test_claim_through_update_sets_holder_lease_and_attempt(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    harness.clock.advance(10)
+    claimed = (await update(harness, task_id, status="in_progress")).task
+    now = harness.clock.now()
+    assert (claimed.status, claimed.assigned_to, claimed.attempt_count) == ("in_progress", "alice", 1)
+    assert claimed.lease_expires_at == iso(now + _seconds(LEASE))
+    assert claimed.started_at == iso(now) and claimed.ready is False
+
+    harness.clock.advance(100)
+    renewed = (await update(harness, task_id, status="in_progress")).task
+    assert renewed.lease_expires_at == iso(harness.clock.now() + _seconds(LEASE))
+    assert (renewed.attempt_count, renewed.started_at) == (1, claimed.started_at)
+
+    released = (await update(harness, task_id, status="pending")).task
+    assert (released.status, released.assigned_to, released.lease_expires_at) == ("pending", None, None)
+    assert released.attempt_count == 1 and released.ready is True
+
+    again = (await update(harness, task_id, status="in_progress")).task
+    assert again.attempt_count == 2
+
+
+async def test_any_write_by_the_holder_renews_the_lease(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    await update(harness, task_id, status="in_progress")
+    harness.clock.advance(600)
+    task = (await update(harness, task_id, context={"progress": "half"})).task
+    assert task.lease_expires_at == iso(harness.clock.now() + _seconds(LEASE))
+    harness.clock.advance(60)
+    # A non-holder's edit does not move the holder's lease.
+    untouched = (await update(harness, task_id, "bob", title="Annotated by bob")).task
+    assert untouched.lease_expires_at == task.lease_expires_at and untouched.assigned_to == "alice"
+
+
+async def test_status_machine_walk_through_update(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    statuses = []
+    for target in ("blocked", "pending", "in_progress", "blocked", "pending", "in_progress", "failed", "pending"):
+        harness.clock.advance(1)
+        statuses.append((await update(harness, task_id, status=target)).task.status)
+    assert statuses == ["blocked", "pending", "in_progress", "blocked", "pending", "in_progress", "failed", "pending"]
+    await update(harness, task_id, status="in_progress")
+    harness.clock.advance(5)
+    done = (await update(harness, task_id, status="completed")).task
+    assert (done.status, done.completed_at, done.assigned_to, done.lease_expires_at) == (
+        "completed",
+        iso(harness.clock.now()),
+        None,
+        None,
+    )
+    reopened = (await update(harness, task_id, status="pending", reason="The tests were wrong")).task
+    assert (reopened.status, reopened.completed_at) == ("pending", None)
+    await cancel(harness, task_id)
+    restored = (await update(harness, task_id, status="pending")).task
+    assert restored.status == "pending"
+
+
+@pytest.mark.parametrize(
+    ("setup", "target", "allowed"),
+    [
+        ([], "failed", ["in_progress", "blocked", "completed", "cancelled", "archived"]),
+        (["blocked"], "completed", ["pending", "cancelled", "archived"]),
+        (["in_progress", "completed"], "in_progress", ["pending", "archived"]),
+        (["in_progress", "completed"], "cancelled", ["pending", "archived"]),
+        (["in_progress"], "archived", ["pending", "in_progress", "blocked", "completed", "failed", "cancelled"]),
+    ],
+    ids=[
+        "pending-to-failed",
+        "blocked-to-completed",
+        "completed-to-in_progress",
+        "completed-to-cancelled",
+        "in_progress-to-archived",
+    ],
+)
+async def test_illegal_move_is_invalid_transition_naming_the_allowed_moves(
+    harness: Harness, setup: list[str], target: str, allowed: list[str]
+) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    for status in setup:
+        await update(harness, task_id, status=status)
+    before = await snapshot(harness.database)
+    with pytest.raises(errors.InvalidTransition) as caught:
+        await update(harness, task_id, status=target, title="not applied either")
+    error = caught.value.to_dict()
+    assert (error["field"], error["value"], error["requested"], error["allowed"]) == ("status", target, target, allowed)
+    assert error["current"] == (setup[-1] if setup else "pending")
+    assert await snapshot(harness.database) == before
+
+
+async def test_archived_task_refuses_every_update(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    await delete(harness, task_id)
+    attempts: list[dict[str, Any]] = [{"status": "pending"}, {"title": "edit history"}]
+    for changes in attempts:
+        with pytest.raises(errors.InvalidTransition) as caught:
+            await update(harness, task_id, **changes)
+        assert (caught.value.to_dict()["current"], caught.value.allowed) == ("archived", [])
+
+
+async def test_reopen_needs_a_reason(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    await update(harness, task_id, status="completed")
+    before = await snapshot(harness.database)
+    with pytest.raises(errors.InvalidArgument) as caught:
+        await update(harness, task_id, status="pending")
+    assert (caught.value.field, caught.value.value) == ("reason", None)
+    assert await snapshot(harness.database) == before
+
+
+async def test_claim_or_complete_needs_every_dependency_completed(harness: Harness) -> None:
+    await harness.session()
+    dep = await new_task(harness, title="dep")
+    task_id = await new_task(harness, dependencies=[dep])
+    for target in ("in_progress", "completed"):
+        with pytest.raises(errors.DependenciesUnmet) as caught:
+            await update(harness, task_id, status=target)
+        assert caught.value.to_dict()["blocking"] == [dep]
+    await update(harness, dep, status="completed")
+    assert (await update(harness, task_id, status="in_progress")).task.status == "in_progress"
+
+
+async def test_another_actor_cannot_move_a_claimed_task(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    claim = (await update(harness, task_id, status="in_progress")).task
+    before = await snapshot(harness.database)
+    for target in ("pending", "completed", "blocked", "in_progress"):
+        with pytest.raises(errors.ClaimedByOther) as caught:
+            await update(harness, task_id, "bob", status=target)
+        error = caught.value.to_dict()
+        assert (error["holder"], error["lease_expires_at"], error["field"]) == (
+            "alice",
+            claim.lease_expires_at,
+            "task_id",
+        )
+    assert await snapshot(harness.database) == before
+
+
+async def test_admin_force_overrides_the_claim_and_non_admin_force_is_forbidden(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    await update(harness, task_id, status="in_progress")
+    with pytest.raises(errors.Forbidden) as caught:
+        await update(harness, task_id, "bob", admin=False, force=True, status="pending")
+    assert caught.value.field == "force"
+    released = (await update(harness, task_id, "root", force=True, status="pending")).task
+    assert (released.status, released.assigned_to) == ("pending", None)
+
+
+async def test_an_expired_lease_no_longer_protects_the_task(harness: Harness) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    await update(harness, task_id, status="in_progress")
+    harness.clock.advance(LEASE + 1)
+    taken = (await update(harness, task_id, "bob", status="in_progress")).task
+    assert (taken.assigned_to, taken.attempt_count) == ("bob", 2)
+
+
+async def test_dependencies_are_added_and_removed(harness: Harness) -> None:
+    await harness.session()
+    a, b, c = [await new_task(harness, title=t) for t in "abc"]
+    added = await update(harness, c, add_dependencies=[a, b, a])
+    assert added.changed == ["add_dependencies"]
+    assert sorted(added.task.dependencies) == sorted([a, b]) and added.task.ready is False
+    await update(harness, a, status="completed")
+    removed = await update(harness, c, remove_dependencies=[b])
+    assert removed.changed == ["remove_dependencies"]
+    assert (removed.task.dependencies, removed.task.blocked_by, removed.task.ready) == ([a], [], True)
+    assert removed.task.version == 3
+
+
+async def test_edges_that_already_exist_or_do_not_exist_change_nothing(harness: Harness) -> None:
+    await harness.session()
+    a, b, c = [await new_task(harness, title=t) for t in "abc"]
+    await update(harness, c, add_dependencies=[a])
+    before = await snapshot(harness.database)
+    again = await update(harness, c, add_dependencies=[a], remove_dependencies=[b])
+    assert (again.changed, again.task.version, again.task.dependencies) == ([], 2, [a])
+    assert await snapshot(harness.database) == before
+    mixed = await update(harness, c, add_dependencies=[a, b])
+    assert (mixed.changed, mixed.task.version, sorted(mixed.task.dependencies)) == (
+        ["add_dependencies"],
+        3,
+        sorted([a, b]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("edges", "source", "add", "cycle"),
+    [
+        ([("a", "b")], "b", ["a"], ["b", "a", "b"]),
+        ([("a", "b"), ("b", "c")], "c", ["a"], ["c", "a", "b", "c"]),
+        ([("a", "b"), ("b", "c")], "c", ["d", "d", "a"], ["c", "a", "b", "c"]),
+    ],
+    ids=["two", "three", "third-argument"],
+)
+async def test_a_dependency_closing_a_cycle_is_refused_with_the_cycle(
+    harness: Harness, edges: list[tuple[str, str]], source: str, add: list[str], cycle: list[str]
+) -> None:
+    await harness.session()
+    ids = {name: await new_task(harness, title=name) for name in "abcd"}
+    for task, dep in edges:
+        await update(harness, ids[task], add_dependencies=[ids[dep]])
+    before = await snapshot(harness.database)
+    with pytest.raises(errors.DependencyCycle) as caught:
+        await update(harness, ids[source], add_dependencies=[ids[n] for n in add], title="not applied")
+    assert caught.value.field == f"add_dependencies[{add.index('a')}]"
+    assert caught.value.to_dict()["cycle"] == [ids[n] for n in cycle]
+    assert await snapshot(harness.database) == before
+
+
+async def test_bad_dependencies_name_their_index(harness: Harness) -> None:
+    await harness.session("bob", "/work/other")
+    foreign = await new_task(harness, "bob")
+    await harness.session()
+    task_id, other = await new_task(harness), await new_task(harness)
+    missing = "task_00000000000000aa"
+    cases = [
+        ([other, task_id], errors.InvalidArgument, "add_dependencies[1]"),
+        ([other, other, missing], errors.NotFound, "add_dependencies[2]"),
+        ([foreign], errors.InvalidArgument, "add_dependencies[0]"),
+    ]
+    before = await snapshot(harness.database)
+    for add, kind, field in cases:
+        with pytest.raises(kind) as caught:
+            await update(harness, task_id, add_dependencies=add)
+        assert (caught.value.field, caught.value.value) == (field, add[int(field[-2])])
+    assert await snapshot(harness.database) == before
+
+
+def _seconds(n: int) -> timedelta:
+    return timedelta(seconds=n)

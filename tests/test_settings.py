@@ -1,0 +1,160 @@
+"""Settings: the URL forms users write, bad values that stop start-up by name, redaction, loopback binds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app import __main__ as cli
+from app.settings import Settings, SettingsError, load_settings, redact_url, to_async_url
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the variables a test sets are seen (the test run itself exports ORCHESTRATOR_TEST_*)."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("ORCHESTRATOR_", "OTEL_")):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(
+    ("plain", "mapped"),
+    [
+        ("postgresql://user:pw@db.example:5432/orch", "postgresql+asyncpg://user:pw@db.example:5432/orch"),
+        ("postgres://user@db/orch", "postgresql+asyncpg://user@db/orch"),
+        ("postgresql+asyncpg://user@db/orch", "postgresql+asyncpg://user@db/orch"),
+        ("sqlite:////var/lib/orch/orchestrator.db", "sqlite+aiosqlite:////var/lib/orch/orchestrator.db"),
+        ("sqlite:///relative/orch.db", "sqlite+aiosqlite:///relative/orch.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+    ],
+)
+def test_plain_url_forms_map_to_the_async_drivers(plain: str, mapped: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert to_async_url(plain) == mapped
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", plain)
+    assert load_settings().resolved_database_url() == mapped
+
+
+def test_no_database_url_means_a_sqlite_file_in_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_DATA_DIR", str(tmp_path))
+    assert load_settings().resolved_database_url() == f"sqlite+aiosqlite:///{tmp_path.resolve()}/orchestrator.db"
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", "   ")
+    assert load_settings().resolved_database_url() == f"sqlite+aiosqlite:///{tmp_path.resolve()}/orchestrator.db"
+
+
+def test_database_url_is_a_secret_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", "postgresql://user:hunter2@db/orch")
+    settings = load_settings()
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "mentions"),
+    [
+        ("ORCHESTRATOR_PORT", "eighty", ["'eighty'", "integer"]),
+        ("ORCHESTRATOR_PORT", "70000", ["'70000'", "65535"]),
+        ("ORCHESTRATOR_LOG_LEVEL", "LOUD", ["'LOUD'", "DEBUG", "CRITICAL"]),
+        ("ORCHESTRATOR_LOG_FORMAT", "xml", ["'xml'", "json", "console"]),
+        ("ORCHESTRATOR_LEASE_SECONDS", "5", ["'5'", "30"]),
+        ("ORCHESTRATOR_MAX_ATTEMPTS", "0", ["'0'", "1"]),
+        ("ORCHESTRATOR_DB_POOL_SIZE", "many", ["'many'"]),
+        ("ORCHESTRATOR_AUTO_MIGRATE", "perhaps", ["'perhaps'", "bool"]),
+        ("ORCHESTRATOR_DRAIN_TIMEOUT_SECONDS", "-1", ["'-1'", "0"]),
+    ],
+)
+def test_bad_value_stops_with_a_message_naming_the_variable(
+    variable: str, value: str, mentions: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(f"{variable}=")
+    for text in mentions:
+        assert text in message
+
+
+def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_PORT", "x")
+    monkeypatch.setenv("ORCHESTRATOR_MAX_ATTEMPTS", "y")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "ORCHESTRATOR_PORT=" in str(caught.value) and "ORCHESTRATOR_MAX_ATTEMPTS=" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "mentions"),
+    [
+        ("mysql://root:hunter2@db/orch", ["'mysql'", "postgresql", "sqlite"]),
+        ("just-a-path.db", ["not a URL", "postgresql://", "sqlite:///"]),
+    ],
+)
+def test_unusable_database_url_names_the_variable_without_leaking_the_password(
+    url: str, mentions: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", url)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("ORCHESTRATOR_DATABASE_URL")
+    assert "hunter2" not in message
+    for text in mentions:
+        assert text in message
+
+
+def test_cli_exits_2_naming_the_bad_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_LEASE_SECONDS", "soon")
+    assert cli.main(["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid settings" in err and "ORCHESTRATOR_LEASE_SECONDS='soon'" in err
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("postgresql://user:hunter2@db:5432/orch", "postgresql://user:***@db:5432/orch"),
+        ("postgresql+asyncpg://user:hunter2@db/orch", "postgresql+asyncpg://user:***@db/orch"),
+        ("postgresql://user:p@ss:w@rd@db/orch", "postgresql://user:***@db/orch"),
+        ("postgresql://user@db/orch", "postgresql://user@db/orch"),
+        ("postgresql://db/orch", "postgresql://db/orch"),
+        ("sqlite+aiosqlite:////tmp/x.db", "sqlite+aiosqlite:////tmp/x.db"),
+        ("not a url", "not a url"),
+        (
+            "postgresql://db/orch?user=u&password=hunter2&sslmode=require",
+            "postgresql://db/orch?user=u&password=***&sslmode=require",
+        ),
+        ("postgresql://u:pw@db/orch?PASSWORD=hunter2", "postgresql://u:***@db/orch?PASSWORD=***"),
+    ],
+)
+def test_redact_url_hides_only_the_password(url: str, redacted: str) -> None:
+    assert redact_url(url) == redacted
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.1.2.3", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),  # noqa: S104  # a bind address under test, not a bind
+        ("::", False),
+        ("10.0.0.5", False),
+        ("192.168.1.20", False),
+        ("orchestrator.internal", False),
+    ],
+)
+def test_loopback_detection(host: str, loopback: bool) -> None:
+    assert Settings(host=host).is_loopback_bind is loopback
+
+
+def test_auth_is_configured_by_a_tokens_file_or_a_jwks_url(tmp_path: Path) -> None:
+    assert Settings().auth_configured is False
+    assert Settings(auth_tokens_file=tmp_path / "tokens").auth_configured is True
+    assert Settings(jwks_url="https://idp.example/jwks").auth_configured is True

@@ -1,0 +1,102 @@
+"""The input schemas the task-graph tools declare, and the boundary's handling of undeclared arguments."""
+
+from __future__ import annotations
+
+import pytest
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import Tool
+from pydantic import TypeAdapter, ValidationError
+
+from app import errors
+from app.observability.metrics import Metrics
+from app.runtime.reboot_manager import RebootManager
+from app.settings import Settings
+from app.tools import boundary
+from app.tools.holder import ServiceHolder
+from app.tools.server import build_server
+from tests.support.mcp import TASK_GRAPH_TOOLS
+
+pytestmark = pytest.mark.anyio
+
+
+async def listed_tools() -> dict[str, Tool]:
+    server = build_server(ServiceHolder(Settings(), RebootManager(), Metrics("test")), version="test")
+    return {tool.name: tool for tool in await server.list_tools()}
+
+
+async def test_input_schemas_refuse_undeclared_arguments() -> None:
+    tools = await listed_tools()
+    assert set(tools) >= TASK_GRAPH_TOOLS
+    for tool in tools.values():
+        assert tool.input_schema["additionalProperties"] is False, tool.name
+        assert "agent" in tool.input_schema["properties"], tool.name
+
+
+async def test_due_date_accepts_a_date_or_a_date_time_wherever_it_appears() -> None:
+    tools = await listed_tools()
+    plan = tools["orchestrator_plan_task"].input_schema
+    expected = [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]
+    for where in (
+        plan["properties"]["due_date"],
+        plan["$defs"]["SubtaskSpec"]["properties"]["due_date"],
+        tools["orchestrator_update_task"].input_schema["properties"]["due_date"],
+    ):
+        [value, null] = where["anyOf"]
+        assert (sorted(value["anyOf"], key=str), null) == (sorted(expected, key=str), {"type": "null"})
+        assert "ISO 8601" in value["description"]
+
+
+async def test_bounds_and_enums_are_declared_for_the_model() -> None:
+    tools = await listed_tools()
+    query = tools["orchestrator_query_tasks"].input_schema["properties"]
+    assert (query["limit"]["minimum"], query["limit"]["maximum"], query["limit"]["default"]) == (1, 500, 50)
+    assert query["offset"]["minimum"] == 0
+    assert query["order"]["enum"] == ["asc", "desc"]
+    assert query["status"]["items"]["enum"][0] == "pending"
+    update = tools["orchestrator_update_task"].input_schema["properties"]
+    assert update["task_id"]["pattern"] == "^task_[0-9a-f]{16}$"
+    [version, _] = update["expected_version"]["anyOf"]
+    assert version["minimum"] == 1
+    session = tools["orchestrator_initialize_session"].input_schema["properties"]
+    [directory, _] = session["working_directory"]["anyOf"]
+    assert (directory["minLength"], directory["maxLength"]) == (1, 1024)
+
+
+def test_an_undeclared_argument_is_named_with_the_tools_arguments() -> None:
+    parameters = {"properties": {"task_id": {}, "title": {}, "agent": {}}}
+    boundary.check_argument_names(parameters, {"task_id": "t", "title": "x"})
+    with pytest.raises(errors.InvalidArgument) as caught:
+        boundary.check_argument_names(parameters, {"task_id": "t", "titel": "x", "other": 1})
+    assert (caught.value.field, caught.value.value, caught.value.allowed) == (
+        "titel",
+        "x",
+        ["agent", "task_id", "title"],
+    )
+    assert "titel" in caught.value.message and "title" in caught.value.message
+
+
+def _validation_error() -> ValidationError:
+    try:
+        TypeAdapter(int).validate_python("not a number")
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("pydantic accepted a non-number")
+
+
+def test_bad_arguments_are_the_callers_mistake_but_a_validation_error_inside_a_tool_is_internal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cause = _validation_error()
+    try:
+        raise ToolError("Error executing tool orchestrator_query_tasks") from cause
+    except ToolError as exc:
+        assert boundary.to_orchestrator_error("orchestrator_query_tasks", exc).code == "invalid_argument"
+    try:
+        raise UnexpectedToolError("Error executing tool orchestrator_query_tasks") from cause
+    except ToolError as exc:
+        error = boundary.to_orchestrator_error("orchestrator_query_tasks", exc)
+    assert error.code == "internal"
+    assert (error.field, error.value) == (None, None)
+    assert "not a number" not in error.message
+    [record] = [r for r in caplog.records if getattr(r, "event", None) == "tool_internal_error"]
+    assert getattr(record, "reference", None) == error.details["reference"]
