@@ -21,9 +21,13 @@ from app.db.uow import UnitOfWork
 from app.domain.clock import Clock
 from app.observability.logging import configure_logging
 from app.observability.tracing import configure_tracing
+from app.runtime.maintenance_monitor import MaintenanceMonitor
 from app.runtime.monitors import Monitor, MonitorSupervisor
 from app.runtime.reboot_manager import RebootManager, ServiceState
 from app.services.base import ServiceConfig
+from app.services.maintenance import MaintenanceService
+from app.services.session_cleanup import SessionCleanupService
+from app.services.session_overview import SessionOverviewService
 from app.services.sessions import SessionService
 from app.services.task_planning import TaskPlanningService
 from app.services.task_queries import TaskQueryService
@@ -93,6 +97,11 @@ def build_services(runtime: Runtime, uow: UnitOfWork) -> Services:
         updates=TaskUpdateService(uow, runtime.clock, **kwargs),
         removal=TaskRemovalService(uow, runtime.clock, **kwargs),
         queries=TaskQueryService(uow, runtime.clock, **kwargs),
+        session_overview=SessionOverviewService(uow, runtime.clock, **kwargs),
+        session_cleanup=SessionCleanupService(uow, runtime.clock, **kwargs),
+        maintenance=MaintenanceService(
+            uow, runtime.clock, stale_pending_days=runtime.settings.stale_pending_days, **kwargs
+        ),
     )
 
 
@@ -125,7 +134,10 @@ def build_lifespan(
             runtime.holder.install(build_services(runtime, uow))
             stack.callback(runtime.holder.install, None)
             stack.callback(_stop, reboot)
-            supervisor = MonitorSupervisor(reboot, runtime.extra_monitors)
+            maintenance = MaintenanceMonitor(
+                lambda: runtime.holder.services.maintenance, runtime.settings.maintenance_interval_seconds
+            )
+            supervisor = MonitorSupervisor(reboot, [maintenance, *runtime.extra_monitors])
             runtime.supervisor = await stack.enter_async_context(supervisor)
             await stack.enter_async_context(server.session_manager.run())
             reboot.move_to(ServiceState.READY)

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OTEL_SERVICE_NAME", "ORCHESTRATOR_SERVICE_NAME"),
     )
     max_request_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    stale_pending_days: int = Field(
+        default=7, ge=1, le=3650, description="scan_cleanup reports pending tasks untouched for this many days."
+    )
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

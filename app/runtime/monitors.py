@@ -55,6 +55,17 @@ class MonitorSupervisor:
     def healthy(self) -> bool:
         return all(s.alive and s.last_error is None for s in self._status.values())
 
+    def monitor(self, name: str) -> Monitor:
+        """The supervised monitor called ``name``.
+
+        Raises:
+            KeyError: no monitor has that name.
+        """
+        for monitor in self._monitors:
+            if monitor.name == name:
+                return monitor
+        raise KeyError(name)
+
     def wake(self, name: str) -> None:
         """Run a monitor now instead of waiting for its interval (used by tests and maintenance)."""
         self._wake[name].set()

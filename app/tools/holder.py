@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from app import errors
 from app.observability.metrics import Metrics
 from app.runtime.reboot_manager import RebootManager
+from app.services.maintenance import MaintenanceService
+from app.services.session_cleanup import SessionCleanupService
+from app.services.session_overview import SessionOverviewService
 from app.services.sessions import SessionService
 from app.services.task_planning import TaskPlanningService
 from app.services.task_queries import TaskQueryService
@@ -27,6 +30,9 @@ class Services:
     updates: TaskUpdateService
     removal: TaskRemovalService
     queries: TaskQueryService
+    session_overview: SessionOverviewService
+    session_cleanup: SessionCleanupService
+    maintenance: MaintenanceService
 
 
 class ServiceHolder:

@@ -17,12 +17,12 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import Tool as MCPTool
 
-from app.tools import boundary, session_tools, task_tools
+from app.tools import boundary, maintenance_tools, session_tools, task_tools
 from app.tools.holder import ServiceHolder
 
 log = logging.getLogger("app.tools")
 # Each tool family module has ``register(server, holder)``; add a family by adding it here.
-TOOL_FAMILIES = (session_tools, task_tools)
+TOOL_FAMILIES = (session_tools, task_tools, maintenance_tools)
 
 INSTRUCTIONS = """\
 A shared task graph for many agents. Start with orchestrator_initialize_session (pass your working
