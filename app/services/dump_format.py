@@ -311,6 +311,8 @@ def _check_references(dump: ParsedDump, seen: Mapping[str, Mapping[tuple[Any, ..
         need(number, "task session_id", task.session_id, sessions, "session")
         need(number, "task parent_id", task.parent_id, tasks, "task")
     for number, dep in dump.records["dependency"]:
+        if dep.task_id == dep.depends_on_id:
+            raise _refuse(number, f"dependency of task {dep.task_id!r} on itself")
         need(number, "dependency task_id", dep.task_id, tasks, "task")
         need(number, "dependency depends_on_id", dep.depends_on_id, tasks, "task")
     for number, art in dump.records["artifact"]:
