@@ -47,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         return serve_forever(settings)
     if args.command == "export":
+        missing = missing_sqlite_file(settings)
+        if missing is not None:
+            # Opening it would create an empty database and export nothing: most likely a wrong path.
+            print(f"task-orchestrator: export failed: no SQLite database at {missing}", file=sys.stderr)
+            return 1
         return asyncio.run(export_data(settings, args.out))
     if args.command == "import":
         return asyncio.run(import_data(settings, args.file))
@@ -84,6 +89,16 @@ async def migrate(settings: Settings) -> int:
         await database.dispose()
     print(f"task-orchestrator: schema {before.current or 'empty'} -> {after.current}", file=sys.stderr)
     return 0
+
+
+def missing_sqlite_file(settings: Settings) -> str | None:
+    """The path of the configured SQLite database when that file does not exist (else None)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_database_url())
+    if url.get_backend_name() != "sqlite" or (url.database and Path(url.database).is_file()):
+        return None
+    return url.database or ":memory:"
 
 
 async def export_data(settings: Settings, out: Path) -> int:

@@ -1,23 +1,19 @@
 """The maintenance coordinator: scan and fix, validate, and write the progress report or the handover.
 
-``scan_cleanup`` finds and fixes what the service cannot prevent by itself: claims whose lease ran out
-(released through :func:`app.services.leases.expire_leases`, the sweeper's own logic), in-progress rows
-with no holder or lease (back to pending), holders left on tasks that are not in progress (cleared), and
-idempotency records past their 24 h (purged); stale pending work is only reported. ``validate_structure``
-is read-only (see :mod:`app.services.structure_validation`). The two document actions store a ``report``
-or ``handover`` artifact (see :mod:`app.services.progress_documents`).
+It resolves the scope (one session, every session, or one task's subtree) and hands the work to
+:mod:`app.services.cleanup_scan` (scan_cleanup), :mod:`app.services.structure_validation` (read-only
+validate_structure) or :mod:`app.services.progress_documents` (the ``report`` and ``handover`` artifacts).
 
 A dry run never writes: it runs in a read-only transaction and reports what a real run would do (for the
 documents: returns the text without storing it). Every real scan is recorded as a ``maintenance_run``
-system event, whether an agent or the background monitor asked for it. Concurrency: fixes read their rows
-under a *row lock* (``FOR UPDATE``; expired claims with ``SKIP LOCKED``; SQLite: *immediate transaction*).
+system event, whether an agent or the background monitor asked for it.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from app import errors
@@ -27,11 +23,12 @@ from app.db.repositories import Repositories
 from app.db.repositories.tasks import TaskScope
 from app.db.uow import UnitOfWork
 from app.domain.clock import Clock, iso
-from app.domain.enums import ArtifactKind, TaskStatus
-from app.services import leases, progress_documents, task_rules
+from app.domain.enums import ArtifactKind
+from app.services import cleanup_scan, progress_documents
 from app.services.artifacts import new_artifact
 from app.services.base import OutcomeSink, Service, ServiceConfig, Tx
 from app.services.caller import Caller
+from app.services.cleanup_scan import Finding
 from app.services.sessions import resolve_session_id
 from app.services.structure_validation import StructureIssue, ValidationInput, ValidationLevel, validate_structure
 from app.services.views import ArtifactView, View, artifact_view
@@ -40,16 +37,6 @@ Action = Literal["scan_cleanup", "validate_structure", "update_documentation", "
 ScopeName = Literal["current_session", "full_project", "specific_subtask"]
 TOOL = "orchestrator_maintenance_coordinator"
 MAINTENANCE_ACTOR = "system:maintenance"
-REQUEST_RECORD_TTL = timedelta(hours=24)
-MAX_LISTED_IDS = 200
-
-
-class Finding(View):
-    kind: str
-    task_ids: list[str]
-    session_id: str | None
-    count: int
-    detail: str
 
 
 class MaintenanceResult(View):
@@ -154,32 +141,6 @@ async def resolve_scope(
     )
 
 
-def _finding(kind: str, task: Task, detail: str) -> Finding:
-    return Finding(kind=kind, task_ids=[task.id], session_id=task.session_id, count=1, detail=detail)
-
-
-def _claim_finding(task: Task) -> Finding:
-    lacking = "holder" if task.assigned_to is None else "lease expiry"
-    return _finding("in_progress_without_claim", task, f"in_progress without a {lacking}; goes back to pending")
-
-
-def _stale_holder_finding(task: Task) -> Finding:
-    return _finding(
-        "holder_on_inactive_task", task, f"{task.status} but still names holder {task.assigned_to!r}; holder cleared"
-    )
-
-
-def _counts(items: list[Finding]) -> dict[str, int]:
-    totals: Counter[str] = Counter()
-    for item in items:
-        totals[item.kind] += item.count
-    return dict(sorted(totals.items()))
-
-
-def _describe(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {kind}" for kind, n in counts.items()) or "nothing"
-
-
 class MaintenanceService(Service):
     """Runs the maintenance actions for agents (the tool) and for the background monitor."""
 
@@ -193,7 +154,11 @@ class MaintenanceService(Service):
         sink: OutcomeSink | None = None,
     ) -> None:
         super().__init__(uow, clock, config=config, sink=sink)
-        self.stale_pending_days = stale_pending_days
+        self._policy = cleanup_scan.ScanPolicy(
+            max_attempts=self.config.max_attempts,
+            lease_seconds=self.config.lease_seconds,
+            stale_pending_days=stale_pending_days,
+        )
 
     async def maintenance_coordinator(
         self, caller: Caller, request: MaintenanceRequest, *, request_id: str | None
@@ -255,102 +220,6 @@ class MaintenanceService(Service):
 
         return await self._read(work)
 
-    # --- scan_cleanup ------------------------------------------------------------------------------
-
-    async def _detect(self, repos: Repositories, scope: ResolvedScope, now: datetime) -> list[Finding]:
-        found = [
-            _finding("expired_lease", t, f"held by {t.assigned_to}; lease ran out at {iso(t.lease_expires_at)}")
-            for t in await repos.integrity.expired_claims(now, scope.tasks)
-        ]
-        found += [_claim_finding(t) for t in await repos.integrity.in_progress_without_claim(scope.tasks, lock=False)]
-        found += [
-            _stale_holder_finding(t) for t in await repos.integrity.claims_on_inactive_tasks(scope.tasks, lock=False)
-        ]
-        stale_records = await repos.requests.count_older_than(now - REQUEST_RECORD_TTL)
-        if stale_records:
-            found.append(self._records_finding(stale_records))
-        found += await self._stale_pending(repos, scope, now)
-        return found
-
-    @staticmethod
-    def _records_finding(count: int) -> Finding:
-        return Finding(
-            kind="expired_request_records",
-            task_ids=[],
-            session_id=None,
-            count=count,
-            detail=f"{count} idempotency record(s) older than 24 h (they hold for every session); purged",
-        )
-
-    async def _stale_pending(self, repos: Repositories, scope: ResolvedScope, now: datetime) -> list[Finding]:
-        cutoff = now - timedelta(days=self.stale_pending_days)
-        stale = await repos.integrity.stale_pending(cutoff, scope.tasks)
-        if not stale:
-            return []
-        return [
-            Finding(
-                kind="stale_pending",
-                task_ids=[t.id for t in stale[:MAX_LISTED_IDS]],
-                session_id=scope.tasks.session_id,
-                count=len(stale),
-                detail=f"{len(stale)} pending task(s) untouched for more than {self.stale_pending_days} day(s) "
-                "(since before " + (iso(cutoff) or "") + "); reported only: reprioritise, plan or cancel them",
-            )
-        ]
-
-    async def _scan_and_fix(self, tx: Tx, scope: ResolvedScope) -> tuple[list[Finding], list[Finding]]:
-        repos = tx.repos
-        expired = await repos.integrity.expired_claims(tx.now, scope.tasks)
-        found = [
-            _finding("expired_lease", t, f"held by {t.assigned_to}; lease ran out at {iso(t.lease_expires_at)}")
-            for t in expired
-        ]
-        sessions = {t.id: t.session_id for t in expired}
-        fixed = [
-            Finding(
-                kind="expired_lease",
-                task_ids=[e.task_id],
-                session_id=sessions.get(e.task_id),
-                count=1,
-                detail=f"claim of {e.holder} released after attempt {e.attempt_count}: task {e.outcome}"
-                if e.outcome == "released"
-                else f"attempt {e.attempt_count} of {e.holder} expired: task failed (max attempts reached)",
-            )
-            for e in await leases.expire_leases(tx, max_attempts=self.config.max_attempts, scope=scope.tasks)
-        ]
-        for task in await repos.integrity.in_progress_without_claim(scope.tasks, lock=True):
-            found.append(_claim_finding(task))
-            await task_rules.move(
-                tx,
-                task,
-                TaskStatus.PENDING,
-                lease_seconds=self.config.lease_seconds,
-                reason="maintenance: in_progress without a holder or lease",
-            )
-            task.version += 1
-            fixed.append(_finding("in_progress_without_claim", task, "returned to pending"))
-        for task in await repos.integrity.claims_on_inactive_tasks(scope.tasks, lock=True):
-            found.append(_stale_holder_finding(task))
-            holder = task.assigned_to
-            task_rules.release_claim(task)
-            task.version += 1
-            task.updated_at = tx.now
-            repos.events.append(
-                session_id=task.session_id,
-                task_id=task.id,
-                kind="claim_cleared",
-                actor=tx.caller.actor,
-                at=tx.now,
-                data={"holder": holder, "status": task.status, "reason": "maintenance: holder on an inactive task"},
-            )
-            fixed.append(_finding("holder_on_inactive_task", task, f"holder {holder!r} cleared"))
-        purged = await repos.requests.delete_older_than(tx.now - REQUEST_RECORD_TTL)
-        if purged:
-            found.append(self._records_finding(purged))
-            fixed.append(self._records_finding(purged))
-        found += await self._stale_pending(repos, scope, tx.now)
-        return found, fixed
-
     # --- the two paths ------------------------------------------------------------------------------
 
     async def _preview(
@@ -361,7 +230,7 @@ class MaintenanceService(Service):
         if documents:
             art = await self._document(repos, request, scope, caller.actor, now)
             return self._document_result(request, scope, art, stored=False)
-        found = await self._detect(repos, scope, now)
+        found = await cleanup_scan.detect(repos, scope.tasks, now, self._policy)
         return MaintenanceResult(
             action=request.action,
             scope=request.scope,
@@ -369,7 +238,8 @@ class MaintenanceService(Service):
             found=found,
             fixed=[],
             issues=[],
-            summary=f"scan_cleanup of {scope.label} (dry run): found {_describe(_counts(found))}; nothing was changed.",
+            summary=f"scan_cleanup of {scope.label} (dry run): found {cleanup_scan.describe(found)}; nothing was "
+            "changed.",
         )
 
     async def _apply(self, tx: Tx, request: MaintenanceRequest, *, trigger: str) -> MaintenanceResult:
@@ -380,17 +250,17 @@ class MaintenanceService(Service):
             await tx.repos.artifacts.insert(art)
             await tx.repos.sessions.touch(art.session_id, tx.now)
             return self._document_result(request, scope, art, stored=True)
-        found, fixed = await self._scan_and_fix(tx, scope)
+        found, fixed = await cleanup_scan.scan_and_fix(tx, scope.tasks, self._policy)
         await tx.repos.system_events.insert(
-            kind="maintenance_run",
+            kind=cleanup_scan.MAINTENANCE_RUN,
             actor=tx.caller.actor,
             at=tx.now,
             data={
                 "trigger": trigger,
                 "scope": request.scope,
                 "session_id": scope.tasks.session_id,
-                "found": _counts(found),
-                "fixed": _counts(fixed),
+                "found": cleanup_scan.counts(found),
+                "fixed": cleanup_scan.counts(fixed),
             },
         )
         return MaintenanceResult(
@@ -400,8 +270,8 @@ class MaintenanceService(Service):
             found=found,
             fixed=fixed,
             issues=[],
-            summary=f"scan_cleanup of {scope.label}: found {_describe(_counts(found))}; fixed "
-            f"{_describe(_counts(fixed))}"
+            summary=f"scan_cleanup of {scope.label}: found {cleanup_scan.describe(found)}; fixed "
+            f"{cleanup_scan.describe(fixed)}"
             + ("; stale pending work is reported only." if any(f.kind == "stale_pending" for f in found) else "."),
         )
 

@@ -7,7 +7,8 @@ import pytest
 from app import errors
 from app.db.models import SystemEvent
 from app.runtime.maintenance_monitor import MaintenanceMonitor
-from app.services.maintenance import Finding, MaintenanceRequest, MaintenanceResult
+from app.services.cleanup_scan import Finding
+from app.services.maintenance import MaintenanceRequest, MaintenanceResult
 from app.services.task_updates import TaskChanges
 from tests.support.harness import Harness, caller
 from tests.support.rows import execute_raw, row_counts, table_snapshot
@@ -306,3 +307,16 @@ async def test_the_monitor_runs_the_fixes_everywhere_and_records_each_run(harnes
         ("system:maintenance", "monitor", "full_project", {"expired_lease": 2})
     ]
     assert SystemEvent.__tablename__ == "system_event"
+
+
+async def test_maintenance_run_records_older_than_30_days_are_purged(harness: Harness) -> None:
+    monitor = MaintenanceMonitor(lambda: harness.services.maintenance, interval=60)
+    await monitor.run_once()
+    harness.clock.advance(29 * DAY)
+    await monitor.run_once()
+    assert monitor.last_result is not None and kinds(monitor.last_result.fixed) == []
+    harness.clock.advance(2 * DAY)
+    await monitor.run_once()
+    assert kinds(monitor.last_result.fixed) == [("expired_maintenance_runs", [], 1)]
+    runs = [r for r in (await table_snapshot(harness.database))["system_event"] if r[1] == "maintenance_run"]
+    assert [r[3].isoformat() for r in runs] == ["2026-01-30T00:00:00+00:00", "2026-02-01T00:00:00+00:00"]
