@@ -16,7 +16,6 @@ from app.__main__ import main
 from app.db.repositories.snapshot import SnapshotRepository
 from app.services.data_transfer import DataExportService, DataImportService
 from app.services.dump_format import RECORD_TYPES, parse_dump
-from app.services.task_updates import TaskChanges
 from tests.conftest import run_in_thread
 from tests.support.databases import PostgresTemplate, SqliteTemplate
 from tests.support.harness import Harness, caller, make_harness
@@ -133,15 +132,7 @@ async def test_import_into_a_database_in_use_shifts_event_ids_and_keeps_existing
     source = make_harness(fresh_sqlite(sqlite_template, tmp_path / "source"))
     ids = await populate(source)
     source.clock.advance(60)
-    await source.services.updates.update_task(
-        caller("alice"),
-        ids["build"],
-        TaskChanges(title="Build it"),
-        expected_version=None,
-        reason=None,
-        force=False,
-        request_id=None,
-    )
+    await source.update("alice", ids["build"], title="Build it")
     text = await export_text(source)
     expected = await source.services.session_overview.resume_session(caller("bob"), ids["main"])
     await source.close()

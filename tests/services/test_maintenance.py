@@ -9,24 +9,11 @@ from app.db.models import SystemEvent
 from app.runtime.maintenance_monitor import MaintenanceMonitor
 from app.services.cleanup_scan import Finding
 from app.services.maintenance import MaintenanceRequest, MaintenanceResult
-from app.services.task_updates import TaskChanges
 from tests.support.harness import Harness, caller
 from tests.support.rows import execute_raw, row_counts, table_snapshot
 
 pytestmark = pytest.mark.anyio
 DAY = 86400
-
-
-async def set_status(h: Harness, actor: str, task_id: str, status: str, reason: str | None = None) -> None:
-    await h.services.updates.update_task(
-        caller(actor),
-        task_id,
-        TaskChanges(status=status),
-        expected_version=None,
-        reason=reason,
-        force=False,
-        request_id=None,
-    )
 
 
 async def maintain(h: Harness, action: str, actor: str = "alice", **kwargs: object) -> MaintenanceResult:
@@ -35,28 +22,7 @@ async def maintain(h: Harness, action: str, actor: str = "alice", **kwargs: obje
 
 
 async def task_row(h: Harness, task_id: str) -> dict[str, object]:
-    page = await h.services.queries.query_tasks(
-        caller("alice"),
-        session_id=None,
-        statuses=[],
-        task_types=[],
-        specialist_types=[],
-        complexities=[],
-        priorities=[],
-        parent_task_id=None,
-        assigned_to=None,
-        ready_only=False,
-        search_text=None,
-        created_after=None,
-        created_before=None,
-        include_children=False,
-        include_artifacts=False,
-        sort="created_at",
-        order="asc",
-        limit=500,
-        offset=0,
-    )
-    return next(t.model_dump() for t in page.tasks if t.id == task_id)
+    return next(t.model_dump() for t in (await h.query()).tasks if t.id == task_id)
 
 
 def kinds(items: list[Finding]) -> list[tuple[str, list[str], int]]:
@@ -70,7 +36,7 @@ async def test_scan_cleanup_dry_run_reports_and_the_real_run_fixes_every_kind(ha
         (await h.plan(title=name, request_id=f"plan-{name}")).task.id
         for name in ("expired", "holderless", "stale", "idle")
     ]
-    await set_status(h, "bob", expired, "in_progress")
+    await h.update("bob", expired, status="in_progress")
     url = h.settings.resolved_database_url()
     await execute_raw(
         url,
@@ -143,8 +109,8 @@ async def test_specific_subtask_scope_fixes_only_that_subtree(harness: Harness) 
     first = await h.plan(title="first", subtasks=[{"title": "one", "description": "x"}])
     second = await h.plan(title="second", subtasks=[{"title": "two", "description": "x"}])
     inside, outside = first.created[1].id, second.created[1].id
-    await set_status(h, "bob", inside, "in_progress")
-    await set_status(h, "bob", outside, "in_progress")
+    await h.update("bob", inside, status="in_progress")
+    await h.update("bob", outside, status="in_progress")
     h.clock.advance(DAY)
     result = await maintain(h, "scan_cleanup", scope="specific_subtask", target_task_id=first.task.id)
     assert kinds(result.fixed) == [("expired_lease", [inside], 1)]
@@ -186,16 +152,8 @@ async def test_progress_report_shows_tree_status_finished_work_and_open_items(ha
         ],
     )
     root, design, build = plan.created
-    await set_status(h, "bob", design.id, "in_progress")
-    await h.services.updates.update_task(
-        caller("bob"),
-        design.id,
-        TaskChanges(status="completed"),
-        expected_version=None,
-        reason=None,
-        force=False,
-        request_id=None,
-    )
+    await h.update("bob", design.id, status="in_progress")
+    await h.update("bob", design.id, status="completed")
     result = await maintain(h, "update_documentation")
     assert result.artifact is not None and (result.artifact.kind, result.artifact.task_id) == ("report", None)
     text = result.artifact.content
@@ -227,19 +185,11 @@ async def test_handover_names_holders_with_notes_blockers_ready_queue_and_comple
         ],
     )
     _, api, ui, deploy, keys, docs, spike = plan.created
-    await set_status(h, "bob", api.id, "in_progress")
-    await h.services.updates.update_task(
-        caller("bob"),
-        api.id,
-        TaskChanges(context={"branch": "api"}),
-        expected_version=None,
-        reason="handlers done, tests missing",
-        force=False,
-        request_id=None,
-    )
-    await set_status(h, "carol", ui.id, "in_progress")
-    await set_status(h, "dave", keys.id, "blocked", reason="waiting for the vendor")
-    await set_status(h, "erin", spike.id, "completed")
+    await h.update("bob", api.id, status="in_progress")
+    await h.update("bob", api.id, context={"branch": "api"}, reason="handlers done, tests missing")
+    await h.update("carol", ui.id, status="in_progress")
+    await h.update("dave", keys.id, status="blocked", reason="waiting for the vendor")
+    await h.update("erin", spike.id, status="completed")
 
     result = await maintain(h, "prepare_handover", actor="alice")
     assert result.artifact is not None and result.artifact.kind == "handover"
@@ -294,8 +244,8 @@ async def test_the_monitor_runs_the_fixes_everywhere_and_records_each_run(harnes
     second = await h.session("alice", "/repo/two")
     one = (await h.plan(session_id=first)).task.id
     two = (await h.plan(session_id=second)).task.id
-    await set_status(h, "bob", one, "in_progress")
-    await set_status(h, "bob", two, "in_progress")
+    await h.update("bob", one, status="in_progress")
+    await h.update("bob", two, status="in_progress")
     h.clock.advance(DAY)
     monitor = MaintenanceMonitor(lambda: h.services.maintenance, interval=60)
     await monitor.run_once()

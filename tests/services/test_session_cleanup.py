@@ -6,24 +6,11 @@ from __future__ import annotations
 import pytest
 
 from app.services.session_cleanup import CleanupSessionsResult
-from app.services.task_updates import TaskChanges
 from tests.support.harness import Harness, caller
 from tests.support.rows import row_counts, table_snapshot
 
 pytestmark = pytest.mark.anyio
 DAY = 86400
-
-
-async def set_status(h: Harness, actor: str, task_id: str, status: str) -> None:
-    await h.services.updates.update_task(
-        caller(actor),
-        task_id,
-        TaskChanges(status=status),
-        expected_version=None,
-        reason=None,
-        force=False,
-        request_id=None,
-    )
 
 
 async def cleanup(
@@ -47,13 +34,13 @@ async def landscape(h: Harness) -> dict[str, str]:
     h.clock.advance(10 * DAY)
     sids["completed"] = await h.session("alice", "/repo/completed")
     done = (await h.plan(session_id=sids["completed"], title="done")).task
-    await set_status(h, "alice", done.id, "completed")
+    await h.update("alice", done.id, status="completed")
     sids["orphaned"] = await h.session("alice", "/repo/orphaned")
     sids["active"] = await h.session("alice", "/repo/active")
     await h.plan(session_id=sids["active"], title="open")
     sids["busy"] = await h.session("alice", "/repo/busy")
     busy = (await h.plan(session_id=sids["busy"], title="busy")).task
-    await set_status(h, "bob", busy.id, "in_progress")
+    await h.update("bob", busy.id, status="in_progress")
     return sids
 
 
@@ -87,17 +74,9 @@ async def test_archive_moves_the_session_and_its_tasks_to_archived(harness: Harn
     h = harness
     sids = await landscape(h)
     old_task = (await h.plan(session_id=sids["old"], title="claimed long ago")).task
-    await set_status(h, "bob", old_task.id, "in_progress")
+    await h.update("bob", old_task.id, status="in_progress")
     h.clock.advance(10 * DAY)  # bob's lease ran out long ago; only "busy" will be renewed
-    await h.services.updates.update_task(
-        caller("bob"),
-        (await h.plan(session_id=sids["busy"], title="x")).task.id,
-        TaskChanges(title="y"),
-        expected_version=None,
-        reason=None,
-        force=False,
-        request_id=None,
-    )
+    await h.update("bob", (await h.plan(session_id=sids["busy"], title="x")).task.id, title="y")
     result = await cleanup(h, "old", dry_run=False)
     assert (result.dry_run, result.changed_count) == (False, 4)
     assert sorted(m.session_id for m in result.matched) == sorted(

@@ -6,22 +6,9 @@ import pytest
 
 from app import errors
 from app.services.maintenance import MaintenanceRequest
-from app.services.task_updates import TaskChanges
 from tests.support.harness import Harness, caller
 
 pytestmark = pytest.mark.anyio
-
-
-async def set_status(h: Harness, actor: str, task_id: str, status: str, reason: str | None = None) -> None:
-    await h.services.updates.update_task(
-        caller(actor),
-        task_id,
-        TaskChanges(status=status),
-        expected_version=None,
-        reason=reason,
-        force=False,
-        request_id=None,
-    )
 
 
 async def list_ids(h: Harness, **kwargs: object) -> tuple[list[str], int]:
@@ -36,7 +23,7 @@ async def test_list_sessions_hides_completed_and_archived_sessions_unless_asked(
     h.clock.advance(10)
     done_sid = await h.session("alice", "/repo/done")
     task = (await h.plan(session_id=done_sid)).task
-    await set_status(h, "alice", task.id, "completed")
+    await h.update("alice", task.id, status="completed")
     h.clock.advance(10)
     empty_sid = await h.session("alice", "/repo/empty")
 
@@ -68,16 +55,8 @@ async def test_resume_session_returns_exactly_the_events_since_the_actors_last_v
     first, second = (await h.plan(title="First")).task, (await h.plan(title="Second")).task
     await h.session("bob")  # bob's visit: he has seen everything up to here
     h.clock.advance(5)
-    await h.services.updates.update_task(
-        caller("alice"),
-        first.id,
-        TaskChanges(title="First, renamed"),
-        expected_version=None,
-        reason=None,
-        force=False,
-        request_id=None,
-    )
-    await set_status(h, "carol", second.id, "in_progress")
+    await h.update("alice", first.id, title="First, renamed")
+    await h.update("carol", second.id, status="in_progress")
 
     resumed = await h.services.session_overview.resume_session(caller("bob"), sid)
     assert [(e.kind, e.task_id, e.actor) for e in resumed.recent_events] == [
@@ -90,7 +69,7 @@ async def test_resume_session_returns_exactly_the_events_since_the_actors_last_v
 
     again = await h.services.session_overview.resume_session(caller("bob"), sid)
     assert again.recent_events == []
-    await set_status(h, "carol", second.id, "pending")
+    await h.update("carol", second.id, status="pending")
     after = await h.services.session_overview.resume_session(caller("bob"), sid)
     assert [(e.kind, e.task_id) for e in after.recent_events] == [
         ("status_changed", second.id),
@@ -127,8 +106,8 @@ async def test_resume_session_makes_it_current_and_shows_holders_blockers_and_re
     h.clock.advance(1)
     held = (await h.plan(session_id=sid, title="held")).task
     stuck = (await h.plan(session_id=sid, title="stuck")).task
-    await set_status(h, "carol", held.id, "in_progress")
-    await set_status(h, "carol", stuck.id, "blocked", reason="waiting for the API keys")
+    await h.update("carol", held.id, status="in_progress")
+    await h.update("carol", stuck.id, status="blocked", reason="waiting for the API keys")
 
     resumed = await h.services.session_overview.resume_session(caller("bob"), sid)
     assert resumed.session.id == sid and resumed.counts.by_status == {"pending": 5, "in_progress": 1, "blocked": 1}
@@ -142,27 +121,7 @@ async def test_resume_session_makes_it_current_and_shows_holders_blockers_and_re
     assert resumed.latest_handover is None
     # bob's current session moved from /repo/b to this one: a query without session_id lands here now.
     assert other != sid
-    page = await h.services.queries.query_tasks(
-        caller("bob"),
-        session_id=None,
-        statuses=[],
-        task_types=[],
-        specialist_types=[],
-        complexities=[],
-        priorities=[],
-        parent_task_id=None,
-        assigned_to=None,
-        ready_only=False,
-        search_text=None,
-        created_after=None,
-        created_before=None,
-        include_children=False,
-        include_artifacts=False,
-        sort="created_at",
-        order="asc",
-        limit=50,
-        offset=0,
-    )
+    page = await h.query("bob")
     assert page.total_count == 7
 
     handover = await h.services.maintenance.maintenance_coordinator(
@@ -191,9 +150,9 @@ async def test_session_status_counts_progress_and_the_agents_at_work(harness: Ha
         (await h.plan(title=f"t{n}", specialist_type=kind)).task
         for n, kind in enumerate(["coder", "coder", "tester", "generic"])
     ]
-    await set_status(h, "alice", tasks[0].id, "completed")
-    await set_status(h, "carol", tasks[1].id, "in_progress")
-    await set_status(h, "carol", tasks[2].id, "in_progress")
+    await h.update("alice", tasks[0].id, status="completed")
+    await h.update("carol", tasks[1].id, status="in_progress")
+    await h.update("carol", tasks[2].id, status="in_progress")
     h.clock.advance(60)
     await h.session("bob")  # bob seen later than carol
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from app.services.maintenance import MaintenanceRequest
-from app.services.task_updates import TaskChanges
 from tests.support.harness import Harness, caller
 
 
@@ -29,23 +28,12 @@ async def populate(h: Harness) -> dict[str, str]:
     root, design, build, _test, keys, spike = (t.id for t in plan.created)
     await h.session("bob", "/work/ünïcode project")
 
-    async def update(actor: str, task_id: str, reason: str | None = None, **changes: object) -> None:
-        await h.services.updates.update_task(
-            caller(actor),
-            task_id,
-            TaskChanges(**changes),
-            expected_version=None,
-            reason=reason,
-            force=False,  # type: ignore[arg-type]
-            request_id=None,
-        )
-
     h.clock.advance(60)
-    await update("bob", design, status="in_progress")
-    await update("bob", design, status="completed")
-    await update("bob", build, status="in_progress")
-    await update("bob", build, reason="parser done", context={"progress": 0.5})
-    await update("carol", keys, reason="vendor has not answered", status="blocked")
+    await h.update("bob", design, status="in_progress")
+    await h.update("bob", design, status="completed")
+    await h.update("bob", build, status="in_progress")
+    await h.update("bob", build, reason="parser done", context={"progress": 0.5})
+    await h.update("carol", keys, reason="vendor has not answered", status="blocked")
     await h.services.removal.cancel_task(
         caller("alice"), spike, reason="out of scope", preserve_work=True, cascade=False, request_id="cancel-1"
     )
