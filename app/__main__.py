@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from app.auth.token_commands import add_token_commands, run_token_command
 from app.settings import Settings, SettingsError, load_settings, redact_url
@@ -23,13 +25,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="override ORCHESTRATOR_PORT")
     commands.add_parser("migrate", help="upgrade the database schema to this build's head")
     add_token_commands(commands)
+    export = commands.add_parser("export", help="write the whole task graph to a JSON Lines file")
+    export.add_argument("--out", required=True, type=Path, help="the file to write (replaced atomically)")
+    export.add_argument("--database-url", help="override ORCHESTRATOR_DATABASE_URL")
+    load = commands.add_parser("import", help="load an export into this database, in one transaction")
+    load.add_argument("file", type=Path, help="a file written by `task-orchestrator export`")
+    load.add_argument("--database-url", help="override ORCHESTRATOR_DATABASE_URL")
     args = parser.parse_args(argv)
     if args.command == "token":  # needs no settings: it only prints
         return run_token_command(args)
     try:
         overrides = {
             k: v
-            for k, v in {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}.items()
+            for k, v in {
+                "host": getattr(args, "host", None),
+                "port": getattr(args, "port", None),
+                "database_url": getattr(args, "database_url", None),
+            }.items()
             if v is not None
         }
         settings = load_settings(**overrides)
@@ -38,6 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return serve_forever(settings)
+    if args.command == "export":
+        missing = missing_sqlite_file(settings)
+        if missing is not None:
+            # Opening it would create an empty database and export nothing: most likely a wrong path.
+            print(f"task-orchestrator: export failed: no SQLite database at {missing}", file=sys.stderr)
+            return 1
+        return asyncio.run(export_data(settings, args.out))
+    if args.command == "import":
+        return asyncio.run(import_data(settings, args.file))
     return asyncio.run(migrate(settings))
 
 
@@ -80,6 +101,81 @@ async def migrate(settings: Settings) -> int:
     finally:
         await database.dispose()
     print(f"task-orchestrator: schema {before.current or 'empty'} -> {after.current}", file=sys.stderr)
+    return 0
+
+
+def missing_sqlite_file(settings: Settings) -> str | None:
+    """The path of the configured SQLite database when that file does not exist (else None)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_database_url())
+    if url.get_backend_name() != "sqlite" or (url.database and Path(url.database).is_file()):
+        return None
+    return url.database or ":memory:"
+
+
+async def export_data(settings: Settings, out: Path) -> int:
+    """``task-orchestrator export``: the whole graph as JSON Lines, written to a temporary file and then
+    renamed, so ``out`` is either the complete export or untouched."""
+    from app import errors
+    from app.db.engine import create_database
+    from app.db.uow import UnitOfWork
+    from app.domain.clock import SystemClock
+    from app.lifespan import SchemaNotAtHead, ensure_schema
+    from app.services.data_transfer import DataExportService
+
+    database = create_database(settings.resolved_database_url())
+    partial = out.with_name(out.name + ".partial")
+    try:
+        await ensure_schema(settings, database)
+        with partial.open("w", encoding="utf-8", newline="\n") as stream:
+            summary = await DataExportService(UnitOfWork(database), SystemClock()).export_dump(stream.write)
+        os.replace(partial, out)
+    except (errors.OrchestratorError, SchemaNotAtHead, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        print(f"task-orchestrator: export failed: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    finally:
+        await database.dispose()
+    counts = ", ".join(f"{n} {kind}" for kind, n in summary.counts.items())
+    print(f"task-orchestrator: exported {counts} to {out} (schema {summary.schema_revision})", file=sys.stderr)
+    return 0
+
+
+async def import_data(settings: Settings, source: Path) -> int:
+    """``task-orchestrator import``: validate every line of ``source``, then load it in one transaction."""
+    from app import errors
+    from app.db.engine import create_database
+    from app.db.uow import UnitOfWork
+    from app.domain.clock import SystemClock
+    from app.lifespan import SchemaNotAtHead, ensure_schema
+    from app.services.data_transfer import DataImportService
+    from app.services.dump_format import parse_dump
+
+    try:
+        with source.open("rb") as stream:
+            dump = parse_dump(stream)
+    except OSError as exc:
+        print(f"task-orchestrator: cannot read {source}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except errors.OrchestratorError as exc:
+        print(f"task-orchestrator: import refused: {source}: {exc.message}", file=sys.stderr)
+        return 1
+    database = create_database(settings.resolved_database_url())
+    try:
+        await ensure_schema(settings, database)
+        summary = await DataImportService(UnitOfWork(database), SystemClock()).import_dump(dump)
+    except (errors.OrchestratorError, SchemaNotAtHead) as exc:
+        print(f"task-orchestrator: import refused: {source}: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    finally:
+        await database.dispose()
+    counts = ", ".join(f"{n} {kind}" for kind, n in summary.counts.items())
+    kept = f"; existing agents kept: {', '.join(summary.agents_kept)}" if summary.agents_kept else ""
+    print(
+        f"task-orchestrator: imported {counts} from {source} (event ids shifted by {summary.event_id_offset}){kept}",
+        file=sys.stderr,
+    )
     return 0
 
 

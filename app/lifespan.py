@@ -24,6 +24,7 @@ from app.domain.clock import Clock
 from app.observability.logging import configure_logging
 from app.observability.tracing import configure_tracing
 from app.runtime.lease_sweeper import LeaseSweeper
+from app.runtime.maintenance_monitor import MaintenanceMonitor
 from app.runtime.monitors import Monitor, MonitorSupervisor
 from app.runtime.process_status import ProcessStatus
 from app.runtime.reboot_manager import RebootManager, ServiceState
@@ -31,6 +32,9 @@ from app.services.base import ServiceConfig
 from app.services.completion import CompletionService
 from app.services.execution import ExecutionService
 from app.services.leases import LeaseService
+from app.services.maintenance import MaintenanceService
+from app.services.session_cleanup import SessionCleanupService
+from app.services.session_overview import SessionOverviewService
 from app.services.sessions import SessionService
 from app.services.status import StatusService
 from app.services.synthesis import SynthesisService
@@ -127,6 +131,11 @@ def build_services(runtime: Runtime, uow: UnitOfWork) -> Services:
         synthesis=SynthesisService(uow, runtime.clock, **kwargs),
         status=StatusService(uow, runtime.clock, probe=probe, **kwargs),
         leases=LeaseService(uow, runtime.clock, **kwargs),
+        session_overview=SessionOverviewService(uow, runtime.clock, **kwargs),
+        session_cleanup=SessionCleanupService(uow, runtime.clock, **kwargs),
+        maintenance=MaintenanceService(
+            uow, runtime.clock, stale_pending_days=runtime.settings.stale_pending_days, **kwargs
+        ),
     )
 
 
@@ -163,7 +172,10 @@ def build_lifespan(
             sweeper = LeaseSweeper(
                 lambda: runtime.holder.services.leases, interval=settings.lease_sweep_interval_seconds
             )
-            supervisor = MonitorSupervisor(reboot, [sweeper, *runtime.extra_monitors])
+            maintenance = MaintenanceMonitor(
+                lambda: runtime.holder.services.maintenance, runtime.settings.maintenance_interval_seconds
+            )
+            supervisor = MonitorSupervisor(reboot, [sweeper, maintenance, *runtime.extra_monitors])
             runtime.supervisor = await stack.enter_async_context(supervisor)
             await stack.enter_async_context(server.session_manager.run())
             reboot.move_to(ServiceState.READY)

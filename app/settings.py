@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         # Deployment templates often render unset options as empty variables; that means "not set".
         return None if isinstance(value, str) and not value.strip() else value
 
+    stale_pending_days: int = Field(
+        default=7, ge=1, le=3650, description="scan_cleanup reports pending tasks untouched for this many days."
+    )
+
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:

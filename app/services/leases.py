@@ -13,6 +13,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from app.db.models import Task
+from app.db.repositories.tasks import TaskScope
 from app.domain.enums import TaskStatus
 from app.services import task_rules
 from app.services.base import Service, Tx
@@ -32,9 +33,14 @@ class SweepResult(BaseModel):
     expired: list[ExpiredLease]
 
 
-async def expire_leases(tx: Tx, *, max_attempts: int, limit: int = 500) -> list[ExpiredLease]:
-    """Return expired claims to pending (``lease_expired`` event); fail a task at ``max_attempts``."""
-    rows = await tx.repos.tasks.lock_expired_claims(tx.now, limit=limit)
+async def expire_leases(
+    tx: Tx, *, max_attempts: int, limit: int = 500, scope: TaskScope | None = None
+) -> list[ExpiredLease]:
+    """Return expired claims to pending (``lease_expired`` event); fail a task at ``max_attempts``.
+
+    ``scope`` narrows the sweep to one session or a set of tasks (maintenance of one subtree).
+    """
+    rows = await tx.repos.tasks.lock_expired_claims(tx.now, limit=limit, scope=scope)
     done: list[ExpiredLease] = []
     for task in rows:
         if task.status != TaskStatus.IN_PROGRESS or task.lease_expires_at is None or task.lease_expires_at > tx.now:

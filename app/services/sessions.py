@@ -104,6 +104,8 @@ class SessionService(Service):
                 # touch is a conditional UPDATE; re-read the row so the view shows what is stored.
                 await repos.session.refresh(existing)
             await repos.agents.set_current_session(caller.actor, existing.id, tx.now)
+            # A visit: resume_session later shows this actor the events after this point.
+            await repos.agents.record_visit(caller.actor, existing.id, await repos.events.last_id(existing.id), tx.now)
             counts = await status_counts(repos, existing.id)
             return InitializeSessionResult(session=session_view(existing, counts), resumed=resumed, counts=counts)
 

@@ -7,6 +7,7 @@ the graph (which tasks exist, which edges count).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from app import errors
@@ -55,7 +56,7 @@ class TaskRemovalService(Service):
             for task in subtree:
                 task_rules.ensure_not_held_by_other(tx, task, force=force)
             if archive_instead:
-                affected = await _archive(tx, subtree, force=force)
+                affected = await archive_tasks(tx, subtree, force=force)
                 action: Literal["archived", "deleted"] = "archived"
             else:
                 affected = await _delete(tx, root, subtree, force=force)
@@ -139,7 +140,12 @@ async def _locked(tx: Tx, task_id: str) -> Task:
     return task
 
 
-async def _archive(tx: Tx, subtree: list[Task], *, force: bool) -> list[str]:
+async def archive_tasks(tx: Tx, subtree: Sequence[Task], *, force: bool) -> list[str]:
+    """Archive every task given (one ``status_changed`` event each); ``force`` first releases claims.
+
+    Shared by ``delete_task`` and session cleanup. Raises ``invalid_transition`` for an in-progress task
+    without ``force``.
+    """
     affected: list[str] = []
     for task in subtree:
         if task.status == TaskStatus.ARCHIVED:

@@ -15,6 +15,9 @@ from app.runtime.reboot_manager import RebootManager
 from app.services.completion import CompletionService
 from app.services.execution import ExecutionService
 from app.services.leases import LeaseService
+from app.services.maintenance import MaintenanceService
+from app.services.session_cleanup import SessionCleanupService
+from app.services.session_overview import SessionOverviewService
 from app.services.sessions import SessionService
 from app.services.status import StatusService
 from app.services.synthesis import SynthesisService
@@ -37,6 +40,9 @@ class Services:
     synthesis: SynthesisService
     status: StatusService
     leases: LeaseService
+    session_overview: SessionOverviewService
+    session_cleanup: SessionCleanupService
+    maintenance: MaintenanceService
 
 
 class ServiceHolder:

@@ -64,3 +64,12 @@ ComplexityList = Annotated[list[ComplexityName], Field(max_length=5)]
 PriorityList = Annotated[list[PriorityName], Field(max_length=4)]
 SortField = Literal["created_at", "updated_at", "priority", "due_date"]
 SortOrder = Literal["asc", "desc"]
+RequiredSessionId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^sess_[0-9a-f]{16}$",
+        description="A session id (sess_ + 16 hex digits), as listed by orchestrator_list_sessions.",
+    ),
+]

@@ -13,6 +13,8 @@ from app.observability.metrics import Metrics
 from app.runtime.reboot_manager import RebootManager
 from app.services.caller import ALL_SCOPES, SCOPE_READ, SCOPE_WRITE, Caller
 from app.services.task_planning import PlanTaskResult, SubtaskSpec
+from app.services.task_queries import QueryTasksResult
+from app.services.task_updates import TaskChanges, UpdateTaskResult
 from app.settings import Settings
 from app.tools.holder import ServiceHolder, Services
 
@@ -48,6 +50,42 @@ class Harness:
         spec = SubtaskSpec(**{"title": "A task", "description": "Do the thing.", **fields})
         return await self.services.planning.plan_task(
             caller(actor), spec, parent_task_id=parent, session_id=session_id, request_id=request_id
+        )
+
+    async def update(self, actor: str, task_id: str, *, reason: str | None = None, **changes: Any) -> UpdateTaskResult:
+        """``orchestrator_update_task`` as ``actor`` (a status of in_progress claims the task)."""
+        return await self.services.updates.update_task(
+            caller(actor),
+            task_id,
+            TaskChanges(**changes),
+            expected_version=None,
+            reason=reason,
+            force=False,
+            request_id=None,
+        )
+
+    async def query(self, actor: str = "alice", *, session_id: str | None = None) -> QueryTasksResult:
+        """Every task of the session (oldest first), through ``orchestrator_query_tasks``."""
+        return await self.services.queries.query_tasks(
+            caller(actor),
+            session_id=session_id,
+            statuses=[],
+            task_types=[],
+            specialist_types=[],
+            complexities=[],
+            priorities=[],
+            parent_task_id=None,
+            assigned_to=None,
+            ready_only=False,
+            search_text=None,
+            created_after=None,
+            created_before=None,
+            include_children=False,
+            include_artifacts=False,
+            sort="created_at",
+            order="asc",
+            limit=500,
+            offset=0,
         )
 
     async def close(self) -> None:

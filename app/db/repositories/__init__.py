@@ -12,8 +12,10 @@ from app.db.repositories.agents import AgentRepository
 from app.db.repositories.artifacts import ArtifactRepository
 from app.db.repositories.dependencies import DependencyRepository
 from app.db.repositories.events import EventRepository
+from app.db.repositories.integrity import IntegrityRepository
 from app.db.repositories.requests import RequestRepository
 from app.db.repositories.sessions import SessionRepository
+from app.db.repositories.snapshot import SnapshotRepository
 from app.db.repositories.system_events import SystemEventRepository
 from app.db.repositories.tasks import TaskRepository
 
@@ -32,3 +34,5 @@ class Repositories:
         self.artifacts = ArtifactRepository(session)
         self.agents = AgentRepository(session, backend)
         self.system_events = SystemEventRepository(session)
+        self.integrity = IntegrityRepository(session)
+        self.snapshot = SnapshotRepository(session, backend)

@@ -6,6 +6,7 @@ of one actor never collide on the primary key.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -68,3 +69,16 @@ class AgentRepository:
                 },
             )
         )
+
+    async def list_current_in_session(self, session_id: str, *, seen_since: datetime) -> list[Agent]:
+        """Actors whose current session this is and who were seen since ``seen_since``."""
+        rows = await self._session.scalars(
+            select(Agent).where(Agent.current_session_id == session_id, Agent.last_seen_at >= seen_since)
+        )
+        return list(rows.all())
+
+    async def last_seen(self, actors: Sequence[str]) -> dict[str, datetime]:
+        if not actors:
+            return {}
+        rows = await self._session.execute(select(Agent.actor, Agent.last_seen_at).where(Agent.actor.in_(list(actors))))
+        return {actor: seen for actor, seen in rows}

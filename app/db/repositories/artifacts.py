@@ -47,3 +47,13 @@ class ArtifactRepository:
         if ids:
             await self._session.execute(delete(Artifact).where(Artifact.id.in_(ids)))
         return ids
+
+    async def list_in_scope(self, *, session_id: str | None, task_ids: Sequence[str] | None) -> list[Artifact]:
+        """Artifacts of one session (or all), optionally only those of some tasks, oldest first."""
+        query = select(Artifact)
+        if session_id is not None:
+            query = query.where(Artifact.session_id == session_id)
+        if task_ids is not None:
+            query = query.where(Artifact.task_id.in_(list(task_ids)))
+        rows = await self._session.scalars(query.order_by(Artifact.created_at, Artifact.id))
+        return list(rows.all())

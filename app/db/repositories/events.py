@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import TaskEvent
 
+CHUNK = 1000  # ids per IN list, well under both drivers' parameter limits
+
 
 class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -59,3 +61,49 @@ class EventRepository:
         await self._session.flush()
         value = await self._session.scalar(select(func.max(TaskEvent.id)).where(TaskEvent.session_id == session_id))
         return int(value or 0)
+
+    async def count_in_window(self, session_id: str, *, after_id: int, upto_id: int) -> int:
+        value = await self._session.scalar(
+            select(func.count()).where(
+                TaskEvent.session_id == session_id, TaskEvent.id > after_id, TaskEvent.id <= upto_id
+            )
+        )
+        return int(value or 0)
+
+    async def list_window(self, session_id: str, *, after_id: int, upto_id: int, limit: int) -> list[TaskEvent]:
+        """The latest ``limit`` events with ``after_id < id <= upto_id``, oldest first."""
+        rows = await self._session.scalars(
+            select(TaskEvent)
+            .where(TaskEvent.session_id == session_id, TaskEvent.id > after_id, TaskEvent.id <= upto_id)
+            .order_by(TaskEvent.id.desc())
+            .limit(limit)
+        )
+        return list(reversed(rows.all()))
+
+    async def latest_by_kinds(self, kinds: Sequence[str], *, task_ids: Sequence[str] | None) -> dict[str, TaskEvent]:
+        """For each task (all tasks when ``task_ids`` is None), its latest event of one of ``kinds``."""
+        base = select(func.max(TaskEvent.id)).where(TaskEvent.kind.in_(list(kinds)), TaskEvent.task_id.is_not(None))
+        if task_ids is None:
+            queries = [base]
+        else:
+            wanted = list(task_ids)
+            queries = [base.where(TaskEvent.task_id.in_(wanted[i : i + CHUNK])) for i in range(0, len(wanted), CHUNK)]
+        latest_ids: list[int] = []
+        for query in queries:
+            latest_ids += (await self._session.scalars(query.group_by(TaskEvent.task_id))).all()
+        found: dict[str, TaskEvent] = {}
+        for start in range(0, len(latest_ids), CHUNK):
+            rows = await self._session.scalars(
+                select(TaskEvent).where(TaskEvent.id.in_(latest_ids[start : start + CHUNK]))
+            )
+            for row in rows:
+                if row.task_id is not None:
+                    found[row.task_id] = row
+        return found
+
+    async def list_latest_for_task(self, task_id: str, *, limit: int) -> list[TaskEvent]:
+        """The task's latest ``limit`` events, newest first."""
+        rows = await self._session.scalars(
+            select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.id.desc()).limit(limit)
+        )
+        return list(rows.all())

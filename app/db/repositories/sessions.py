@@ -2,14 +2,57 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Subquery, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.models import OrchestrationSession
+from app.db.models import (
+    Agent,
+    AgentVisit,
+    Artifact,
+    OrchestrationSession,
+    Task,
+    TaskDependency,
+    TaskEvent,
+)
+from app.domain.enums import OPEN_STATUSES, TaskStatus
 
 TOUCH_GRANULARITY = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class SessionStats:
+    """A session with the task numbers that decide whether it is completed, orphaned or in use."""
+
+    session: OrchestrationSession
+    total: int
+    open: int
+    live_claims: int
+
+    @property
+    def completed(self) -> bool:
+        return self.total > 0 and self.open == 0
+
+
+def _task_stats(now: datetime | None = None) -> Subquery:
+    """Per session: number of tasks, of open tasks and (given ``now``) of live claims."""
+    columns: list[ColumnElement[Any]] = [
+        Task.session_id.label("session_id"),
+        func.count().label("total"),
+        func.sum(case((Task.status.in_([s.value for s in OPEN_STATUSES]), 1), else_=0)).label("open"),
+    ]
+    if now is not None:
+        live = and_(
+            Task.status == TaskStatus.IN_PROGRESS.value,
+            Task.assigned_to.is_not(None),
+            or_(Task.lease_expires_at.is_(None), Task.lease_expires_at > now),
+        )
+        columns.append(func.sum(case((live, 1), else_=0)).label("live_claims"))
+    return select(*columns).group_by(Task.session_id).subquery("task_stats")
 
 
 class SessionRepository:
@@ -54,5 +97,84 @@ class SessionRepository:
                 OrchestrationSession.last_activity_at < at - TOUCH_GRANULARITY,
             )
             .values(last_activity_at=at)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def list_page(
+        self, *, include_completed: bool, working_directory: str | None, limit: int, offset: int
+    ) -> tuple[list[OrchestrationSession], int]:
+        """One page of sessions, most recently active first, and the number of all matches.
+
+        Without ``include_completed`` only active sessions with open work (or no tasks yet) match.
+        """
+        stats = _task_stats()
+        preds: list[ColumnElement[bool]] = []
+        if working_directory is not None:
+            preds.append(OrchestrationSession.working_directory == working_directory)
+        if not include_completed:
+            preds.append(OrchestrationSession.status == "active")
+            preds.append(or_(stats.c.total.is_(None), stats.c.open > 0))
+        base = select(OrchestrationSession).outerjoin(stats, stats.c.session_id == OrchestrationSession.id)
+        total = await self._session.scalar(select(func.count()).select_from(base.where(*preds).subquery()))
+        rows = await self._session.scalars(
+            base.where(*preds)
+            .order_by(OrchestrationSession.last_activity_at.desc(), OrchestrationSession.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(rows.all()), int(total or 0)
+
+    async def list_with_stats(self, now: datetime, *, lock: bool = False) -> list[SessionStats]:
+        """Every session with its task numbers (for cleanup), oldest activity first.
+
+        ``lock`` takes a row lock on the session rows (PostgreSQL ``FOR UPDATE OF``), so a cleanup
+        decides on rows no one else is changing; SQLite: the immediate transaction.
+        """
+        stats = _task_stats(now)
+        query = (
+            select(
+                OrchestrationSession,
+                func.coalesce(stats.c.total, 0),
+                func.coalesce(stats.c.open, 0),
+                func.coalesce(stats.c.live_claims, 0),
+            )
+            .outerjoin(stats, stats.c.session_id == OrchestrationSession.id)
+            .order_by(OrchestrationSession.last_activity_at, OrchestrationSession.id)
+        )
+        if lock:
+            query = query.with_for_update(of=OrchestrationSession).execution_options(populate_existing=True)
+        rows = await self._session.execute(query)
+        return [
+            SessionStats(session=row, total=int(total), open=int(open_), live_claims=int(live))
+            for row, total, open_, live in rows
+        ]
+
+    async def archive(self, row: OrchestrationSession, at: datetime) -> None:
+        row.status = "archived"
+        row.version += 1
+        row.last_activity_at = at
+        await self._session.flush()
+
+    async def delete_with_contents(self, session_ids: Sequence[str]) -> None:
+        """Remove sessions with every row that belongs to them, their event trail included."""
+        if not session_ids:
+            return
+        ids = list(session_ids)
+        task_ids = select(Task.id).where(Task.session_id.in_(ids))
+        await self._session.execute(
+            delete(TaskDependency).where(
+                or_(TaskDependency.task_id.in_(task_ids), TaskDependency.depends_on_id.in_(task_ids))
+            )
+        )
+        await self._session.execute(delete(Artifact).where(Artifact.session_id.in_(ids)))
+        await self._session.execute(delete(AgentVisit).where(AgentVisit.session_id.in_(ids)))
+        await self._session.execute(
+            update(Agent).where(Agent.current_session_id.in_(ids)).values(current_session_id=None)
+        )
+        await self._session.execute(delete(TaskEvent).where(TaskEvent.session_id.in_(ids)))
+        await self._session.execute(delete(Task).where(Task.session_id.in_(ids)))
+        await self._session.execute(
+            delete(OrchestrationSession)
+            .where(OrchestrationSession.id.in_(ids))
             .execution_options(synchronize_session=False)
         )

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import SystemEvent
@@ -27,3 +27,16 @@ class SystemEventRepository:
             select(SystemEvent).where(SystemEvent.kind.in_(kinds)).order_by(SystemEvent.id.desc()).limit(limit)
         )
         return rows.all()
+
+    async def delete_older_than(self, kind: str, cutoff: datetime) -> int:
+        """Remove events of ``kind`` recorded before ``cutoff``; returns how many."""
+        result = await self._session.execute(
+            delete(SystemEvent).where(SystemEvent.kind == kind, SystemEvent.at < cutoff)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of a DELETE
+
+    async def count_older_than(self, kind: str, cutoff: datetime) -> int:
+        value = await self._session.scalar(
+            select(func.count()).where(SystemEvent.kind == kind, SystemEvent.at < cutoff)
+        )
+        return int(value or 0)

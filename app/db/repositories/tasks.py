@@ -58,6 +58,25 @@ class TaskFilter:
     exclude_statuses: Sequence[str] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class TaskScope:
+    """Which tasks a maintenance pass covers: every task, one session's, or an explicit set (a subtree)."""
+
+    session_id: str | None = None
+    task_ids: frozenset[str] | None = None
+
+
+def scope_predicates(scope: TaskScope | None) -> list[ColumnElement[bool]]:
+    if scope is None:
+        return []
+    preds: list[ColumnElement[bool]] = []
+    if scope.session_id is not None:
+        preds.append(Task.session_id == scope.session_id)
+    if scope.task_ids is not None:
+        preds.append(Task.id.in_(sorted(scope.task_ids)))
+    return preds
+
+
 def priority_rank() -> ColumnElement[int]:
     """Priority as a number (critical highest) for ORDER BY, from the one mapping in the domain."""
     return case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Task.priority, else_=0)
@@ -159,12 +178,12 @@ class TaskRepository:
         rows = await self._session.execute(select(cte.c.id).where(cte.c.id.is_not(None)).order_by(cte.c.depth))
         return [row[0] for row in rows]
 
-    async def lock_expired_claims(self, now: datetime, *, limit: int) -> list[Task]:
+    async def lock_expired_claims(self, now: datetime, *, limit: int, scope: TaskScope | None = None) -> list[Task]:
         """In-progress rows whose lease ran out, locked; rows another sweeper holds are skipped
         (claim: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite: immediate transaction)."""
         rows = await self._session.scalars(
             select(Task)
-            .where(Task.status == "in_progress", Task.lease_expires_at <= now)
+            .where(Task.status == "in_progress", Task.lease_expires_at <= now, *scope_predicates(scope))
             .order_by(Task.lease_expires_at, Task.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -323,6 +342,44 @@ class TaskRepository:
     async def count_all_by_status(self) -> dict[str, int]:
         rows = await self._session.execute(select(Task.status, func.count()).group_by(Task.status))
         return {status: int(count) for status, count in rows}
+
+    async def list_in_scope(
+        self, scope: TaskScope, *, statuses: Sequence[str] = (), for_update: bool = False
+    ) -> list[Task]:
+        """Every task of the scope (optionally only some statuses), oldest first; ``for_update`` takes
+        the row locks (PostgreSQL ``FOR UPDATE``; SQLite: immediate transaction)."""
+        query = select(Task).where(*scope_predicates(scope))
+        if statuses:
+            query = query.where(Task.status.in_(list(statuses)))
+        query = query.order_by(Task.created_at, Task.id)
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        rows = await self._session.scalars(query)
+        return list(rows.all())
+
+    async def list_ready_in_scope(self, scope: TaskScope, *, limit: int) -> list[Task]:
+        """The ready tasks of a maintenance scope in ``orchestrator_next_task`` order."""
+        rows = await self._session.scalars(
+            select(Task)
+            .where(*scope_predicates(scope), Task.status == "pending", ~not_ready_dependency())
+            .order_by(*ready_order())
+            .limit(limit)
+        )
+        return list(rows.all())
+
+    async def count_by_sessions(self, session_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """``session -> {status: count}`` for several sessions in one grouped query."""
+        result: dict[str, dict[str, int]] = {sid: {} for sid in session_ids}
+        if not session_ids:
+            return result
+        rows = await self._session.execute(
+            select(Task.session_id, Task.status, func.count())
+            .where(Task.session_id.in_(list(session_ids)))
+            .group_by(Task.session_id, Task.status)
+        )
+        for session_id, status, count in rows:
+            result[session_id][status] = int(count)
+        return result
 
     async def count_by(self, session_id: str, column_name: str) -> dict[str, int]:
         column = getattr(Task, column_name)
