@@ -21,6 +21,7 @@ from app.runtime.reboot_manager import RebootManager
 
 log = logging.getLogger("app.runtime.monitors")
 MAX_BACKOFF_SECONDS = 60.0
+STOP_GRACE_SECONDS = 5.0
 
 
 class Monitor(Protocol):
@@ -46,6 +47,7 @@ class MonitorSupervisor:
         self._monitors = list(monitors)
         self._status = {m.name: MonitorStatus() for m in self._monitors}
         self._group: TaskGroup | None = None
+        self._stopping = False
         self._wake = {m.name: anyio.Event() for m in self._monitors}
 
     def status(self) -> dict[str, MonitorStatus]:
@@ -77,7 +79,12 @@ class MonitorSupervisor:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool | None:
         assert self._group is not None
-        self._group.cancel_scope.cancel()
+        # Let a run in progress finish its transaction (interrupting a query mid-flight leaves the driver
+        # with a half-used connection); only a run that overstays STOP_GRACE_SECONDS is cancelled.
+        self._stopping = True
+        for event in self._wake.values():
+            event.set()
+        self._group.cancel_scope.deadline = anyio.current_time() + STOP_GRACE_SECONDS
         result = await self._group.__aexit__(exc_type, exc, tb)
         for status in self._status.values():
             status.alive = False
@@ -88,7 +95,7 @@ class MonitorSupervisor:
         status.alive = True
         delay = monitor.interval
         try:
-            while True:
+            while not self._stopping:
                 try:
                     await monitor.run_once()
                 except Exception as exc:  # supervised: logged by name, surfaced in readiness, retried
@@ -105,6 +112,7 @@ class MonitorSupervisor:
                     delay = monitor.interval
                 with anyio.move_on_after(delay):
                     await self._wake[monitor.name].wait()
-                self._wake[monitor.name] = anyio.Event()
+                if not self._stopping:
+                    self._wake[monitor.name] = anyio.Event()
         finally:
             status.alive = False
