@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OTEL_SERVICE_NAME", "ORCHESTRATOR_SERVICE_NAME"),
     )
     max_request_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    db_circuit_failure_threshold: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive connection failures that open the database circuit."
+    )
+    db_circuit_cooldown_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="How long the open circuit refuses calls before probing again."
+    )
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 Backend = Literal["postgresql", "sqlite"]
 WRITE_OPTION = "orchestrator_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+APPLICATION_NAME = "task-orchestrator"
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,18 @@ def create_database(
     pool_size: int = 10,
     connect_timeout: float = 5.0,
     statement_timeout: float = 30.0,
+    application_name: str = APPLICATION_NAME,
 ) -> Database:
-    """Build the engine for ``url`` (an async URL: ``postgresql+asyncpg://`` or ``sqlite+aiosqlite://``)."""
+    """Build the engine for ``url`` (an async URL: ``postgresql+asyncpg://`` or ``sqlite+aiosqlite://``).
+
+    ``application_name`` labels this process's PostgreSQL connections (``pg_stat_activity``), so a
+    replica can count its own open transactions.
+    """
     backend = backend_of(url)
     if backend == "sqlite":
         engine = _sqlite_engine(url)
     else:
-        engine = _postgres_engine(url, pool_size, connect_timeout, statement_timeout)
+        engine = _postgres_engine(url, pool_size, connect_timeout, statement_timeout, application_name[:63])
     return Database(
         engine=engine,
         write_engine=engine.execution_options(**{WRITE_OPTION: True}),
@@ -62,7 +68,9 @@ def create_database(
     )
 
 
-def _postgres_engine(url: str, pool_size: int, connect_timeout: float, statement_timeout: float) -> AsyncEngine:
+def _postgres_engine(
+    url: str, pool_size: int, connect_timeout: float, statement_timeout: float, application_name: str
+) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -74,7 +82,7 @@ def _postgres_engine(url: str, pool_size: int, connect_timeout: float, statement
             "timeout": connect_timeout,
             "command_timeout": statement_timeout,
             "server_settings": {
-                "application_name": "task-orchestrator",
+                "application_name": application_name,
                 "statement_timeout": str(int(statement_timeout * 1000)),
                 "idle_in_transaction_session_timeout": str(int(statement_timeout * 2000)),
             },

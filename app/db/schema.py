@@ -57,9 +57,14 @@ def head_revision() -> str:
     return head
 
 
+def revision_of(sync: Connection) -> str | None:
+    """The Alembic revision recorded in the database this connection reaches (None when unmigrated)."""
+    return MigrationContext.configure(sync).get_current_revision()
+
+
 async def current_state(database: Database) -> SchemaState:
     async with database.engine.connect() as conn:
-        current = await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+        current = await conn.run_sync(revision_of)
     return SchemaState(current=current, head=head_revision())
 
 
