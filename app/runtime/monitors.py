@@ -52,6 +52,10 @@ class MonitorSupervisor:
         return dict(self._status)
 
     @property
+    def names(self) -> list[str]:
+        return [m.name for m in self._monitors]
+
+    @property
     def healthy(self) -> bool:
         return all(s.alive and s.last_error is None for s in self._status.values())
 
@@ -72,8 +76,10 @@ class MonitorSupervisor:
         assert self._group is not None
         self._group.cancel_scope.cancel()
         result = await self._group.__aexit__(exc_type, exc, tb)
-        for status in self._status.values():
+        for name, status in self._status.items():
             status.alive = False
+            # A stopped monitor is no longer failing; its successor (after a restart) reports afresh.
+            self._reboot.clear_problem(f"monitor {name}")
         return result
 
     async def _loop(self, monitor: Monitor) -> None:
@@ -92,9 +98,8 @@ class MonitorSupervisor:
                     delay = min(max(delay * 2, monitor.interval), MAX_BACKOFF_SECONDS)
                 else:
                     status.runs += 1
-                    if status.last_error is not None:
-                        status.last_error = None
-                        self._reboot.clear_problem(f"monitor {monitor.name}")
+                    status.last_error = None
+                    self._reboot.clear_problem(f"monitor {monitor.name}")
                     delay = monitor.interval
                 with anyio.move_on_after(delay):
                     await self._wake[monitor.name].wait()

@@ -17,12 +17,12 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import Tool as MCPTool
 
-from app.tools import boundary, session_tools, task_tools
+from app.tools import boundary, lifecycle_tools, session_tools, task_tools
 from app.tools.holder import ServiceHolder
 
 log = logging.getLogger("app.tools")
 # Each tool family module has ``register(server, holder)``; add a family by adding it here.
-TOOL_FAMILIES = (session_tools, task_tools)
+TOOL_FAMILIES = (session_tools, task_tools, lifecycle_tools)
 
 INSTRUCTIONS = """\
 A shared task graph for many agents. Start with orchestrator_initialize_session (pass your working
@@ -52,7 +52,7 @@ class OrchestratorMCP(MCPServer[Any]):
         metrics = self.holder.metrics
         code = "ok"
         try:
-            async with self.holder.reboot.track_call():
+            async with self.holder.reboot.track_call(tool):
                 metrics.tool_in_flight.inc()
                 try:
                     return await super().call_tool(name, arguments, context)
