@@ -38,11 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve_forever(settings: Settings) -> int:
-    import uvicorn
-
+    """Serve until SIGTERM/SIGINT; the first one drains (see ``app.runtime.serving``), then exit 0."""
     from app.main import create_app
+    from app.runtime import serving
 
     app = create_app(settings)
+    runtime = app.state.runtime
     url = f"http://{settings.host}:{settings.port}/mcp"
     print(
         f"task-orchestrator: serving MCP at {url} (database: "
@@ -51,7 +52,14 @@ def serve_forever(settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, lifespan="on")
+    serving.serve(
+        app,
+        host=settings.host,
+        port=settings.port,
+        reboot=runtime.holder.reboot,
+        drain_timeout=settings.drain_timeout_seconds,
+        before_shutdown=app.state.before_shutdown,
+    )
     return 0
 
 
