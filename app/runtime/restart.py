@@ -197,7 +197,8 @@ class RestartDriver:
         Raises:
             unavailable: ``include_history`` and the database is unreachable.
         """
-        await self._events.flush()  # events a database outage held back belong in the history now
+        if self._run is None:  # never queue behind a running restart's own writes
+            await self._events.flush(wait=False)  # what an outage held back belongs in the history now
         last = self.last
         history: list[RestartSummary] | None = None
         if last is None or include_history:

@@ -42,8 +42,13 @@ class SystemEventLog:
             log.error("system_event_dropped", extra={"event": "system_event_dropped", "kind": dropped.kind})
         return await self.flush()
 
-    async def flush(self) -> bool:
-        """Write what is pending, if a unit of work is there to take it. True when nothing is left."""
+    async def flush(self, *, wait: bool = True) -> bool:
+        """Write what is pending, if a unit of work is there to take it. True when nothing is left.
+
+        ``wait=False`` gives up at once when another flush is writing.
+        """
+        if not wait and self._lock.locked():
+            return not self._pending
         async with self._lock:
             service = self._components.lifecycle()
             if not self._pending:

@@ -97,6 +97,24 @@ async def readyz(server: RunningServer) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
+def outage_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        log_format="console",
+        db_connect_timeout_seconds=2,
+        db_circuit_cooldown_seconds=COOLDOWN,
+        **overrides,
+    )
+
+
+async def wait_until_ready(server: RunningServer) -> None:
+    with anyio.fail_after(BOUND):
+        # The circuit's cooldown has to run out: that is time, not an event, so readiness is re-read.
+        while (await readyz(server))[0] != 200:  # noqa: ASYNC110
+            await anyio.sleep(COOLDOWN / 5)
+
+
 async def plan(c: Any, title: str) -> Any:
     return await c.call_tool("orchestrator_plan_task", {"title": title, "description": "During an outage test."})
 
@@ -104,14 +122,7 @@ async def plan(c: Any, title: str) -> Any:
 async def test_a_stopped_database_fails_calls_fast_turns_readiness_off_and_recovers_without_a_restart(
     cluster: Cluster, outage_database: str, tmp_path: Path, era: str
 ) -> None:
-    settings = Settings(
-        database_url=outage_database,
-        data_dir=tmp_path,
-        log_format="console",
-        db_connect_timeout_seconds=2,
-        db_circuit_failure_threshold=2,
-        db_circuit_cooldown_seconds=COOLDOWN,
-    )
+    settings = outage_settings(outage_database, tmp_path, db_circuit_failure_threshold=2)
     async with serve(settings) as server, client(server, era) as c:
         await call_ok(c, "orchestrator_initialize_session", working_directory="/repo")
         before = await call_ok(c, "orchestrator_plan_task", title="before", description="Written before the outage.")
@@ -142,10 +153,7 @@ async def test_a_stopped_database_fails_calls_fast_turns_readiness_off_and_recov
 
         await cluster.start()
         restarted = time.monotonic()
-        with anyio.fail_after(BOUND):
-            # The circuit's cooldown has to run out: that is time, not an event, so readiness is re-read.
-            while (await readyz(server))[0] != 200:  # noqa: ASYNC110
-                await anyio.sleep(COOLDOWN / 5)
+        await wait_until_ready(server)
         recovered_after = time.monotonic() - restarted
 
         after = await call_ok(c, "orchestrator_plan_task", title="after", description="Written after the outage.")
@@ -162,14 +170,7 @@ async def test_a_stopped_database_fails_calls_fast_turns_readiness_off_and_recov
 async def test_a_restart_while_the_database_is_down_fails_at_the_schema_check_and_the_service_still_recovers(
     cluster: Cluster, outage_database: str, tmp_path: Path, era: str
 ) -> None:
-    settings = Settings(
-        database_url=outage_database,
-        data_dir=tmp_path,
-        log_format="console",
-        db_connect_timeout_seconds=2,
-        db_circuit_cooldown_seconds=COOLDOWN,
-    )
-    async with serve(settings) as server, client(server, era) as c:
+    async with serve(outage_settings(outage_database, tmp_path)) as server, client(server, era) as c:
         await call_ok(c, "orchestrator_initialize_session", working_directory="/repo")
         await cluster.stop()
         with anyio.fail_after(BOUND):
@@ -187,10 +188,7 @@ async def test_a_restart_while_the_database_is_down_fails_at_the_schema_check_an
         assert (await readyz(server))[0] == 503
 
         await cluster.start()
-        with anyio.fail_after(BOUND):
-            # The circuit's cooldown has to run out: that is time, not an event, so readiness is re-read.
-            while (await readyz(server))[0] != 200:  # noqa: ASYNC110
-                await anyio.sleep(COOLDOWN / 5)
+        await wait_until_ready(server)
         status = await call_ok(c, "orchestrator_restart_status", include_history=True)
         assert status["last"]["restart_id"] == restart["restart_id"]
         assert [h["restart_id"] for h in status["history"]] == [restart["restart_id"]]  # written once it could be

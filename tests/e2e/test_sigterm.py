@@ -27,7 +27,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client
 from sqlalchemy.engine import make_url
 
-from tests.support.locks import hold_write_lock, plain_dsn, sqlite_path
+from tests.support.locks import WriteLock, hold_write_lock, plain_dsn, sqlite_path
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 WAIT = 60
@@ -147,39 +147,43 @@ def mcp_client(server: ServerProcess, era: str) -> Client:
     return Client(f"{server.base_url}/mcp", mode="legacy" if era == "legacy" else "2026-07-28")
 
 
+@asynccontextmanager
+async def slow_call_in_flight(
+    server: ServerProcess, database_url: str, era: str, title: str
+) -> AsyncIterator[tuple[WriteLock, list[Any]]]:
+    """A plan_task call held inside the server by the test's database lock; its answer lands in the list."""
+    answers: list[Any] = []
+    async with mcp_client(server, era) as c, anyio.create_task_group() as group:
+        await c.call_tool("orchestrator_initialize_session", {"working_directory": "/repo"})
+        async with hold_write_lock(database_url) as lock:
+
+            async def slow_call() -> None:
+                answers.append(await c.call_tool("orchestrator_plan_task", {"title": title, "description": "d"}))
+
+            group.start_soon(slow_call)
+            await wait_until_blocked(server, database_url)
+            yield lock, answers
+
+
 async def test_sigterm_lets_the_slow_call_finish_answers_503_meanwhile_and_exits_zero(
     database_url: str, tmp_path: Path, era: str
 ) -> None:
-    answers: list[Any] = []
     async with running_service(database_url, tmp_path, drain_timeout=30) as server:
-        async with mcp_client(server, era) as c, anyio.create_task_group() as group:
-            await c.call_tool("orchestrator_initialize_session", {"working_directory": "/repo"})
-            async with hold_write_lock(database_url) as lock:
-
-                async def slow_call() -> None:
-                    answers.append(await c.call_tool("orchestrator_plan_task", {"title": "Slow", "description": "d"}))
-
-                group.start_soon(slow_call)
-                await wait_until_blocked(server, database_url)
-                sent = anyio.current_time()
-                server.process.send_signal(signal.SIGTERM)
-                await server.wait_for("drain_started")
-                assert await server.readyz() == (
-                    503,
-                    {"ready": False, "state": "draining", "reasons": ["service is draining"]},
-                )
-                async with mcp_client(server, era) as late:
-                    refused = await late.call_tool("orchestrator_query_tasks", {})
-                assert refused.is_error and refused.structured_content is not None
-                assert (
-                    refused.structured_content["error"]["code"],
-                    refused.structured_content["error"]["retryable"],
-                ) == (
-                    "unavailable",
-                    True,
-                )
-                assert not answers  # still waiting on the database
-                await lock.release()
+        async with slow_call_in_flight(server, database_url, era, "Slow") as (lock, answers):
+            sent = anyio.current_time()
+            server.process.send_signal(signal.SIGTERM)
+            await server.wait_for("drain_started")
+            assert await server.readyz() == (
+                503,
+                {"ready": False, "state": "draining", "reasons": ["service is draining"]},
+            )
+            async with mcp_client(server, era) as late:
+                refused = await late.call_tool("orchestrator_query_tasks", {})
+            assert refused.is_error and refused.structured_content is not None
+            error = refused.structured_content["error"]
+            assert (error["code"], error["retryable"]) == ("unavailable", True)
+            assert not answers  # still waiting on the database
+            await lock.release()
         with anyio.fail_after(WAIT):
             assert await server.process.wait() == 0
         exited = anyio.current_time()
@@ -198,27 +202,17 @@ async def test_sigterm_lets_the_slow_call_finish_answers_503_meanwhile_and_exits
 async def test_a_second_sigterm_or_the_drain_timeout_cancels_the_slow_call_and_still_exits_zero(
     database_url: str, tmp_path: Path, era: str, force: str
 ) -> None:
-    answers: list[Any] = []
-    async with running_service(
-        database_url, tmp_path, drain_timeout=30 if force == "second_sigterm" else 0.5
-    ) as server:
-        async with mcp_client(server, era) as c, anyio.create_task_group() as group:
-            await c.call_tool("orchestrator_initialize_session", {"working_directory": "/repo"})
-            async with hold_write_lock(database_url) as lock:
-
-                async def slow_call() -> None:
-                    answers.append(await c.call_tool("orchestrator_plan_task", {"title": "Cut", "description": "d"}))
-
-                group.start_soon(slow_call)
-                await wait_until_blocked(server, database_url)
+    drain_timeout = 30 if force == "second_sigterm" else 0.5
+    async with running_service(database_url, tmp_path, drain_timeout=drain_timeout) as server:
+        async with slow_call_in_flight(server, database_url, era, "Cut") as (lock, answers):
+            server.process.send_signal(signal.SIGTERM)
+            await server.wait_for("drain_started")
+            if force == "second_sigterm":
                 server.process.send_signal(signal.SIGTERM)
-                await server.wait_for("drain_started")
-                if force == "second_sigterm":
-                    server.process.send_signal(signal.SIGTERM)
-                    await server.wait_for("drain_forced")
-                await server.wait_for("calls_cancelled")
-                # SQLite's worker thread sits in the lock wait until the lock goes; release it so it can roll back.
-                await lock.release()
+                await server.wait_for("drain_forced")
+            await server.wait_for("calls_cancelled")
+            # SQLite's worker thread sits in the lock wait until the lock goes; release it so it can roll back.
+            await lock.release()
         with anyio.fail_after(WAIT):
             assert await server.process.wait() == 0
 
