@@ -63,10 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve_forever(settings: Settings) -> int:
-    import uvicorn
-
+    """Serve until SIGTERM/SIGINT; the first one drains (see ``app.runtime.serving``), then exit 0."""
     from app.main import create_app
     from app.observability.logging import configure_logging
+    from app.runtime import serving
 
     # Before anything logs: uvicorn's first lines and the MCP SDK's own logging set-up (basicConfig, a
     # no-op once the root logger has our handler) must not bypass the JSON formatter.
@@ -76,6 +76,7 @@ def serve_forever(settings: Settings) -> int:
     except SettingsError as exc:
         print(f"task-orchestrator: cannot start: {exc}", file=sys.stderr)
         return 2
+    runtime = app.state.runtime
     url = f"{settings.resolved_public_url}/mcp"
     headers = ', "headers": {"Authorization": "Bearer <token>"}' if settings.auth_configured else ""
     print(
@@ -85,7 +86,14 @@ def serve_forever(settings: Settings) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, lifespan="on")
+    serving.serve(
+        app,
+        host=settings.host,
+        port=settings.port,
+        reboot=runtime.holder.reboot,
+        drain_timeout=settings.drain_timeout_seconds,
+        before_shutdown=app.state.before_shutdown,
+    )
     return 0
 
 
@@ -119,15 +127,15 @@ async def export_data(settings: Settings, out: Path) -> int:
     renamed, so ``out`` is either the complete export or untouched."""
     from app import errors
     from app.db.engine import create_database
+    from app.db.schema import SchemaNotAtHead, ensure_at_head
     from app.db.uow import UnitOfWork
     from app.domain.clock import SystemClock
-    from app.lifespan import SchemaNotAtHead, ensure_schema
     from app.services.data_transfer import DataExportService
 
     database = create_database(settings.resolved_database_url())
     partial = out.with_name(out.name + ".partial")
     try:
-        await ensure_schema(settings, database)
+        await ensure_at_head(database, auto_migrate=settings.auto_migrate)
         with partial.open("w", encoding="utf-8", newline="\n") as stream:
             summary = await DataExportService(UnitOfWork(database), SystemClock()).export_dump(stream.write)
         os.replace(partial, out)
@@ -146,9 +154,9 @@ async def import_data(settings: Settings, source: Path) -> int:
     """``task-orchestrator import``: validate every line of ``source``, then load it in one transaction."""
     from app import errors
     from app.db.engine import create_database
+    from app.db.schema import SchemaNotAtHead, ensure_at_head
     from app.db.uow import UnitOfWork
     from app.domain.clock import SystemClock
-    from app.lifespan import SchemaNotAtHead, ensure_schema
     from app.services.data_transfer import DataImportService
     from app.services.dump_format import parse_dump
 
@@ -163,7 +171,7 @@ async def import_data(settings: Settings, source: Path) -> int:
         return 1
     database = create_database(settings.resolved_database_url())
     try:
-        await ensure_schema(settings, database)
+        await ensure_at_head(database, auto_migrate=settings.auto_migrate)
         summary = await DataImportService(UnitOfWork(database), SystemClock()).import_dump(dump)
     except (errors.OrchestratorError, SchemaNotAtHead) as exc:
         print(f"task-orchestrator: import refused: {source}: {getattr(exc, 'message', exc)}", file=sys.stderr)

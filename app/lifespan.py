@@ -2,27 +2,29 @@
 
 settings (validated before we get here) → logging / tracing → role catalog (``ORCHESTRATOR_ROLES_FILE``)
 → database engine and pool → schema check → RebootManager (services installed) → monitors (the lease
-sweeper, then any extra) → MCP session manager → ready. Each step is entered on the stack, so shutdown
-runs the same steps in reverse, whatever failed in between.
+sweeper, the maintenance monitor, then any extra) → MCP session manager → ready. Each step is entered on
+the stack, so shutdown runs the same steps in reverse, whatever failed in between. The engine, services
+and monitors are the :class:`ComponentStack`'s steps, the same ones a warm restart runs in between; the
+MCP session manager stays outside it, so a restart keeps the legacy sessions.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 
-from app.db import schema
-from app.db.engine import Database, create_database
+from app.db.engine import Database
 from app.db.uow import UnitOfWork
 from app.domain import roles
 from app.domain.clock import Clock
 from app.observability.logging import configure_logging
 from app.observability.tracing import configure_tracing
+from app.runtime.component_stack import ComponentStack
 from app.runtime.lease_sweeper import LeaseSweeper
 from app.runtime.maintenance_monitor import MaintenanceMonitor
 from app.runtime.monitors import Monitor, MonitorSupervisor
@@ -42,15 +44,11 @@ from app.services.task_planning import TaskPlanningService
 from app.services.task_queries import TaskQueryService
 from app.services.task_removal import TaskRemovalService
 from app.services.task_updates import TaskUpdateService
-from app.settings import Settings, redact_url
+from app.settings import Settings
 from app.tools.holder import ServiceHolder, Services
 from app.tools.server import OrchestratorMCP
 
 log = logging.getLogger("app.lifespan")
-
-
-class SchemaNotAtHead(RuntimeError):
-    """The database schema is behind (or ahead of) this build's migrations."""
 
 
 @dataclass
@@ -60,42 +58,21 @@ class Runtime:
     settings: Settings
     holder: ServiceHolder
     clock: Clock
-    database: Database | None = None
-    uow: UnitOfWork | None = None
-    supervisor: MonitorSupervisor | None = None
+    components: ComponentStack | None = None
     extra_monitors: list[Monitor] = field(default_factory=list)
     roles: roles.RoleCatalog = field(default_factory=roles.builtin_catalog)
 
+    @property
+    def database(self) -> Database | None:
+        return self.components.database if self.components is not None else None
 
-async def open_database(settings: Settings) -> Database:
-    url = settings.resolved_database_url()
-    database = create_database(
-        url,
-        pool_size=settings.db_pool_size,
-        connect_timeout=settings.db_connect_timeout_seconds,
-        statement_timeout=settings.db_statement_timeout_seconds,
-    )
-    log.info("database_open", extra={"event": "database_open", "url": redact_url(url), "backend": database.backend})
-    return database
+    @property
+    def uow(self) -> UnitOfWork | None:
+        return self.components.uow if self.components is not None else None
 
-
-async def ensure_schema(settings: Settings, database: Database) -> None:
-    """The schema check: the embedded SQLite default upgrades itself; PostgreSQL only with AUTO_MIGRATE.
-
-    Raises:
-        SchemaNotAtHead: PostgreSQL is not at head and auto-migration is off (run ``task-orchestrator migrate``).
-    """
-    state = await schema.current_state(database)
-    if state.at_head:
-        return
-    if database.backend == "sqlite" or settings.auto_migrate:
-        log.info("schema_upgrade", extra={"event": "schema_upgrade", "from": state.current, "to": state.head})
-        await schema.upgrade(database)
-        return
-    raise SchemaNotAtHead(
-        f"database schema is at {state.current or 'nothing'}, this build needs {state.head}: run "
-        "`task-orchestrator migrate` (or set ORCHESTRATOR_AUTO_MIGRATE=true)"
-    )
+    @property
+    def supervisor(self) -> MonitorSupervisor | None:
+        return self.components.supervisor if self.components is not None else None
 
 
 def load_roles(settings: Settings) -> roles.RoleCatalog:
@@ -139,6 +116,25 @@ def build_services(runtime: Runtime, uow: UnitOfWork) -> Services:
     )
 
 
+def build_monitors(runtime: Runtime, services: Services) -> list[Monitor]:
+    """The monitors, built over the services of one component stack (rebuilt by a warm restart)."""
+    settings = runtime.settings
+    sweeper = LeaseSweeper(lambda: services.leases, interval=settings.lease_sweep_interval_seconds)
+    maintenance = MaintenanceMonitor(lambda: services.maintenance, settings.maintenance_interval_seconds)
+    return [sweeper, maintenance, *runtime.extra_monitors]
+
+
+def assembler(runtime: Runtime) -> Callable[[UnitOfWork], Sequence[Monitor]]:
+    """What the component stack calls each time it has a new unit of work: install services, build monitors."""
+
+    def assemble(uow: UnitOfWork) -> Sequence[Monitor]:
+        services = build_services(runtime, uow)
+        runtime.holder.install(services)
+        return build_monitors(runtime, services)
+
+    return assemble
+
+
 def _stop(reboot: RebootManager) -> None:
     if reboot.state != ServiceState.STOPPING:
         reboot.move_to(ServiceState.STOPPING)
@@ -152,6 +148,8 @@ def build_lifespan(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         settings = runtime.settings
         reboot = runtime.holder.reboot
+        components = runtime.components
+        assert components is not None, "create_app builds the component stack"
         async with AsyncExitStack() as stack:
             configure_logging(settings.log_level, settings.log_format)
             provider = configure_tracing(
@@ -160,26 +158,19 @@ def build_lifespan(
             if provider is not None:
                 stack.callback(provider.shutdown)
             runtime.roles = load_roles(settings)
-            database = await open_database(settings)
-            stack.push_async_callback(database.dispose)
-            runtime.database = database
-            await ensure_schema(settings, database)
-            uow = UnitOfWork(database, errors_sink=runtime.holder.metrics)
-            runtime.uow = uow
-            runtime.holder.install(build_services(runtime, uow))
-            stack.callback(runtime.holder.install, None)
+            await stack.enter_async_context(components)
+            await components.open_engine()
+            stack.push_async_callback(components.dispose_engine)
+            await components.check_schema()
             stack.callback(_stop, reboot)
-            sweeper = LeaseSweeper(
-                lambda: runtime.holder.services.leases, interval=settings.lease_sweep_interval_seconds
-            )
-            maintenance = MaintenanceMonitor(
-                lambda: runtime.holder.services.maintenance, runtime.settings.maintenance_interval_seconds
-            )
-            supervisor = MonitorSupervisor(reboot, [sweeper, maintenance, *runtime.extra_monitors])
-            runtime.supervisor = await stack.enter_async_context(supervisor)
+            await components.start_monitors()
+            stack.push_async_callback(components.stop_monitors)
             await stack.enter_async_context(server.session_manager.run())
             reboot.move_to(ServiceState.READY)
-            log.info("ready", extra={"event": "ready", "backend": database.backend})
+            log.info(
+                "ready",
+                extra={"event": "ready", "backend": components.database.backend if components.database else None},
+            )
             try:
                 yield
             finally:

@@ -6,11 +6,10 @@ Starlette app, so tests can run many apps side by side.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 
 from mcp.server.transport_security import TransportSecuritySettings
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
@@ -19,16 +18,20 @@ from app.auth.bearer import build_bearer_auth
 from app.auth.exposure import check_exposure
 from app.db.repositories import Repositories
 from app.domain.clock import Clock, SystemClock
-from app.http.middleware import HttpMetricsMiddleware
+from app.http.middleware import HttpMetricsMiddleware, RequestTracker, RequestTrackingMiddleware
 from app.http.routes import Probes, build_routes
-from app.lifespan import Runtime, build_lifespan
+from app.lifespan import Runtime, assembler, build_lifespan
 from app.observability.metrics import Metrics
+from app.runtime.component_stack import ComponentStack
+from app.runtime.lifecycle import Lifecycle
+from app.runtime.monitors import Monitor
 from app.runtime.reboot_manager import RebootManager
+from app.runtime.restart import RestartDriver
+from app.runtime.serving import CONNECTION_CLOSE_TIMEOUT_SECONDS, close_sessions, live_session_ids
+from app.runtime.system_events import SystemEventLog
 from app.settings import Settings
 from app.tools.holder import ServiceHolder
 from app.tools.server import build_server
-
-DB_PROBE_TIMEOUT_SECONDS = 2.0
 
 
 def server_version() -> str:
@@ -48,7 +51,7 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
+def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequence[Monitor] = ()) -> Starlette:
     """The whole service for these settings.
 
     Raises:
@@ -61,7 +64,16 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
     metrics = Metrics(version)
     reboot = RebootManager()
     holder = ServiceHolder(settings, reboot, metrics)
-    runtime = Runtime(settings=settings, holder=holder, clock=clock or SystemClock())
+    runtime = Runtime(settings=settings, holder=holder, clock=clock or SystemClock(), extra_monitors=list(monitors))
+    components = ComponentStack(
+        settings,
+        reboot,
+        runtime.clock,
+        assemble=assembler(runtime),
+        disassemble=lambda: holder.install(None),
+        errors_sink=metrics,
+    )
+    runtime.components = components
     server = build_server(
         holder,
         version=version,
@@ -76,18 +88,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
         max_request_body_size=settings.max_request_body_bytes,
     )
 
-    async def check_database() -> str | None:
-        import anyio
-
-        if runtime.database is None:
-            return "not connected"
-        try:
-            with anyio.fail_after(DB_PROBE_TIMEOUT_SECONDS):
-                async with runtime.database.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any failure is the answer: not ready, with the reason
-            return f"{type(exc).__name__}"
-        return None
+    events = SystemEventLog(components, runtime.clock)
+    holder.lifecycle = Lifecycle(
+        reboot,
+        components,
+        events,
+        RestartDriver(reboot, components, events, runtime.clock, metrics),
+        version=version,
+        mcp_session_ids=lambda: live_session_ids(server.session_manager),
+    )
 
     async def task_counts() -> Mapping[str, int] | None:
         if runtime.uow is None:
@@ -104,16 +113,28 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> Starlette:
     probes = Probes(
         reboot=reboot,
         metrics=metrics,
-        check_database=check_database,
+        check_database=components.probe_database,
         task_counts=task_counts,
         pool_stats=pool_stats,
         version=version,
     )
+    requests = RequestTracker()
     app = Starlette(
         routes=[*build_routes(probes), Mount("/", app=mcp_app)],
-        middleware=[Middleware(HttpMetricsMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(HttpMetricsMiddleware, metrics=metrics),
+            Middleware(RequestTrackingMiddleware, tracker=requests),
+        ],
         lifespan=build_lifespan(runtime, server),
     )
+
+    async def before_shutdown() -> None:
+        # After the drain: let the answers still on their way leave, then end the legacy sessions so
+        # their open streams close and uvicorn need not wait for them.
+        await requests.wait_idle(CONNECTION_CLOSE_TIMEOUT_SECONDS)
+        await close_sessions(server.session_manager)
+
     app.state.runtime = runtime
     app.state.server = server
+    app.state.before_shutdown = before_shutdown
     return app

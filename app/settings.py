@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     stale_pending_days: int = Field(
         default=7, ge=1, le=3650, description="scan_cleanup reports pending tasks untouched for this many days."
     )
+    db_circuit_failure_threshold: int = Field(
+        default=5, ge=1, le=1000, description="Consecutive connection failures that open the database circuit."
+    )
+    db_circuit_cooldown_seconds: float = Field(
+        default=5.0, gt=0, le=600, description="How long the open circuit refuses calls before probing again."
+    )
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from app.observability import tracing
 Backend = Literal["postgresql", "sqlite"]
 WRITE_OPTION = "orchestrator_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+APPLICATION_NAME = "task-orchestrator"
 
 
 @dataclass(frozen=True)
@@ -69,15 +70,20 @@ def create_database(
     pool_size: int = 10,
     connect_timeout: float = 5.0,
     statement_timeout: float = 30.0,
+    application_name: str = APPLICATION_NAME,
 ) -> Database:
-    """Build the engine for ``url`` (an async URL: ``postgresql+asyncpg://`` or ``sqlite+aiosqlite://``)."""
+    """Build the engine for ``url`` (an async URL: ``postgresql+asyncpg://`` or ``sqlite+aiosqlite://``).
+
+    ``application_name`` labels this process's PostgreSQL connections (``pg_stat_activity``), so a
+    replica can count its own open transactions.
+    """
     backend = backend_of(url)
     # Bursts may open as many connections again as the pool keeps; they close when returned.
     pool_args = {"pool_size": pool_size, "max_overflow": pool_size}
     if backend == "sqlite":
         engine = _sqlite_engine(url, pool_args)
     else:
-        engine = _postgres_engine(url, pool_args, connect_timeout, statement_timeout)
+        engine = _postgres_engine(url, pool_args, connect_timeout, statement_timeout, application_name[:63])
     tracing.instrument_engine(engine.sync_engine, backend)
     queue_pool = isinstance(engine.pool, QueuePool)
     return Database(
@@ -90,7 +96,7 @@ def create_database(
 
 
 def _postgres_engine(
-    url: str, pool_args: dict[str, int], connect_timeout: float, statement_timeout: float
+    url: str, pool_args: dict[str, int], connect_timeout: float, statement_timeout: float, application_name: str
 ) -> AsyncEngine:
     return create_async_engine(
         url,
@@ -102,7 +108,7 @@ def _postgres_engine(
             "timeout": connect_timeout,
             "command_timeout": statement_timeout,
             "server_settings": {
-                "application_name": "task-orchestrator",
+                "application_name": application_name,
                 "statement_timeout": str(int(statement_timeout * 1000)),
                 "idle_in_transaction_session_timeout": str(int(statement_timeout * 2000)),
             },

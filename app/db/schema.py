@@ -7,6 +7,7 @@ takes one transaction-scoped advisory lock first, so replicas starting together 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from app.db.engine import Database
 
+log = logging.getLogger("app.db")
 MIGRATION_LOCK_KEY = 7_412_003_551  # pg_advisory_xact_lock key reserved for schema upgrades
 # Expression indexes autogenerate cannot compare (the PostgreSQL full-text index) are left out by name.
 IGNORED_INDEXES = frozenset({"ix_task_search"})
@@ -29,6 +31,10 @@ IGNORED_INDEXES = frozenset({"ix_task_search"})
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Alembic's comparison filter, shared by env.py and :func:`differences`."""
     return not (type_ == "index" and name in IGNORED_INDEXES)
+
+
+class SchemaNotAtHead(RuntimeError):
+    """The database schema is behind (or ahead of) this build's migrations."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +68,14 @@ def known_revisions() -> set[str]:
     return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
 
 
+def revision_of(sync: Connection) -> str | None:
+    """The Alembic revision recorded in the database this connection reaches (None when unmigrated)."""
+    return MigrationContext.configure(sync).get_current_revision()
+
+
 async def current_state(database: Database) -> SchemaState:
     async with database.engine.connect() as conn:
-        current = await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+        current = await conn.run_sync(revision_of)
     return SchemaState(current=current, head=head_revision())
 
 
@@ -98,3 +109,25 @@ async def _run(database: Database, action: Any) -> None:
 
     async with database.write_engine.begin() as conn:
         await conn.run_sync(run)
+
+
+async def ensure_at_head(database: Database, *, auto_migrate: bool, current: str | bool | None = False) -> None:
+    """The schema check: the embedded SQLite default upgrades itself; PostgreSQL only with ``auto_migrate``.
+
+    ``current`` is the revision when the caller has already read it (``False``: read it here).
+
+    Raises:
+        SchemaNotAtHead: PostgreSQL is not at head and auto-migration is off (run ``task-orchestrator migrate``).
+    """
+    revision = (await current_state(database)).current if current is False else current
+    head = head_revision()
+    if revision == head:
+        return
+    if database.backend == "sqlite" or auto_migrate:
+        log.info("schema_upgrade", extra={"event": "schema_upgrade", "from": revision, "to": head})
+        await upgrade(database)
+        return
+    raise SchemaNotAtHead(
+        f"database schema is at {revision or 'nothing'}, this build needs {head}: run "
+        "`task-orchestrator migrate` (or set ORCHESTRATOR_AUTO_MIGRATE=true)"
+    )

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol, TypeVar
 
+import anyio
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +31,7 @@ log = logging.getLogger("app.db")
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, deadlock, lock not available
 CONNECTION_SQLSTATE_PREFIXES = ("08", "57P")  # connection exceptions, admin/crash shutdown
 MAX_ATTEMPTS = 5
+SETTLE_TIMEOUT_SECONDS = 5.0  # bound on the shielded rollback/close after an error or a cancellation
 
 
 class ErrorSink(Protocol):
@@ -65,21 +67,50 @@ class UnitOfWork:
         self.database = database
         self._sink = errors_sink
         self._gate = gate
+        self._open = 0
 
     @property
     def backend(self) -> str:
         return self.database.backend
 
+    @property
+    def open_transactions(self) -> int:
+        """Transactions of this unit of work that have begun and not yet ended (this process only)."""
+        return self._open
+
     @asynccontextmanager
     async def transaction(self, *, write: bool = True) -> AsyncIterator[Repositories]:
-        """One transaction; commit on success, rollback on any error. Driver errors are translated."""
+        """One transaction; commit on success, rollback on any error. Driver errors are translated.
+
+        The connection is taken (and, for writers on SQLite, the write lock) before the work runs, so a
+        dead database fails here, and the circuit breaker hears whether the database answered. However
+        the transaction ends (an error, or the call being cancelled by a restart), the rollback and the
+        return of the connection run shielded from cancellation and bounded in time: a cancelled call's
+        changes are rolled back and never leak into the pool.
+        """
         if self._gate is not None:
-            self._gate.before_attempt()
+            try:
+                self._gate.before_attempt()
+            except errors.Unavailable:
+                if self._sink is not None:
+                    self._sink.db_error("circuit_open")
+                raise
         engine = self.database.write_engine if write else self.database.engine
+        session = AsyncSession(engine, expire_on_commit=False, autoflush=False)
+        self._open += 1
         try:
-            async with AsyncSession(engine, expire_on_commit=False, autoflush=False) as session:
-                async with session.begin():
-                    yield Repositories(session, self.database.backend)
+            try:
+                await session.connection()
+                if self._gate is not None:
+                    self._gate.record_success()
+                yield Repositories(session, self.database.backend)
+                await session.commit()
+            except BaseException:
+                await _settle(session.rollback)
+                raise
+            finally:
+                await _settle(session.close)
+                self._open -= 1
         except sa_exc.DBAPIError as exc:
             translated = self._translate(exc)
             if translated is exc:
@@ -90,9 +121,6 @@ class UnitOfWork:
             raise errors.Unavailable(
                 "The database did not answer in time; retry shortly.", retry_after_seconds=2.0
             ) from exc
-        else:
-            if self._gate is not None:
-                self._gate.record_success()
 
     async def run(self, work: Callable[[Repositories], Awaitable[T]], *, write: bool = True) -> T:
         """Run ``work`` in one transaction, retrying transient conflicts a bounded number of times.
@@ -116,8 +144,12 @@ class UnitOfWork:
     def _failed(self, kind: str) -> None:
         if self._sink is not None:
             self._sink.db_error(kind)
-        if kind == "connection" and self._gate is not None:
-            self._gate.record_failure()
+        if self._gate is not None:
+            # Only a lost or refused connection counts against the database; a conflict means it answered.
+            if kind == "connection":
+                self._gate.record_failure()
+            else:
+                self._gate.record_success()
 
     def _translate(self, exc: sa_exc.DBAPIError) -> Exception:
         sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
@@ -145,3 +177,19 @@ class UnitOfWork:
             return errors.Unavailable("The database connection failed; retry shortly.", retry_after_seconds=2.0)
         self._failed("other")
         return exc
+
+
+async def _settle(step: Callable[[], Awaitable[None]]) -> None:
+    """Run a rollback or close to the end even while the caller is being cancelled, within a bound.
+
+    A failure here is secondary: the transaction already failed or was cancelled, and that error is
+    the one that propagates; a connection that cannot roll back is invalidated by the pool, and the
+    server rolls back what a dropped connection left open.
+    """
+    with anyio.move_on_after(SETTLE_TIMEOUT_SECONDS, shield=True):
+        try:
+            await step()
+        except Exception as exc:  # secondary to the error being raised; see above
+            log.warning(
+                "transaction_cleanup_failed", extra={"event": "transaction_cleanup_failed", "error": type(exc).__name__}
+            )

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.observability.metrics import Metrics
-from app.runtime.reboot_manager import RebootManager
+from app.runtime.reboot_manager import RebootManager, ServiceState
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # A scrape must answer even when the database hangs; the task gauges then keep their last values.
@@ -43,12 +43,15 @@ def build_routes(probes: Probes) -> list[Route]:
         return JSONResponse({"status": "alive", "version": probes.version})
 
     async def readyz(_: Request) -> Response:
+        # Probe even when a problem is already reported: the probe is how a tripped database circuit
+        # closes again when no tool call arrives (a pod that is not ready gets no traffic).
+        problem = await probes.check_database() if probes.reboot.state == ServiceState.READY else None
         ready, reasons = probes.reboot.readiness()
-        if ready:
-            problem = await probes.check_database()
-            if problem is not None:
-                ready = False
-                reasons = [f"database: {problem}"]
+        if problem is not None:
+            ready = False
+            reason = f"database: {problem}"
+            if reason not in reasons:
+                reasons.append(reason)
         probes.metrics.ready.set(1 if ready else 0)
         body = {"ready": ready, "state": probes.reboot.state.value, "reasons": reasons}
         return JSONResponse(body, status_code=200 if ready else 503)

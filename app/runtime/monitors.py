@@ -17,6 +17,7 @@ from typing import Protocol
 import anyio
 from anyio.abc import TaskGroup
 
+from app import errors
 from app.runtime.reboot_manager import RebootManager
 
 log = logging.getLogger("app.runtime.monitors")
@@ -54,6 +55,10 @@ class MonitorSupervisor:
         return dict(self._status)
 
     @property
+    def names(self) -> list[str]:
+        return [m.name for m in self._monitors]
+
+    @property
     def healthy(self) -> bool:
         return all(s.alive and s.last_error is None for s in self._status.values())
 
@@ -86,9 +91,18 @@ class MonitorSupervisor:
             event.set()
         self._group.cancel_scope.deadline = anyio.current_time() + STOP_GRACE_SECONDS
         result = await self._group.__aexit__(exc_type, exc, tb)
-        for status in self._status.values():
+        for name, status in self._status.items():
             status.alive = False
+            # A stopped monitor is no longer failing; its successor (after a restart) reports afresh.
+            self._reboot.clear_problem(f"monitor {name}")
         return result
+
+    async def _pause(self, monitor: Monitor, delay: float) -> None:
+        """Sleep ``delay`` seconds, or until woken (``wake`` or shutdown)."""
+        with anyio.move_on_after(delay):
+            await self._wake[monitor.name].wait()
+        if not self._stopping:
+            self._wake[monitor.name] = anyio.Event()
 
     async def _loop(self, monitor: Monitor) -> None:
         status = self._status[monitor.name]
@@ -98,6 +112,16 @@ class MonitorSupervisor:
             while not self._stopping:
                 try:
                     await monitor.run_once()
+                except errors.Unavailable as exc:
+                    # The database is down or draining: readiness already says so (circuit breaker, probe);
+                    # the monitor is healthy and simply tries again at its next interval.
+                    log.warning(
+                        "monitor_skipped",
+                        extra={"event": "monitor_skipped", "monitor": monitor.name, "reason": exc.message},
+                    )
+                    delay = monitor.interval
+                    await self._pause(monitor, delay)
+                    continue
                 except Exception as exc:  # supervised: logged by name, surfaced in readiness, retried
                     status.failures += 1
                     status.last_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -106,13 +130,9 @@ class MonitorSupervisor:
                     delay = min(max(delay * 2, monitor.interval), MAX_BACKOFF_SECONDS)
                 else:
                     status.runs += 1
-                    if status.last_error is not None:
-                        status.last_error = None
-                        self._reboot.clear_problem(f"monitor {monitor.name}")
+                    status.last_error = None
+                    self._reboot.clear_problem(f"monitor {monitor.name}")
                     delay = monitor.interval
-                with anyio.move_on_after(delay):
-                    await self._wake[monitor.name].wait()
-                if not self._stopping:
-                    self._wake[monitor.name] = anyio.Event()
+                await self._pause(monitor, delay)
         finally:
             status.alive = False

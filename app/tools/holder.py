@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from app import errors
 from app.observability.metrics import Metrics
+from app.runtime.lifecycle import Lifecycle
 from app.runtime.reboot_manager import RebootManager
 from app.services.completion import CompletionService
 from app.services.execution import ExecutionService
@@ -51,6 +52,7 @@ class ServiceHolder:
         self.reboot = reboot
         self.metrics = metrics
         self._services: Services | None = None
+        self._lifecycle: Lifecycle | None = None
 
     def install(self, services: Services | None) -> None:
         self._services = services
@@ -60,3 +62,14 @@ class ServiceHolder:
         if self._services is None:
             raise errors.Unavailable("The service is starting; retry shortly.", retry_after_seconds=1.0)
         return self._services
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        """Health, restarts and shutdown checks: one per process, surviving warm restarts."""
+        if self._lifecycle is None:
+            raise errors.Unavailable("The service is starting; retry shortly.", retry_after_seconds=1.0)
+        return self._lifecycle
+
+    @lifecycle.setter
+    def lifecycle(self, lifecycle: Lifecycle) -> None:
+        self._lifecycle = lifecycle

@@ -22,7 +22,7 @@ from mcp.types import Tool as MCPTool
 
 from app.auth import identity, scopes
 from app.observability.logging import log_context
-from app.tools import boundary, execution_tools, maintenance_tools, schemas, session_tools, task_tools
+from app.tools import boundary, execution_tools, lifecycle_tools, maintenance_tools, schemas, session_tools, task_tools
 from app.tools.holder import ServiceHolder
 
 log = logging.getLogger("app.tools")
@@ -30,7 +30,7 @@ AGENT_PATTERN = re.compile(schemas.AGENT_PATTERN)
 TASK_ID_PATTERN = re.compile(schemas.TASK_ID_PATTERN)
 MAX_AGENT_CHARS = 64
 # Each tool family module has ``register(server, holder)``; add a family by adding it here.
-TOOL_FAMILIES = (session_tools, task_tools, execution_tools, maintenance_tools)
+TOOL_FAMILIES = (session_tools, task_tools, execution_tools, maintenance_tools, lifecycle_tools)
 
 INSTRUCTIONS = """\
 A shared task graph for many agents. Start with orchestrator_initialize_session (pass your working
@@ -73,7 +73,7 @@ class OrchestratorMCP(MCPServer[Any]):
                 if registered is not None:  # an unknown name is answered by the SDK; there is nothing to guard
                     granted = identity.granted_scopes(auth_enabled=self.settings.auth is not None)
                     scopes.check(name, registered.annotations, arguments, granted)
-                async with self.holder.reboot.track_call():
+                async with self.holder.reboot.track_call(tool):
                     metrics.tool_in_flight.inc()
                     try:
                         if registered is not None:

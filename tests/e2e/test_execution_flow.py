@@ -134,11 +134,11 @@ async def test_claim_work_hand_it_back_roll_up_and_see_the_board(server: Running
 
 
 async def test_twenty_clients_racing_for_one_task_get_one_holder(
-    server: RunningServer, era: str, monkeypatch: pytest.MonkeyPatch
+    server: RunningServer, era: str, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with client(server, era) as c:
         task = (await start(c, title="Hot task", description="Everyone wants it."))["task"]
-    arrived = gate_row_locks(monkeypatch, task["id"], RACERS)
+    arrived = gate_row_locks(monkeypatch, task["id"], RACERS, backend)
     results: list[dict[str, Any]] = []
     async with AsyncExitStack() as stack:
         clients = [await stack.enter_async_context(client(server, era)) for _ in range(RACERS)]

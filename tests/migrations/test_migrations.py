@@ -17,7 +17,7 @@ from sqlalchemy import inspect, text
 from app.db import schema
 from app.db.engine import Database, create_database
 from app.db.models import Base
-from app.lifespan import SchemaNotAtHead, ensure_schema
+from app.db.schema import SchemaNotAtHead, ensure_at_head
 from app.main import create_app
 from app.settings import Settings, load_settings
 from tests.support.databases import plain_url
@@ -121,7 +121,7 @@ async def test_sqlite_default_upgrades_itself_at_start_up(tmp_path: Path) -> Non
 async def test_sqlite_schema_check_upgrades_an_empty_file(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'named.db'}"
     async with opened(url) as database:
-        await ensure_schema(Settings(database_url=url), database)
+        await ensure_at_head(database, auto_migrate=False)
         assert (await schema.current_state(database)).at_head
 
 
@@ -133,7 +133,7 @@ async def test_postgresql_refuses_to_start_below_head_unless_auto_migrate(
     settings = load_settings(database_url=plain_url(empty_database_url), log_format="console")
     async with opened(empty_database_url) as database:
         with pytest.raises(SchemaNotAtHead, match="task-orchestrator migrate"):
-            await ensure_schema(settings, database)
+            await ensure_at_head(database, auto_migrate=settings.auto_migrate)
         app = create_app(settings)
         with pytest.raises(SchemaNotAtHead):
             async with app.router.lifespan_context(app):

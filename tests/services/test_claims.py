@@ -26,7 +26,7 @@ async def test_twenty_concurrent_claims_of_one_task_make_exactly_one_holder(
 ) -> None:
     await harness.session()
     task = (await harness.plan(title="Contested")).task
-    arrived = gate_row_locks(monkeypatch, task.id, RACERS)
+    arrived = gate_row_locks(monkeypatch, task.id, RACERS, harness.backend)
     winners: list[str] = []
     refused: list[errors.ClaimedByOther] = []
 

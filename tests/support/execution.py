@@ -14,6 +14,7 @@ from app.db.repositories import Repositories
 from app.db.repositories.tasks import TaskRepository
 from app.services.briefs import ExecuteTaskResult, NextTaskResult
 from app.services.completion import CompleteTaskResult
+from app.services.execution import ExecutionService
 from app.services.views import TaskView, one_task_view
 from tests.support.harness import Harness, caller
 
@@ -106,24 +107,41 @@ def claims(h: Harness, outcome: str) -> float:
     return h.metrics.registry.get_sample_value("orchestrator_claims_total", {"outcome": outcome}) or 0.0
 
 
-def gate_row_locks(monkeypatch: pytest.MonkeyPatch, task_id: str, parties: int) -> list[int]:
-    """Hold every ``get_for_update(task_id)`` until ``parties`` calls are waiting, then release them all.
+def gate_row_locks(monkeypatch: pytest.MonkeyPatch, task_id: str, parties: int, backend: str) -> list[int]:
+    """Hold every claim of ``task_id`` until ``parties`` calls are waiting, then release them all.
 
-    The real method runs after the gate: this only makes sure every caller is inside its transaction and
-    about to race for the row at the same moment. Returns a list that counts the arrivals.
+    PostgreSQL: the gate sits in ``get_for_update``, so every caller is inside its transaction and about to
+    race for the row lock at the same moment. SQLite admits one writer at a time (every write transaction
+    starts with BEGIN IMMEDIATE), so callers cannot all be inside transactions together: the gate sits just
+    before the service opens its transaction, and they then queue on the database write lock. The real
+    method runs after the gate either way. Returns a list that counts the arrivals.
     """
-    real = TaskRepository.get_for_update
     arrived: list[int] = []
     released = anyio.Event()
 
-    async def gated(self: TaskRepository, wanted: str) -> Any:
-        if wanted == task_id and not released.is_set():
-            arrived.append(1)
-            if len(arrived) >= parties:
-                released.set()
-            with anyio.fail_after(30):
-                await released.wait()
-        return await real(self, wanted)
+    async def wait_for_all() -> None:
+        arrived.append(1)
+        if len(arrived) >= parties:
+            released.set()
+        with anyio.fail_after(30):
+            await released.wait()
 
-    monkeypatch.setattr(TaskRepository, "get_for_update", gated)
+    if backend == "postgresql":
+        real_lock = TaskRepository.get_for_update
+
+        async def gated_lock(self: TaskRepository, wanted: str) -> Any:
+            if wanted == task_id and not released.is_set():
+                await wait_for_all()
+            return await real_lock(self, wanted)
+
+        monkeypatch.setattr(TaskRepository, "get_for_update", gated_lock)
+    else:
+        real_execute = ExecutionService.execute_task
+
+        async def gated_execute(self: ExecutionService, caller: Any, wanted: str, **kwargs: Any) -> Any:
+            if wanted == task_id and not released.is_set():
+                await wait_for_all()
+            return await real_execute(self, caller, wanted, **kwargs)
+
+        monkeypatch.setattr(ExecutionService, "execute_task", gated_execute)
     return arrived

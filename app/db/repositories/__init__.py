@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.repositories.agents import AgentRepository
 from app.db.repositories.artifacts import ArtifactRepository
+from app.db.repositories.database_state import DatabaseStateRepository
 from app.db.repositories.dependencies import DependencyRepository
 from app.db.repositories.events import EventRepository
 from app.db.repositories.integrity import IntegrityRepository
@@ -36,3 +37,4 @@ class Repositories:
         self.system_events = SystemEventRepository(session)
         self.integrity = IntegrityRepository(session)
         self.snapshot = SnapshotRepository(session, backend)
+        self.database_state = DatabaseStateRepository(session, backend)

@@ -388,6 +388,27 @@ class TaskRepository:
         )
         return {key: int(count) for key, count in rows}
 
+    async def count_live_claims(self, now: datetime) -> int:
+        """In-progress rows with a holder whose lease has not run out."""
+        count = await self._session.scalar(select(func.count()).select_from(Task).where(*_live_claim(now)))
+        return int(count or 0)
+
+    async def list_live_claims_of(self, actor: str, now: datetime, *, session_id: str | None) -> list[Task]:
+        """The live claims one actor holds, oldest claim first (optionally in one session)."""
+        query = select(Task).where(*_live_claim(now), Task.assigned_to == actor)
+        if session_id is not None:
+            query = query.where(Task.session_id == session_id)
+        rows = await self._session.scalars(query.order_by(Task.claimed_at, Task.id))
+        return list(rows.all())
+
+
+def _live_claim(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Task.status == "in_progress",
+        Task.assigned_to.is_not(None),
+        or_(Task.lease_expires_at.is_(None), Task.lease_expires_at > now),
+    )
+
 
 def _escape_like(word: str) -> str:
     return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

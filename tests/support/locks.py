@@ -1,0 +1,71 @@
+"""Holding the database from the outside, so a real call waits inside the server without test-only code.
+
+SQLite: a second connection takes the database write lock with ``BEGIN IMMEDIATE``; every writer then waits
+in its own ``BEGIN IMMEDIATE`` (busy timeout). PostgreSQL: a second connection takes ``LOCK TABLE task IN
+EXCLUSIVE MODE``, which lets plain reads through and makes every insert or row lock on ``task`` wait.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+
+def plain_dsn(url: str) -> str:
+    """``postgresql+asyncpg://…`` → ``postgresql://…`` for asyncpg itself."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def sqlite_path(url: str) -> str:
+    path = make_url(url).database
+    assert path, url
+    return path
+
+
+class WriteLock:
+    def __init__(self, release: Any) -> None:
+        self._release = release
+        self.released = False
+
+    async def release(self) -> None:
+        if not self.released:
+            self.released = True
+            await self._release()
+
+
+@asynccontextmanager
+async def hold_write_lock(database_url: str) -> AsyncIterator[WriteLock]:
+    """Hold the task table (PostgreSQL) or the whole database (SQLite) against writers until released."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        conn = sqlite3.connect(sqlite_path(database_url), isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+
+        async def release_sqlite() -> None:
+            conn.execute("ROLLBACK")
+
+        lock = WriteLock(release_sqlite)
+        try:
+            yield lock
+        finally:
+            await lock.release()
+            conn.close()
+        return
+    pg = await asyncpg.connect(plain_dsn(database_url))
+    tx = pg.transaction()
+    await tx.start()
+    await pg.execute("LOCK TABLE task IN EXCLUSIVE MODE")
+
+    async def release_pg() -> None:
+        await tx.rollback()
+
+    lock = WriteLock(release_pg)
+    try:
+        yield lock
+    finally:
+        await lock.release()
+        await pg.close()
