@@ -74,7 +74,7 @@ class UnitOfWork:
         """One transaction; commit on success, rollback on any error. Driver errors are translated."""
         if self._gate is not None:
             self._gate.before_attempt()
-        engine = self.database.write_engine if write else self.database.engine
+        engine = self.database.write_engine if write else self.database.read_engine
         try:
             async with AsyncSession(engine, expire_on_commit=False, autoflush=False) as session:
                 async with session.begin():
