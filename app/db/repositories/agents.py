@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Agent, AgentVisit
@@ -32,11 +33,18 @@ class AgentRepository:
         await self._session.flush()
 
     async def touch(self, actor: str, at: datetime) -> None:
-        row = await self._session.get(Agent, actor)
-        if row is None:
-            self._session.add(Agent(actor=actor, current_session_id=None, last_seen_at=at))
-        else:
-            row.last_seen_at = at
+        """Record that the actor was seen: one upsert statement (row lock on the agent row).
+
+        Every write calls this, so it is a single round trip, and two first writes of a new actor
+        cannot both insert the row.
+        """
+        insert = postgresql.insert if self._backend == "postgresql" else sqlite.insert
+        statement = insert(Agent).values(actor=actor, current_session_id=None, last_seen_at=at)
+        await self._session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[Agent.actor], set_={"last_seen_at": statement.excluded.last_seen_at}
+            )
+        )
 
     async def get_visit(self, actor: str, session_id: str) -> AgentVisit | None:
         return await self._session.get(AgentVisit, (actor, session_id))
