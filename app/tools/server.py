@@ -3,7 +3,8 @@
 ``OrchestratorMCP.call_tool`` is the seam the SDK offers (MCP-SDK-NOTES §16): every call passes the
 RebootManager's gate (counted while in flight, refused with ``unavailable`` while not ready), is timed
 into the metrics, logged as one line, and any failure comes back as a structured ``isError`` result.
-``list_tools`` widens each output schema so it also admits the error envelope.
+``list_tools`` widens each output schema so it also admits the error envelope, and writes its optional
+fields in the compact form clients validate faster (``schema_compaction``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import Tool as MCPTool
 
-from app.tools import boundary, session_tools, task_tools
+from app.tools import boundary, schema_compaction, session_tools, task_tools
 from app.tools.holder import ServiceHolder
 
 log = logging.getLogger("app.tools")
@@ -42,7 +43,9 @@ class OrchestratorMCP(MCPServer[Any]):
     async def list_tools(self) -> list[MCPTool]:
         tools = await super().list_tools()
         return [
-            tool.model_copy(update={"output_schema": boundary.with_error_envelope(tool.output_schema)})
+            tool.model_copy(
+                update={"output_schema": boundary.with_error_envelope(schema_compaction.compact(tool.output_schema))}
+            )
             for tool in tools
         ]
 
