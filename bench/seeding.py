@@ -127,10 +127,12 @@ async def migrate_and_seed(url: str, task_count: int, *, rng_seed: int = 7) -> S
 
         await uow.run(insert, write=True)
         if database.backend == "postgresql":
-            # Planner statistics now, as autovacuum would soon give them, so the run never measures a
-            # table the planner still believes empty (nor an autovacuum pass starting mid-run).
-            async with database.engine.begin() as conn:
-                await conn.exec_driver_sql("ANALYZE")
+            # The state autovacuum reaches soon after a bulk load (statistics, visibility map), so the run
+            # measures a settled table rather than the planner's guesses about a fresh one, and no
+            # autovacuum pass starts mid-run.
+            async with database.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.exec_driver_sql("VACUUM (ANALYZE)")
         return SeededData(query.session.id, plan.session.id, len(rows), len(edges))
     finally:
         await database.dispose()

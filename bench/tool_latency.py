@@ -234,12 +234,16 @@ async def run_backend(backend: str, eras: list[str], rounds: int, warmup: int, t
                     workload = Workload(seeded)
                     results = []
                     for era in eras:
+                        load_before = os.getloadavg()[0]
                         samples, span = await measure_era(
                             base, era, workload, rounds, warmup, lambda: log_path.stat().st_size
                         )
+                        load = (round(load_before, 2), round(os.getloadavg()[0], 2))
                         report = era_report(samples, server_durations(log_path, span))
-                        results.append({"backend": backend, "era": era, "rounds": rounds, "tools": report})
-                        print_table(backend, era, rounds, warmup, task_count, report)
+                        results.append(
+                            {"backend": backend, "era": era, "rounds": rounds, "loadavg_1m": load, "tools": report}
+                        )
+                        print_table(backend, era, rounds, warmup, task_count, load, report)
                 finally:
                     if process.returncode is None:
                         process.terminate()
@@ -251,8 +255,13 @@ async def run_backend(backend: str, eras: list[str], rounds: int, warmup: int, t
             return {"backend": backend, "seed_seconds": round(seed_seconds, 2), "eras": results}
 
 
-def print_table(backend: str, era: str, rounds: int, warmup: int, tasks: int, report: dict[str, Any]) -> None:
-    print(f"\n{backend}, era {era}: {rounds} rounds after {warmup} warm-up rounds; query session holds {tasks} tasks")
+def print_table(
+    backend: str, era: str, rounds: int, warmup: int, tasks: int, load: tuple[float, float], report: dict[str, Any]
+) -> None:
+    print(
+        f"\n{backend}, era {era}: {rounds} rounds after {warmup} warm-up rounds; query session holds {tasks} "
+        f"tasks; 1-min load average {load[0]} -> {load[1]} on {os.cpu_count()} CPUs"
+    )
     header = f"{'tool':<26}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}{'p50/floor':>11}{'p95/floor':>11}"
     header += f"{'srv p50':>9}{'srv p95':>9}{'cli CPU':>9}"
     print(header)
