@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from app.db.models import Agent, AgentVisit
 
@@ -38,13 +40,7 @@ class AgentRepository:
         Every write calls this, so it is a single round trip, and two first writes of a new actor
         cannot both insert the row.
         """
-        insert = postgresql.insert if self._backend == "postgresql" else sqlite.insert
-        statement = insert(Agent).values(actor=actor, current_session_id=None, last_seen_at=at)
-        await self._session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[Agent.actor], set_={"last_seen_at": statement.excluded.last_seen_at}
-            )
-        )
+        await self._session.execute(_touch_statement(self._backend), {"actor": actor, "last_seen_at": at})
 
     async def get_visit(self, actor: str, session_id: str) -> AgentVisit | None:
         return await self._session.get(AgentVisit, (actor, session_id))
@@ -59,3 +55,18 @@ class AgentRepository:
             row.last_event_id = max(row.last_event_id, last_event_id)
             row.visited_at = at
         await self._session.flush()
+
+
+@cache
+def _touch_statement(backend: str) -> Insert:
+    """The upsert of :meth:`AgentRepository.touch`, built once per backend: building a DML statement's
+    cache key from literal values costs more than running it, so the values are bound per call."""
+    insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+    statement = insert(Agent).values(
+        actor=bindparam("actor"),
+        current_session_id=None,
+        last_seen_at=bindparam("last_seen_at", type_=Agent.__table__.c.last_seen_at.type),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[Agent.actor], set_={"last_seen_at": statement.excluded.last_seen_at}
+    )
