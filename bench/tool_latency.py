@@ -26,11 +26,15 @@ import json
 import os
 import platform
 import shlex
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,19 +157,45 @@ async def call(client: Client, workload: Workload, tool: str, samples: Samples |
         samples.client_cpu[tool].append(cpu)
 
 
+@asynccontextmanager
+async def sampling_profile(pid: int, output: Path | None) -> AsyncIterator[None]:
+    """Record the server with py-spy (speedscope format) while the block runs, when ``output`` is given."""
+    if output is None:
+        yield
+        return
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise BenchSetupError("--py-spy needs py-spy on PATH (pip install py-spy)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    command = [spy, "record", "--pid", str(pid), "--rate", "500", "--format", "speedscope", "-o", str(output)]
+    recorder = await anyio.open_process([*command, "--nonblocking"], stdout=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        with anyio.fail_after(STOP_TIMEOUT_SECONDS):
+            await recorder.wait()
+
+
 async def measure_era(
-    url: str, era: str, workload: Workload, rounds: int, warmup: int, log_size: Callable[[], int]
+    server: RunningServer,
+    era: str,
+    workload: Workload,
+    options: Options,
+    log_size: Callable[[], int],
+    profile: Path | None,
 ) -> tuple[Samples, tuple[int, int]]:
-    """Warm up, then ``rounds`` interleaved rounds; returns the samples and the server log span."""
+    """Warm up, then the measured interleaved rounds; returns the samples and the server log span."""
     samples = Samples()
-    async with Client(f"{url}/mcp", mode=ERAS[era]) as client:
-        for _ in range(warmup):
+    async with Client(f"{server.base_url}/mcp", mode=ERAS[era]) as client:
+        for _ in range(options.warmup):
             for tool in TOOLS:
                 await call(client, workload, tool, None)
         start = log_size()
-        for _ in range(rounds):
-            for tool in TOOLS:
-                await call(client, workload, tool, samples)
+        async with sampling_profile(server.pid, profile):
+            for _ in range(options.rounds):
+                for tool in TOOLS:
+                    await call(client, workload, tool, samples)
         end = log_size()
     return samples, (start, end)
 
@@ -201,66 +231,87 @@ def era_report(samples: Samples, server: dict[str, list[float]]) -> dict[str, An
     return tools
 
 
-async def run_backend(backend: str, eras: list[str], rounds: int, warmup: int, task_count: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Options:
+    rounds: int
+    warmup: int
+    tasks: int
+    eras: list[str]
+    py_spy: Path | None  # a directory for speedscope profiles of the server, one per backend and era
+
+
+@dataclass(frozen=True)
+class RunningServer:
+    base_url: str
+    pid: int
+    log_path: Path
+
+
+@asynccontextmanager
+async def server_process(url: str, workdir: Path) -> AsyncIterator[RunningServer]:
+    """``bench.serve_app`` on ``url`` in its own process; its log lines go to ``workdir/server.log``."""
+    log_path = workdir / "server.log"
+    port_file = workdir / "port"
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_DATABASE_URL": url,
+        "ORCHESTRATOR_DATA_DIR": str(workdir / "data"),
+        "ORCHESTRATOR_HOST": "127.0.0.1",
+    }
+    with log_path.open("wb") as log, (workdir / "server.err").open("wb") as err:
+        process = await anyio.open_process(
+            [sys.executable, "-m", "bench.serve_app", "--port-file", str(port_file)],
+            stdout=log,
+            stderr=err,
+            cwd=REPO_ROOT,
+            env=env,
+        )
+        try:
+            yield RunningServer(await wait_until_ready(process, port_file), process.pid, log_path)
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                with anyio.move_on_after(STOP_TIMEOUT_SECONDS) as scope:
+                    await process.wait()
+                if scope.cancelled_caught:
+                    process.kill()
+                    await process.wait()
+
+
+async def run_backend(backend: str, options: Options) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-") as tmp:
         workdir = Path(tmp)
         async with fresh_database(backend, workdir) as url:
             started = time.perf_counter()
-            seeded = await migrate_and_seed(url, task_count)
+            seeded = await migrate_and_seed(url, options.tasks)
             seed_seconds = time.perf_counter() - started
             print(
                 f"[{backend}] seeded {seeded.task_count} tasks ({seeded.dependency_count} dependencies) "
                 f"in {seed_seconds:.1f}s",
                 file=sys.stderr,
             )
-            log_path = workdir / "server.log"
-            port_file = workdir / "port"
-            env = {
-                **os.environ,
-                "ORCHESTRATOR_DATABASE_URL": url,
-                "ORCHESTRATOR_DATA_DIR": str(workdir / "data"),
-                "ORCHESTRATOR_HOST": "127.0.0.1",
-            }
-            with log_path.open("wb") as log, (workdir / "server.err").open("wb") as err:
-                process = await anyio.open_process(
-                    [sys.executable, "-m", "bench.serve_app", "--port-file", str(port_file)],
-                    stdout=log,
-                    stderr=err,
-                    cwd=REPO_ROOT,
-                    env=env,
-                )
-                try:
-                    base = await wait_until_ready(process, port_file)
-                    workload = Workload(seeded)
-                    results = []
-                    for era in eras:
-                        load_before = os.getloadavg()[0]
-                        samples, span = await measure_era(
-                            base, era, workload, rounds, warmup, lambda: log_path.stat().st_size
-                        )
-                        load = (round(load_before, 2), round(os.getloadavg()[0], 2))
-                        report = era_report(samples, server_durations(log_path, span))
-                        results.append(
-                            {"backend": backend, "era": era, "rounds": rounds, "loadavg_1m": load, "tools": report}
-                        )
-                        print_table(backend, era, rounds, warmup, task_count, load, report)
-                finally:
-                    if process.returncode is None:
-                        process.terminate()
-                        with anyio.move_on_after(STOP_TIMEOUT_SECONDS) as scope:
-                            await process.wait()
-                        if scope.cancelled_caught:
-                            process.kill()
-                            await process.wait()
+            results = []
+            async with server_process(url, workdir) as server:
+                workload = Workload(seeded)
+                for era in options.eras:
+                    profile = options.py_spy / f"{backend}-{era}.speedscope.json" if options.py_spy else None
+                    load_before = os.getloadavg()[0]
+                    samples, span = await measure_era(
+                        server, era, workload, options, lambda: server.log_path.stat().st_size, profile
+                    )
+                    load = (round(load_before, 2), round(os.getloadavg()[0], 2))
+                    report = era_report(samples, server_durations(server.log_path, span))
+                    results.append(
+                        {"backend": backend, "era": era, "rounds": options.rounds, "loadavg_1m": load, "tools": report}
+                    )
+                    print_table(backend, era, options, load, report)
             return {"backend": backend, "seed_seconds": round(seed_seconds, 2), "eras": results}
 
 
-def print_table(
-    backend: str, era: str, rounds: int, warmup: int, tasks: int, load: tuple[float, float], report: dict[str, Any]
-) -> None:
+def print_table(backend: str, era: str, options: Options, load: tuple[float, float], report: dict[str, Any]) -> None:
     print(
-        f"\n{backend}, era {era}: {rounds} rounds after {warmup} warm-up rounds; query session holds {tasks} "
-        f"tasks; 1-min load average {load[0]} -> {load[1]} on {os.cpu_count()} CPUs"
+        f"\n{backend}, era {era}: {options.rounds} rounds after {options.warmup} warm-up rounds; query session "
+        f"holds {options.tasks} tasks; 1-min load average {load[0]} -> {load[1]} on {os.cpu_count()} CPUs"
     )
     header = f"{'tool':<26}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}{'p50/floor':>11}{'p95/floor':>11}"
     header += f"{'srv p50':>9}{'srv p95':>9}{'cli CPU':>9}"
@@ -289,6 +340,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks seeded in the queried session")
     parser.add_argument("--eras", default="2026-07-28,legacy", help="comma list of: " + ", ".join(ERAS))
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--py-spy", type=Path, help="record the server with py-spy into this directory")
     args = parser.parse_args(argv)
     args.era_list = [e.strip() for e in args.eras.split(",") if e.strip()]
     unknown = [e for e in args.era_list if e not in ERAS]
@@ -302,10 +354,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    options = Options(args.calls, args.warmup, args.tasks, args.era_list, args.py_spy)
     runs = []
     try:
         for backend in backends:
-            runs.append(anyio.run(run_backend, backend, args.era_list, args.calls, args.warmup, args.tasks))
+            runs.append(anyio.run(run_backend, backend, options))
     except BenchSetupError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
