@@ -76,7 +76,10 @@ def _postgres_engine(url: str, pool_size: int, connect_timeout: float, statement
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=connect_timeout,
-        pool_pre_ping=True,
+        # No pre-ping: asyncpg's costs three round trips (BEGIN, ping, ROLLBACK) on every checkout. A
+        # connection that died in the pool fails its first statement instead, and the unit of work
+        # runs the transaction again on a fresh one (see ``uow._StaleConnection``).
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={
             "timeout": connect_timeout,

@@ -4,7 +4,9 @@ A service hands :meth:`UnitOfWork.run` one coroutine function; it runs inside on
 committed when it returns, rolled back when it raises. Driver exceptions are translated here, once:
 a lost or refused connection becomes ``unavailable`` (retryable), a PostgreSQL serialization failure or
 deadlock and a SQLite lock timeout are retried a bounded number of times with jittered backoff, and a
-race on an idempotency record re-runs the work so it finds the stored result.
+race on an idempotency record re-runs the work so it finds the stored result. A pooled connection found
+dead before the commit (the database restarted) is replaced and the work run once more, which is why
+the engine needs no pre-ping.
 """
 
 from __future__ import annotations
@@ -41,6 +43,18 @@ class _Retry(Exception):
     """Internal: this attempt lost a race the next attempt will resolve."""
 
 
+class _StaleConnection(errors.Unavailable):
+    """The pooled connection was dead before this transaction committed (the database restarted).
+
+    SQLAlchemy has invalidated the whole pool by then, so :meth:`UnitOfWork.run` makes one more attempt
+    on a fresh connection; nothing was committed, so running the work again is safe (as for a
+    serialization retry). Anyone else sees it as what it also is: ``unavailable``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("The database connection failed; retry shortly.", retry_after_seconds=2.0)
+
+
 class ConnectionGate(Protocol):
     """Decides whether to try the database at all (the circuit breaker) and hears how it went."""
 
@@ -75,11 +89,16 @@ class UnitOfWork:
         if self._gate is not None:
             self._gate.before_attempt()
         engine = self.database.write_engine if write else self.database.read_engine
+        committing = False
         try:
             async with AsyncSession(engine, expire_on_commit=False, autoflush=False) as session:
                 async with session.begin():
                     yield Repositories(session, self.database.backend)
+                    committing = True  # the work returned; leaving the block commits
         except sa_exc.DBAPIError as exc:
+            if exc.connection_invalidated and not committing:
+                self._failed("connection")
+                raise _StaleConnection() from exc
             translated = self._translate(exc)
             if translated is exc:
                 raise
@@ -99,10 +118,15 @@ class UnitOfWork:
         Raises:
             unavailable: the database is unreachable, or conflicts persisted past the retry budget.
         """
+        fresh_connection_tried = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 async with self.transaction(write=write) as repos:
                     return await work(repos)
+            except _StaleConnection:
+                if fresh_connection_tried:
+                    raise
+                fresh_connection_tried = True  # no backoff: the pool has already dropped the dead connections
             except _Retry:
                 if attempt == MAX_ATTEMPTS:
                     break
