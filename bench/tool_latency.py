@@ -53,7 +53,7 @@ QUERY_TOOL = "orchestrator_query_tasks"
 TOOLS = (NOOP_TOOL, PLAN_TOOL, QUERY_TOOL)
 ERAS = {"2026-07-28": "2026-07-28", "legacy": "legacy"}
 QUERY_LIMIT = 50
-# DESIGN's targets, on PostgreSQL: p50 at most this many times the floor's p50.
+# The foundation issue's targets, on PostgreSQL: p50 at most this many times the floor's p50.
 TARGETS = {PLAN_TOOL: 1.5, QUERY_TOOL: 2.0}
 STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
