@@ -122,12 +122,12 @@ class SessionView(View):
     version: int
 
 
-V = TypeVar("V", bound=TaskView)
-
-
 class StatusCounts(View):
     by_status: dict[str, int]
     total: int
+
+
+V = TypeVar("V", bound=TaskView)
 
 
 def task_view(task: Task, deps: Sequence[tuple[str, str]]) -> TaskView:
