@@ -1,9 +1,10 @@
 """The SQLAlchemy async engine for both backends, configured for many concurrent writers.
 
 PostgreSQL (asyncpg): READ COMMITTED, a bounded pool, bounded connect and statement timeouts so a dead
-server makes calls fail fast instead of hanging. SQLite (aiosqlite): WAL, ``busy_timeout``, foreign keys
-on, and every write transaction opened with ``BEGIN IMMEDIATE`` so two writers never both read a row and
-then race to change it (*immediate transaction (SQLite)*): the second one waits for the first to commit.
+server makes calls fail fast instead of hanging; reads run in autocommit (see ``Database.read_engine``).
+SQLite (aiosqlite): WAL, ``busy_timeout``, foreign keys on, and every write transaction opened with
+``BEGIN IMMEDIATE`` so two writers never both read a row and then race to change it (*immediate
+transaction (SQLite)*): the second one waits for the first to commit.
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ APPLICATION_NAME = "task-orchestrator"
 
 @dataclass(frozen=True)
 class Database:
-    """The engine plus a view of it whose transactions are writers (``BEGIN IMMEDIATE`` on SQLite)."""
+    """The engine plus two views of it: one for writers (``BEGIN IMMEDIATE`` on SQLite), one for readers.
+
+    On PostgreSQL the readers' view runs in autocommit: under READ COMMITTED every statement of a
+    read-only transaction takes its own snapshot anyway, so BEGIN and COMMIT would add two round trips
+    per read and no consistency. On SQLite a read transaction does hold one snapshot, so it stays.
+    """
 
     engine: AsyncEngine
     write_engine: AsyncEngine
+    read_engine: AsyncEngine
     backend: Backend
     url: str
     pool_capacity: int = 0  # pool size + max overflow: the most connections this process opens
@@ -89,6 +96,7 @@ def create_database(
     return Database(
         engine=engine,
         write_engine=engine.execution_options(**{WRITE_OPTION: True}),
+        read_engine=engine.execution_options(isolation_level="AUTOCOMMIT") if backend == "postgresql" else engine,
         backend=backend,
         url=url,
         pool_capacity=pool_args["pool_size"] + pool_args["max_overflow"] if queue_pool else 1,
@@ -102,7 +110,10 @@ def _postgres_engine(
         url,
         **pool_args,
         pool_timeout=connect_timeout,
-        pool_pre_ping=True,
+        # No pre-ping: asyncpg's costs three round trips (BEGIN, ping, ROLLBACK) on every checkout. A
+        # connection that died in the pool fails its first statement instead, and the unit of work
+        # runs the transaction again on a fresh one (see ``uow._StaleConnection``).
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={
             "timeout": connect_timeout,

@@ -4,7 +4,9 @@ A service hands :meth:`UnitOfWork.run` one coroutine function; it runs inside on
 committed when it returns, rolled back when it raises. Driver exceptions are translated here, once:
 a lost or refused connection becomes ``unavailable`` (retryable), a PostgreSQL serialization failure or
 deadlock and a SQLite lock timeout are retried a bounded number of times with jittered backoff, and a
-race on an idempotency record re-runs the work so it finds the stored result.
+race on an idempotency record re-runs the work so it finds the stored result. A pooled connection found
+dead before the commit (the database restarted) is replaced and the work run once more, which is why
+the engine needs no pre-ping.
 """
 
 from __future__ import annotations
@@ -42,6 +44,18 @@ class ErrorSink(Protocol):
 
 class _Retry(Exception):
     """Internal: this attempt lost a race the next attempt will resolve."""
+
+
+class _StaleConnection(errors.Unavailable):
+    """The pooled connection was dead before this transaction committed (the database restarted).
+
+    SQLAlchemy has invalidated the whole pool by then, so :meth:`UnitOfWork.run` makes one more attempt
+    on a fresh connection; nothing was committed, so running the work again is safe (as for a
+    serialization retry). Anyone else sees it as what it also is: ``unavailable``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("The database connection failed; retry shortly.", retry_after_seconds=2.0)
 
 
 class ConnectionGate(Protocol):
@@ -95,15 +109,17 @@ class UnitOfWork:
                 if self._sink is not None:
                     self._sink.db_error("circuit_open")
                 raise
-        engine = self.database.write_engine if write else self.database.engine
+        engine = self.database.write_engine if write else self.database.read_engine
         session = AsyncSession(engine, expire_on_commit=False, autoflush=False)
         self._open += 1
+        committing = False
         try:
             try:
                 await session.connection()
                 if self._gate is not None:
                     self._gate.record_success()
                 yield Repositories(session, self.database.backend)
+                committing = True  # the work returned; what fails from here on may have committed
                 await session.commit()
             except BaseException:
                 await _settle(session.rollback)
@@ -112,6 +128,9 @@ class UnitOfWork:
                 await _settle(session.close)
                 self._open -= 1
         except sa_exc.DBAPIError as exc:
+            if exc.connection_invalidated and not committing:
+                self._failed("connection")
+                raise _StaleConnection() from exc
             translated = self._translate(exc)
             if translated is exc:
                 raise
@@ -128,10 +147,15 @@ class UnitOfWork:
         Raises:
             unavailable: the database is unreachable, or conflicts persisted past the retry budget.
         """
+        fresh_connection_tried = False
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 async with self.transaction(write=write) as repos:
                     return await work(repos)
+            except _StaleConnection:
+                if fresh_connection_tried:
+                    raise
+                fresh_connection_tried = True  # no backoff: the pool has already dropped the dead connections
             except _Retry:
                 tracing.add_event("db.retry", {"attempt": attempt})
                 if attempt == MAX_ATTEMPTS:

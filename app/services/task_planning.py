@@ -26,6 +26,7 @@ from app.services.views import (
     TaskTypeName,
     TaskView,
     View,
+    task_view,
     task_views,
 )
 
@@ -151,7 +152,8 @@ class TaskPlanningService(Service):
                     data={"title": row.title, "parent_id": row.parent_id},
                 )
             await repos.sessions.touch(target_session, tx.now)
-            views = await task_views(repos, rows)
+            # New tasks depend on exactly the edges just written: with none there is nothing to look up.
+            views = await task_views(repos, rows) if edges else [task_view(row, []) for row in rows]
             return PlanTaskResult(task=views[0], created=views)
 
         return await self._write(caller, "orchestrator_plan_task", request_id, PlanTaskResult, work)

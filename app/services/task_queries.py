@@ -1,7 +1,8 @@
 """Reading the task graph: the filtered, sorted, paged ``orchestrator_query_tasks``.
 
 Every filter is a SQL predicate (see ``TaskRepository.query``); ``total_count`` counts every match, not
-the page. Children and artifacts are loaded for the whole page with one query each.
+the page. Children and artifacts are loaded for the whole page with one query each, and views are built
+straight into the result's model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from app.db.repositories.tasks import WORD, TaskFilter
 from app.services.base import Service
 from app.services.caller import Caller
 from app.services.sessions import resolve_session_id
-from app.services.views import ArtifactView, TaskView, View, artifact_view, task_views
+from app.services.views import ArtifactView, TaskView, View, artifact_view, task_views, task_views_as
 
 
 class QueriedTask(TaskView):
@@ -72,7 +73,9 @@ class TaskQueryService(Service):
             )
 
         async def work(repos: Repositories) -> QueryTasksResult:
-            sid = await resolve_session_id(repos, caller, session_id)
+            # A named session is checked only when nothing matched: a matching task proves it exists
+            # (tasks reference their session), and the common case then saves a round trip.
+            sid = session_id if session_id is not None else await resolve_session_id(repos, caller, None)
             flt = TaskFilter(
                 session_id=sid,
                 statuses=statuses,
@@ -90,8 +93,9 @@ class TaskQueryService(Service):
             rows, total = await repos.tasks.query(
                 flt, sort=sort, descending=order == "desc", limit=limit, offset=offset
             )
-            views = await task_views(repos, rows)
-            page = [QueriedTask(**view.model_dump()) for view in views]
+            if total == 0 and session_id is not None:
+                await resolve_session_id(repos, caller, session_id)  # raises not_found for an unknown session
+            page = await task_views_as(QueriedTask, repos, rows)
             ids = [t.id for t in rows]
             if include_children:
                 children = await repos.tasks.list_children(ids)

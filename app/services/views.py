@@ -7,7 +7,7 @@ the wire. Derived values (``ready``, ``blocked_by``) are computed from the depen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -127,9 +127,17 @@ class StatusCounts(View):
     total: int
 
 
+V = TypeVar("V", bound=TaskView)
+
+
 def task_view(task: Task, deps: Sequence[tuple[str, str]]) -> TaskView:
+    return task_view_as(TaskView, task, deps)
+
+
+def task_view_as(view_type: type[V], task: Task, deps: Sequence[tuple[str, str]]) -> V:
+    """The view of ``task`` built straight into ``view_type`` (a TaskView or a subclass that adds fields)."""
     blocked_by = [dep_id for dep_id, status in deps if status != TaskStatus.COMPLETED]
-    return TaskView(
+    return view_type(
         id=task.id,
         session_id=task.session_id,
         parent_id=task.parent_id,
@@ -161,8 +169,13 @@ def task_view(task: Task, deps: Sequence[tuple[str, str]]) -> TaskView:
 
 async def task_views(repos: Repositories, tasks: Sequence[Task]) -> list[TaskView]:
     """Views for many tasks with one dependency query."""
+    return await task_views_as(TaskView, repos, tasks)
+
+
+async def task_views_as(view_type: type[V], repos: Repositories, tasks: Sequence[Task]) -> list[V]:
+    """Like :func:`task_views`, built straight into ``view_type`` (no second model per task)."""
     deps = await repos.dependencies.statuses_for([t.id for t in tasks])
-    return [task_view(t, deps.get(t.id, [])) for t in tasks]
+    return [task_view_as(view_type, t, deps.get(t.id, [])) for t in tasks]
 
 
 async def one_task_view(repos: Repositories, task: Task) -> TaskView:

@@ -5,7 +5,8 @@ caller's scope check (``app.auth.scopes``: the scope the tool and its arguments 
 then the RebootManager's gate (counted while in flight, refused with ``unavailable`` while not ready), is
 timed into the metrics, logged as one line with its actor, and any failure comes back as a structured
 ``isError`` result. ``list_tools`` widens each output schema so it also admits the error envelope, and
-closes each input schema (unknown arguments are refused, not silently dropped).
+closes each input schema (unknown arguments are refused, not silently dropped), and writes optional
+output fields in the compact form clients validate faster (``schema_compaction``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from mcp.types import Tool as MCPTool
 
 from app.auth import identity, scopes
 from app.observability.logging import log_context
-from app.tools import boundary, execution_tools, lifecycle_tools, maintenance_tools, schemas, session_tools, task_tools
+from app.tools import (
+    boundary,
+    execution_tools,
+    lifecycle_tools,
+    maintenance_tools,
+    schema_compaction,
+    schemas,
+    session_tools,
+    task_tools,
+)
 from app.tools.holder import ServiceHolder
 
 log = logging.getLogger("app.tools")
@@ -55,7 +65,7 @@ class OrchestratorMCP(MCPServer[Any]):
             tool.model_copy(
                 update={
                     "input_schema": boundary.closed_input(tool.input_schema),
-                    "output_schema": boundary.with_error_envelope(tool.output_schema),
+                    "output_schema": boundary.with_error_envelope(schema_compaction.compact(tool.output_schema)),
                 }
             )
             for tool in tools

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from app.db.models import Agent, AgentVisit
 
@@ -41,15 +43,12 @@ class AgentRepository:
         )
 
     async def touch(self, actor: str, at: datetime) -> None:
-        """Record that the actor was seen (conditional upsert: only moves the time forward)."""
-        stmt = self._insert(Agent).values(actor=actor, current_session_id=None, last_seen_at=at)
-        await self._session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[Agent.actor],
-                set_={"last_seen_at": at},
-                where=Agent.last_seen_at < at,
-            )
-        )
+        """Record that the actor was seen: one upsert statement (row lock on the agent row).
+
+        Every write calls this, so it is a single round trip, and two first writes of a new actor
+        cannot both insert the row.
+        """
+        await self._session.execute(_touch_statement(self._backend), {"actor": actor, "last_seen_at": at})
 
     async def get_visit(self, actor: str, session_id: str) -> AgentVisit | None:
         return await self._session.get(AgentVisit, (actor, session_id))
@@ -82,3 +81,18 @@ class AgentRepository:
             return {}
         rows = await self._session.execute(select(Agent.actor, Agent.last_seen_at).where(Agent.actor.in_(list(actors))))
         return {actor: seen for actor, seen in rows}
+
+
+@cache
+def _touch_statement(backend: str) -> Insert:
+    """The upsert of :meth:`AgentRepository.touch`, built once per backend: building a DML statement's
+    cache key from literal values costs more than running it, so the values are bound per call."""
+    insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+    statement = insert(Agent).values(
+        actor=bindparam("actor"),
+        current_session_id=None,
+        last_seen_at=bindparam("last_seen_at", type_=Agent.__table__.c.last_seen_at.type),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[Agent.actor], set_={"last_seen_at": statement.excluded.last_seen_at}
+    )

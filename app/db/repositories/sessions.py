@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Subquery, and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Subquery, and_, case, delete, func, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import (
@@ -58,12 +58,17 @@ def _task_stats(now: datetime | None = None) -> Subquery:
 class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        # Rows this transaction read, held strongly (the ORM's identity map only holds them weakly).
+        self._read: dict[str, OrchestrationSession] = {}
 
     async def get(self, session_id: str) -> OrchestrationSession | None:
-        return await self._session.get(OrchestrationSession, session_id)
+        row = await self._session.get(OrchestrationSession, session_id)
+        if row is not None:
+            self._read[row.id] = row
+        return row
 
     async def get_active_for_directory(self, working_directory: str) -> OrchestrationSession | None:
-        return await self._session.scalar(
+        row = await self._session.scalar(
             select(OrchestrationSession)
             .where(
                 OrchestrationSession.working_directory == working_directory,
@@ -72,6 +77,9 @@ class SessionRepository:
             .order_by(OrchestrationSession.last_activity_at.desc(), OrchestrationSession.id)
             .limit(1)
         )
+        if row is not None:
+            self._read[row.id] = row
+        return row
 
     async def lock(self, session_id: str) -> None:
         """Row lock on the session (PostgreSQL ``FOR UPDATE``) to serialise graph-shape changes."""
@@ -88,8 +96,15 @@ class SessionRepository:
         """Record activity (conditional update that only moves the time forward).
 
         The session row is shared by every writer of the session, so it is touched at most once per
-        ``TOUCH_GRANULARITY``: concurrent writers then rarely queue on its row lock.
+        ``TOUCH_GRANULARITY``: concurrent writers then rarely queue on its row lock. When this
+        transaction already read the row (``get``) and its activity is that recent, the update could
+        match nothing (the time only moves forward), so the statement is skipped.
         """
+        row = self._read.get(session_id)
+        # The state's dict, not the attribute: reading an expired attribute would load it (no I/O here).
+        seen = inspect(row).dict.get("last_activity_at") if row is not None else None
+        if seen is not None and seen >= at - TOUCH_GRANULARITY:
+            return
         await self._session.execute(
             update(OrchestrationSession)
             .where(

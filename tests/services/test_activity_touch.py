@@ -1,0 +1,67 @@
+"""What every write records about who was active: the actor's last_seen_at and the session's activity."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.db.repositories import Repositories
+from app.db.repositories.sessions import TOUCH_GRANULARITY
+from tests.support.harness import Harness
+
+pytestmark = pytest.mark.anyio
+
+
+async def _agent(harness: Harness, actor: str) -> tuple[str | None, object] | None:
+    async def read(repos: Repositories) -> tuple[str | None, object] | None:
+        row = await repos.agents.get(actor)
+        return None if row is None else (row.current_session_id, row.last_seen_at)
+
+    return await harness.uow.run(read, write=False)
+
+
+async def _activity(harness: Harness, session_id: str) -> object:
+    async def read(repos: Repositories) -> object:
+        row = await repos.sessions.get(session_id)
+        assert row is not None
+        return row.last_activity_at
+
+    return await harness.uow.run(read, write=False)
+
+
+async def test_first_write_of_a_new_actor_records_it_without_a_current_session(harness: Harness) -> None:
+    session_id = await harness.session("alice")
+
+    await harness.plan("newcomer", session_id=session_id)
+
+    assert await _agent(harness, "newcomer") == (None, harness.clock.now())
+
+
+async def test_later_writes_move_last_seen_and_keep_the_current_session(harness: Harness) -> None:
+    session_id = await harness.session("alice")
+    harness.clock.advance(60)
+
+    await harness.plan("alice")
+
+    assert await _agent(harness, "alice") == (session_id, harness.clock.now())
+
+
+async def test_session_activity_moves_at_most_once_per_granularity(harness: Harness) -> None:
+    session_id = await harness.session("alice")
+    started = harness.clock.now()
+    half = TOUCH_GRANULARITY.total_seconds() / 2 + 0.5
+
+    harness.clock.advance(half)
+    await harness.plan("alice", session_id=session_id)
+    after_first = await _activity(harness, session_id)
+    harness.clock.advance(half)
+    await harness.plan("alice", session_id=session_id)
+    after_second = await _activity(harness, session_id)
+    harness.clock.advance(half)
+    await harness.plan("alice")  # the current-session path, which has not read the session row
+    after_third = await _activity(harness, session_id)
+
+    assert after_first == started
+    assert after_second == started + timedelta(seconds=2 * half)
+    assert after_third == after_second
