@@ -83,12 +83,14 @@ async def test_serve_on_all_interfaces_starts_when_unauthenticated_is_allowed_on
         try:
             assert process.stdout is not None
             seen = b""
+            # uvicorn binds the socket after the lifespan reports ready; this line comes after the bind.
             with anyio.fail_after(60):
                 async for chunk in process.stdout:
                     seen += chunk
-                    if b'"event": "ready"' in seen:
+                    if b"Uvicorn running on" in seen:
                         break
             assert b'"event": "ready"' in seen, seen[-2000:]
+            assert b"Uvicorn running on" in seen, seen[-2000:]
             async with httpx2.AsyncClient(timeout=10) as http:
                 health = await http.get(f"http://127.0.0.1:{port}/healthz")
             assert health.status_code == 200
