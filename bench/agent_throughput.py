@@ -185,8 +185,29 @@ async def read_line(stream: BufferedByteReceiveStream) -> str:
         raise BenchSetupError("a worker exited before reporting (its error is above)") from exc
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the server process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def handler_seconds(log_path: Path, span: tuple[int, int]) -> dict[str, list[float]]:
+    """Seconds per tool from the server's ``tool_call`` log lines written during ``span`` (byte offsets)."""
+    out: dict[str, list[float]] = defaultdict(list)
+    with log_path.open("rb") as fh:
+        fh.seek(span[0])
+        chunk = fh.read(span[1] - span[0])
+    for line in chunk.decode().splitlines():
+        if '"tool_call"' in line:
+            record = json.loads(line)
+            if record.get("event") == "tool_call":
+                out[record["tool"]].append(float(record["duration_ms"]) / 1000)
+    return out
+
+
 async def run_phase(server: RunningServer, options: Options, mode: str, session_id: str = "") -> dict[str, Any]:
-    """Start the workers, wait until all are connected, release them at once; their aggregated logs."""
+    """Start the workers, wait until all are connected, release them at once; their aggregated logs, with
+    the server's CPU time and its handlers' own durations (``tool_call`` log lines) over the phase."""
     processes: list[tuple[anyio.abc.Process, BufferedByteReceiveStream]] = []
     try:
         for index, count in enumerate(split(options.clients, options.workers)):
@@ -216,6 +237,8 @@ async def run_phase(server: RunningServer, options: Options, mode: str, session_
             for process, lines in processes:
                 if await read_line(lines) != "ready":
                     raise BenchSetupError(f"a {mode} worker did not connect (exit {process.returncode})")
+        log_start = server.log_path.stat().st_size
+        cpu_start = server_cpu_seconds(server.pid)
         started = time.monotonic()
         for process, _ in processes:
             assert process.stdin is not None
@@ -225,6 +248,8 @@ async def run_phase(server: RunningServer, options: Options, mode: str, session_
             for process, lines in processes:
                 outputs.append(json.loads(await read_line(lines)))
                 await process.wait()
+        server_cpu = server_cpu_seconds(server.pid) - cpu_start
+        handlers = handler_seconds(server.log_path, (log_start, server.log_path.stat().st_size))
     finally:
         for process, _ in processes:
             if process.returncode is None:
@@ -235,12 +260,18 @@ async def run_phase(server: RunningServer, options: Options, mode: str, session_
         "started": started,
         "elapsed": max(c["finished_at"] for c in clients) - started,
         "client_cpu_seconds": sum(out["cpu_seconds"] for out in outputs),
+        "server_cpu_seconds": server_cpu,
+        "handlers": {tool: seconds_summary(values) for tool, values in handlers.items()},
         "clients": clients,
     }
 
 
 def latency(clients: list[dict[str, Any]], tool: str) -> dict[str, float]:
-    ms = [s * 1000 for c in clients for s in c["latencies"][tool]]
+    return seconds_summary([s for c in clients for s in c["latencies"][tool]])
+
+
+def seconds_summary(seconds: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in seconds]
     if not ms:
         return {"calls": 0}
     return {
@@ -361,6 +392,9 @@ def report(
             "calls_per_second": round(floor_rate, 1),
             "latency": latency(floor["clients"], NOOP_TOOL),
             "client_cpu_ms_per_call": round(floor["client_cpu_seconds"] * 1000 / floor_calls, 2),
+            "server_cpu_ms_per_call": round(floor["server_cpu_seconds"] * 1000 / floor_calls, 2),
+            "server_cpu_share": round(floor["server_cpu_seconds"] / floor["elapsed"], 2),
+            "server_handler": floor["handlers"],
         },
         "agents": {
             "tasks_seeded": options.tasks,
@@ -375,6 +409,9 @@ def report(
                 COMPLETE_TOOL: latency(agents["clients"], COMPLETE_TOOL),
             },
             "client_cpu_ms_per_call": round(agents["client_cpu_seconds"] * 1000 / max(agent_calls, 1), 2),
+            "server_cpu_ms_per_task": round(agents["server_cpu_seconds"] * 1000 / max(len(completed), 1), 2),
+            "server_cpu_share": round(agents["server_cpu_seconds"] / agents["elapsed"], 2),
+            "server_handler": agents["handlers"],
             "busiest_agent_tasks": max(len(c["completed"]) for c in agents["clients"]),
             "idlest_agent_tasks": min(len(c["completed"]) for c in agents["clients"]),
         },
@@ -396,17 +433,20 @@ def print_report(out: dict[str, Any]) -> None:
     )
     print(
         f"  floor   {floor['calls']} bench_noop calls in {floor['seconds']}s: {floor['calls_per_second']} calls/s, "
-        f"p50 {floor['latency']['p50_ms']} ms, p95 {floor['latency']['p95_ms']} ms"
+        f"p50 {floor['latency']['p50_ms']} ms, p95 {floor['latency']['p95_ms']} ms; server CPU "
+        f"{floor['server_cpu_ms_per_call']} ms/call ({floor['server_cpu_share']:.0%} of a core)"
     )
     print(
         f"  agents  {agents['tasks_completed']}/{agents['tasks_seeded']} tasks in {agents['seconds']}s: "
         f"{agents['tasks_per_second']} tasks/s, {agents['calls_per_second']} calls/s = "
-        f"{agents['calls_per_second_over_floor']} x floor calls/s"
+        f"{agents['calls_per_second_over_floor']} x floor calls/s; server CPU {agents['server_cpu_ms_per_task']} "
+        f"ms/task ({agents['server_cpu_share']:.0%} of a core)"
     )
     for tool, stats in agents["latency"].items():
         print(
             f"          {tool:<28} p50 {stats.get('p50_ms')} ms, p95 {stats.get('p95_ms')} ms, "
-            f"max {stats.get('max_ms')} ms"
+            f"max {stats.get('max_ms')} ms; handler p50 {agents['server_handler'].get(tool, {}).get('p50_ms')} "
+            f"ms, p95 {agents['server_handler'].get(tool, {}).get('p95_ms')} ms"
         )
     print(
         f"  double claims: {out['double_claims']['client_view']} (clients), {out['double_claims']['database']} "
@@ -429,6 +469,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--floor-calls", type=int, default=0, help="no-op calls per client (default: 2 x tasks / clients)"
     )
+    parser.add_argument(
+        "--pool-size", type=int, help=f"the server's {POOL_SIZE_ENV} (default: the environment's, else 20)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     # Internal: the worker processes.
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
@@ -448,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker is not None:
         anyio.run(run_worker, args)
         return 0
+    if args.pool_size is not None:
+        os.environ[POOL_SIZE_ENV] = str(args.pool_size)
     os.environ.setdefault(POOL_SIZE_ENV, DEFAULT_POOL_SIZE)  # the server subprocess inherits it
     workers = args.workers or min(args.clients, math.ceil(args.clients / 10))
     floor_calls = args.floor_calls or max(1, math.ceil(2 * args.tasks / args.clients))
