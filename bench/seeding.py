@@ -230,3 +230,37 @@ def _task(
         started_at=started,
         completed_at=created + timedelta(minutes=2) if status == "completed" else None,
     )
+
+
+async def migrate_and_seed_ready(url: str, task_count: int, *, rng_seed: int = 11) -> str:
+    """Upgrade ``url`` to the Alembic head, then one session of ``task_count`` ready tasks; its id.
+
+    Every task is pending, top-level and without dependencies, so each one is ready at once and an agent
+    loop of ``orchestrator_next_task`` → ``orchestrator_complete_task`` can drain the session.
+    """
+    database = create_database(url)
+    try:
+        await schema.upgrade(database)
+        uow = UnitOfWork(database)
+        clock = SystemClock()
+        caller = Caller(actor=BENCH_AGENT, scopes=ALL_SCOPES)
+        opened = await SessionService(uow, clock).initialize_session(
+            caller, working_directory="/bench/agents", name="bench agents", description=None, new_session=True
+        )
+        session_id = opened.session.id
+        now = clock.now()
+        rng = random.Random(rng_seed)
+        rows = [
+            _task(ids.new_task_id(), session_id, None, n, 0, "pending", now - timedelta(minutes=1), now, rng)
+            for n in range(task_count)
+        ]
+
+        async def insert(repos: Repositories) -> None:
+            await repos.tasks.insert_many(rows)
+
+        await uow.run(insert, write=True)
+    finally:
+        await database.dispose()
+    if database.backend == "postgresql":
+        await settle(url)
+    return session_id
