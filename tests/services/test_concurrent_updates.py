@@ -38,27 +38,7 @@ async def test_concurrent_context_patches_on_distinct_keys_all_land(harness: Har
         for index in range(WRITERS):
             group.start_soon(writer, index)
 
-    result = await harness.services.queries.query_tasks(
-        caller(),
-        session_id=None,
-        statuses=[],
-        task_types=[],
-        specialist_types=[],
-        complexities=[],
-        priorities=[],
-        parent_task_id=None,
-        assigned_to=None,
-        ready_only=False,
-        search_text=None,
-        created_after=None,
-        created_before=None,
-        include_children=False,
-        include_artifacts=False,
-        sort="created_at",
-        order="asc",
-        limit=50,
-        offset=0,
-    )
+    result = await harness.query()
     assert result.total_count == TASKS
     for task in result.tasks:
         assert task.context == {f"w{i}": ROUNDS - 1 for i in range(WRITERS)}

@@ -8,34 +8,14 @@ import pytest
 
 from app import errors
 from app.services.task_queries import QueryTasksResult
-from tests.support.harness import Harness, caller
+from tests.support import calls
+from tests.support.harness import Harness
 
 pytestmark = pytest.mark.anyio
 
 
 async def _query(harness: Harness, session_id: str | None, **overrides: Any) -> QueryTasksResult:
-    arguments: dict[str, Any] = {
-        "session_id": session_id,
-        "statuses": [],
-        "task_types": [],
-        "specialist_types": [],
-        "complexities": [],
-        "priorities": [],
-        "parent_task_id": None,
-        "assigned_to": None,
-        "ready_only": False,
-        "search_text": None,
-        "created_after": None,
-        "created_before": None,
-        "include_children": False,
-        "include_artifacts": False,
-        "sort": "created_at",
-        "order": "asc",
-        "limit": 50,
-        "offset": 0,
-        **overrides,
-    }
-    return await harness.services.queries.query_tasks(caller(), **arguments)
+    return await calls.query(harness, session_id=session_id, **{"limit": 50, **overrides})
 
 
 async def test_query_of_an_unknown_session_returns_not_found(harness: Harness) -> None:
