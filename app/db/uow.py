@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import errors
 from app.db.engine import Database
 from app.db.repositories import Repositories
+from app.db.repositories.agents import RecentlySeen
 from app.observability import tracing
 
 T = TypeVar("T")
@@ -82,6 +83,8 @@ class UnitOfWork:
         self._sink = errors_sink
         self._gate = gate
         self._open = 0
+        # Process memory of recent agent upserts, shared by every service of this database.
+        self.recently_seen = RecentlySeen()
 
     @property
     def backend(self) -> str:

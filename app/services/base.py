@@ -57,6 +57,7 @@ class Tx:
     caller: Caller
     transitions: list[tuple[str, str]] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
+    touched_actor: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,9 @@ class Service:
             result = await work(tx)
             if request_id is not None:
                 await repos.requests.insert(caller.actor, request_id, tool, result.model_dump(mode="json"), tx.now)
-            await repos.agents.touch(caller.actor, tx.now)
+            if self.uow.recently_seen.due(caller.actor, tx.now):
+                await repos.agents.touch(caller.actor, tx.now)
+                tx.touched_actor = True
             done.append(tx)
             return result
 
@@ -131,6 +134,8 @@ class Service:
             if not done:
                 span.set_attribute("orchestrator.replayed", True)
             for tx in done:
+                if tx.touched_actor:
+                    self.uow.recently_seen.record(caller.actor, tx.now)
                 for from_status, to_status in tx.transitions:
                     self.sink.task_transition(from_status, to_status)
                 for outcome in tx.claims:

@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from app import errors
 from app.db.repositories import Repositories
+from app.db.repositories.agents import SEEN_GRANULARITY, RecentlySeen
 from app.db.repositories.sessions import TOUCH_GRANULARITY
 from tests.support.harness import Harness
 
@@ -65,3 +67,42 @@ async def test_session_activity_moves_at_most_once_per_granularity(harness: Harn
     assert after_first == started
     assert after_second == started + timedelta(seconds=2 * half)
     assert after_third == after_second
+
+
+async def test_last_seen_moves_at_most_once_per_granularity_per_process(harness: Harness) -> None:
+    session_id = await harness.session("alice")
+    seen_first = harness.clock.now()
+    half = SEEN_GRANULARITY.total_seconds() / 2 + 0.5
+
+    harness.clock.advance(half)
+    await harness.plan("alice", session_id=session_id)
+    after_first = await _agent(harness, "alice")
+    harness.clock.advance(half)
+    await harness.plan("alice", session_id=session_id)
+    after_second = await _agent(harness, "alice")
+
+    # initialize_session wrote last_seen itself (its own upsert) and then touched it: within the
+    # granularity the plan skips the upsert; past it the next write records the new time.
+    assert after_first == (session_id, seen_first)
+    assert after_second == (session_id, seen_first + timedelta(seconds=2 * half))
+
+
+async def test_a_failed_write_does_not_count_as_seen(harness: Harness) -> None:
+    session_id = await harness.session("alice")
+
+    with pytest.raises(errors.SessionNotFound):
+        await harness.plan("late-comer", session_id="sess_0000000000000000")
+    await harness.plan("late-comer", session_id=session_id)  # same instant: must still record the actor
+
+    assert await _agent(harness, "late-comer") == (None, harness.clock.now())
+
+
+async def test_another_process_records_the_actor_itself(harness: Harness) -> None:
+    """Each replica remembers only its own upserts: one that never touched the actor writes it."""
+    session_id = await harness.session("alice")
+    harness.clock.advance(1)
+    harness.uow.recently_seen = RecentlySeen()  # what a second replica starts with
+
+    await harness.plan("alice", session_id=session_id)
+
+    assert await _agent(harness, "alice") == (session_id, harness.clock.now())
