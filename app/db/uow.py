@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import errors
 from app.db.engine import Database
+from app.db.recent_touches import RecentTouches
 from app.db.repositories import Repositories
-from app.db.repositories.agents import RecentlySeen
 from app.observability import tracing
 
 T = TypeVar("T")
@@ -83,8 +83,10 @@ class UnitOfWork:
         self._sink = errors_sink
         self._gate = gate
         self._open = 0
-        # Process memory of recent agent upserts, shared by every service of this database.
-        self.recently_seen = RecentlySeen()
+        # Process memory of recent activity writes, shared by every transaction on this database: the
+        # actors' upserts (recorded by ``Service._write`` after the commit) and the sessions' touches.
+        self.actor_touches = RecentTouches()
+        self.session_touches = RecentTouches()
 
     @property
     def backend(self) -> str:
@@ -121,7 +123,7 @@ class UnitOfWork:
                 await session.connection()
                 if self._gate is not None:
                     self._gate.record_success()
-                yield Repositories(session, self.database.backend)
+                yield Repositories(session, self.database.backend, session_touches=self.session_touches)
                 committing = True  # the work returned; what fails from here on may have committed
                 await session.commit()
             except BaseException:

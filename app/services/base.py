@@ -114,7 +114,7 @@ class Service:
             result = await work(tx)
             if request_id is not None:
                 await repos.requests.insert(caller.actor, request_id, tool, result.model_dump(mode="json"), tx.now)
-            if self.uow.recently_seen.due(caller.actor, tx.now):
+            if self.uow.actor_touches.due(caller.actor, tx.now):
                 await repos.agents.touch(caller.actor, tx.now)
                 tx.touched_actor = True
             done.append(tx)
@@ -135,7 +135,7 @@ class Service:
                 span.set_attribute("orchestrator.replayed", True)
             for tx in done:
                 if tx.touched_actor:
-                    self.uow.recently_seen.record(caller.actor, tx.now)
+                    self.uow.actor_touches.record(caller.actor, tx.now)
                 for from_status, to_status in tx.transitions:
                     self.sink.task_transition(from_status, to_status)
                 for outcome in tx.claims:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from app import errors
+from app.db.recent_touches import ACTIVITY_GRANULARITY, RecentTouches
 from app.db.repositories import Repositories
-from app.db.repositories.agents import SEEN_GRANULARITY, RecentlySeen
 from app.db.repositories.sessions import TOUCH_GRANULARITY
 from tests.support.harness import Harness
 
@@ -72,7 +73,7 @@ async def test_session_activity_moves_at_most_once_per_granularity(harness: Harn
 async def test_last_seen_moves_at_most_once_per_granularity_per_process(harness: Harness) -> None:
     session_id = await harness.session("alice")
     seen_first = harness.clock.now()
-    half = SEEN_GRANULARITY.total_seconds() / 2 + 0.5
+    half = ACTIVITY_GRANULARITY.total_seconds() / 2 + 0.5
 
     harness.clock.advance(half)
     await harness.plan("alice", session_id=session_id)
@@ -101,8 +102,41 @@ async def test_another_process_records_the_actor_itself(harness: Harness) -> Non
     """Each replica remembers only its own upserts: one that never touched the actor writes it."""
     session_id = await harness.session("alice")
     harness.clock.advance(1)
-    harness.uow.recently_seen = RecentlySeen()  # what a second replica starts with
+    harness.uow.actor_touches = RecentTouches()  # what a second replica starts with
 
     await harness.plan("alice", session_id=session_id)
 
     assert await _agent(harness, "alice") == (session_id, harness.clock.now())
+
+
+async def test_a_process_touches_a_session_at_most_once_per_granularity(harness: Harness) -> None:
+    """Writes that never read the session row (the current-session path) skip the UPDATE itself."""
+    await harness.session("alice")
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE ORCHESTRATION_SESSION"):
+            statements.append(statement)
+
+    engine = harness.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        harness.clock.advance(ACTIVITY_GRANULARITY.total_seconds() + 1)
+        await harness.plan("alice")
+        await harness.plan("bob-reads-alice-session", session_id=await _current_session(harness, "alice"))
+        harness.clock.advance(1)
+        await harness.plan("alice")
+        after_quiet = len(statements)
+        harness.clock.advance(ACTIVITY_GRANULARITY.total_seconds())
+        await harness.plan("alice")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert after_quiet == 1
+    assert len(statements) == 2
+
+
+async def _current_session(harness: Harness, actor: str) -> str:
+    row = await _agent(harness, actor)
+    assert row is not None and row[0] is not None
+    return row[0]

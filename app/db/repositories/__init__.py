@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.recent_touches import RecentTouches
 from app.db.repositories.agents import AgentRepository
 from app.db.repositories.artifacts import ArtifactRepository
 from app.db.repositories.database_state import DatabaseStateRepository
@@ -24,12 +25,12 @@ from app.db.repositories.tasks import TaskRepository
 class Repositories:
     """The repositories of one transaction."""
 
-    def __init__(self, session: AsyncSession, backend: str) -> None:
+    def __init__(self, session: AsyncSession, backend: str, *, session_touches: RecentTouches | None = None) -> None:
         self.session = session
         self.backend = backend
         self.tasks = TaskRepository(session, backend)
         self.dependencies = DependencyRepository(session)
-        self.sessions = SessionRepository(session)
+        self.sessions = SessionRepository(session, session_touches or RecentTouches())
         self.events = EventRepository(session)
         self.requests = RequestRepository(session)
         self.artifacts = ArtifactRepository(session)

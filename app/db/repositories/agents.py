@@ -7,7 +7,7 @@ of one actor never collide on the primary key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -17,37 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
 from app.db.models import Agent, AgentVisit
-
-# ``last_seen_at`` moves at most once per this interval per actor and process (see ``RecentlySeen``).
-SEEN_GRANULARITY = timedelta(seconds=5)
-MAX_REMEMBERED_ACTORS = 10_000
-
-
-class RecentlySeen:
-    """Which actors this process recorded as seen, and when: spares a write the agent upsert.
-
-    Every write transaction records its actor, which is a round trip and a row lock on the agent row.
-    An agent that makes several calls a second only needs ``last_seen_at`` to within
-    ``SEEN_GRANULARITY``, so the upsert is skipped while this process's last *committed* one is that
-    recent. Each replica keeps its own memory, so at worst ``last_seen_at`` lags by the granularity (agent
-    rows are never deleted, so a remembered actor always has its row). Bounded: past
-    ``MAX_REMEMBERED_ACTORS`` the memory starts again from empty (every actor is touched once more).
-    """
-
-    def __init__(self, granularity: timedelta = SEEN_GRANULARITY) -> None:
-        self._granularity = granularity
-        self._seen: dict[str, datetime] = {}
-
-    def due(self, actor: str, at: datetime) -> bool:
-        """Whether a write at ``at`` should record the actor (never recorded, or not within the granularity)."""
-        seen = self._seen.get(actor)
-        return seen is None or not (at - self._granularity < seen <= at)
-
-    def record(self, actor: str, at: datetime) -> None:
-        """Called only after the transaction that touched the actor committed."""
-        if len(self._seen) >= MAX_REMEMBERED_ACTORS and actor not in self._seen:
-            self._seen.clear()
-        self._seen[actor] = at
 
 
 class AgentRepository:
@@ -76,8 +45,8 @@ class AgentRepository:
     async def touch(self, actor: str, at: datetime) -> None:
         """Record that the actor was seen: one upsert statement (row lock on the agent row).
 
-        Writes call this (unless :class:`RecentlySeen` says this process recorded the actor moments
-        ago), so it is a single round trip, and two first writes of a new actor cannot both insert the row.
+        Writes call this (unless this process recorded the actor moments ago: ``app.db.recent_touches``),
+        so it is a single round trip, and two first writes of a new actor cannot both insert the row.
         """
         await self._session.execute(_touch_statement(self._backend), {"actor": actor, "last_seen_at": at})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Subquery, and_, case, delete, func, inspect, or_, select, update
@@ -19,9 +19,10 @@ from app.db.models import (
     TaskDependency,
     TaskEvent,
 )
+from app.db.recent_touches import ACTIVITY_GRANULARITY, RecentTouches
 from app.domain.enums import OPEN_STATUSES, TaskStatus
 
-TOUCH_GRANULARITY = timedelta(seconds=5)
+TOUCH_GRANULARITY = ACTIVITY_GRANULARITY
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ def _task_stats(now: datetime | None = None) -> Subquery:
 
 
 class SessionRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, touches: RecentTouches) -> None:
         self._session = session
+        self._touches = touches
         # Rows this transaction read, held strongly (the ORM's identity map only holds them weakly).
         self._read: dict[str, OrchestrationSession] = {}
 
@@ -98,13 +100,19 @@ class SessionRepository:
         The session row is shared by every writer of the session, so it is touched at most once per
         ``TOUCH_GRANULARITY``: concurrent writers then rarely queue on its row lock. When this
         transaction already read the row (``get``) and its activity is that recent, the update could
-        match nothing (the time only moves forward), so the statement is skipped.
+        match nothing (the time only moves forward), so the statement is skipped; so it is when this
+        process issued it for the session less than the granularity ago (``app.db.recent_touches``).
+        That memory is written when the statement runs, not at the commit: a transaction rolled back
+        after its touch leaves the activity at most one granularity behind, which is all it promises.
         """
         row = self._read.get(session_id)
         # The state's dict, not the attribute: reading an expired attribute would load it (no I/O here).
         seen = inspect(row).dict.get("last_activity_at") if row is not None else None
         if seen is not None and seen >= at - TOUCH_GRANULARITY:
             return
+        if not self._touches.due(session_id, at):
+            return
+        self._touches.record(session_id, at)
         await self._session.execute(
             update(OrchestrationSession)
             .where(
