@@ -92,6 +92,21 @@ class InvalidTransition(OrchestratorError):
         )
 
 
+class ArchivedTaskReadOnly(InvalidTransition):
+    """An edit of an archived task that asks for no status change: refused as read-only, not as a move."""
+
+    def __init__(self, task_id: str) -> None:
+        OrchestratorError.__init__(
+            self,
+            f"Task {task_id} is archived, and archived tasks are read-only: nothing was changed. Plan a new "
+            "task (orchestrator_plan_task) for further work on it.",
+            field="status",
+            value="archived",
+            allowed=[],
+            details={"current": "archived"},
+        )
+
+
 class VersionConflict(OrchestratorError):
     code = "version_conflict"
 

@@ -99,7 +99,9 @@ class TaskUpdateService(Service):
             if expected_version is not None and expected_version != task.version:
                 raise errors.VersionConflict(task_id, expected_version, task.version)
             if task.status == TaskStatus.ARCHIVED:
-                raise errors.InvalidTransition(task_id, "archived", changes.status or "archived", [])
+                if changes.status is None:
+                    raise errors.ArchivedTaskReadOnly(task_id)
+                raise errors.InvalidTransition(task_id, "archived", changes.status, [])
             changed: list[str] = []
             for name in (
                 "title",

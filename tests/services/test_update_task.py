@@ -215,11 +215,19 @@ async def test_archived_task_refuses_every_update(harness: Harness) -> None:
     await harness.session()
     task_id = await new_task(harness)
     await delete(harness, task_id)
+    before = await snapshot(harness.database)
+    messages = []
     attempts: list[dict[str, Any]] = [{"status": "pending"}, {"title": "edit history"}]
     for changes in attempts:
         with pytest.raises(errors.InvalidTransition) as caught:
             await update(harness, task_id, **changes)
         assert (caught.value.to_dict()["current"], caught.value.allowed) == ("archived", [])
+        messages.append(caught.value.message)
+    assert await snapshot(harness.database) == before
+    assert "cannot move from archived to pending" in messages[0]
+    # An edit that asks for no move is refused as read-only, not as a move from archived to itself.
+    assert "archived tasks are read-only" in messages[1]
+    assert "to archived" not in messages[1]
 
 
 async def test_reopen_needs_a_reason(harness: Harness) -> None:
