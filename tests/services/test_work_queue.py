@@ -8,6 +8,7 @@ from datetime import date
 import anyio
 import pytest
 
+from app.db.repositories import Repositories
 from app.services.briefs import ExecuteTaskResult, NoReadyTask
 from tests.support.execution import complete, count_events, execute, next_task, status_moves
 from tests.support.harness import Harness, caller
@@ -132,3 +133,28 @@ async def test_next_task_reports_a_finished_session(harness: Harness) -> None:
     assert finished == NoReadyTask(
         task=None, reason=f"All 1 task(s) of session {sid} are finished; nothing is left to do."
     )
+
+
+async def test_the_claim_query_skips_excluded_rows_and_keeps_the_specialist_filter(harness: Harness) -> None:
+    """Each shape of the prebuilt claim statement (``lock_next_ready``), bound with this call's values."""
+    sid = await harness.session()
+    other = await harness.session(working_directory="/work/other")
+    critical = (await harness.plan(title="critical", priority="critical", session_id=sid)).task
+    high = (await harness.plan(title="high coder", priority="high", specialist_type="coder", session_id=sid)).task
+    low = (await harness.plan(title="low coder", priority="low", specialist_type="coder", session_id=sid)).task
+    await harness.plan(title="elsewhere", priority="critical", session_id=other)
+
+    async def pick(specialists: tuple[str, ...], exclude: list[str]) -> str | None:
+        async def work(repos: Repositories) -> str | None:
+            task = await repos.tasks.lock_next_ready(sid, specialists, exclude_ids=exclude)
+            return None if task is None else task.id
+
+        return await harness.uow.run(work)
+
+    assert await pick((), []) == critical.id
+    assert await pick((), [critical.id]) == high.id
+    assert await pick((), [critical.id, high.id]) == low.id
+    assert await pick(("coder",), []) == high.id
+    assert await pick(("coder", "tester"), [high.id]) == low.id
+    assert await pick(("coder",), [high.id, low.id]) is None
+    assert await pick(("tester",), []) is None

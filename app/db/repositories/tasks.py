@@ -11,12 +11,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    bindparam,
     case,
     delete,
     exists,
@@ -109,6 +111,29 @@ def not_ready_dependency() -> ColumnElement[bool]:
         .select_from(TaskDependency)
         .join(dep_task, dep_task.id == TaskDependency.depends_on_id)
         .where(TaskDependency.task_id == Task.id, dep_task.status != "completed")
+    )
+
+
+@cache
+def _next_ready_statement(with_specialists: bool, with_exclusions: bool) -> Select[Task]:
+    """The claim query of :meth:`TaskRepository.lock_next_ready`, built once per shape with bound values.
+
+    Every next_task runs it; building the statement (with its correlated EXISTS over an alias) and then
+    its cache key cost more CPU than PostgreSQL spends running it. A statement object built once keeps
+    its cache key, so later calls only bind ``session_id`` (and the lists) afresh.
+    """
+    predicates = [Task.session_id == bindparam("session_id"), Task.status == "pending", ~not_ready_dependency()]
+    if with_specialists:
+        predicates.append(Task.specialist_type.in_(bindparam("specialist_types", expanding=True)))
+    if with_exclusions:
+        predicates.append(Task.id.not_in(bindparam("exclude_ids", expanding=True)))
+    return (
+        select(Task)
+        .where(*predicates)
+        .order_by(*ready_order())
+        .limit(1)
+        .with_for_update(skip_locked=True, of=Task)
+        .execution_options(populate_existing=True)
     )
 
 
@@ -219,12 +244,13 @@ class TaskRepository:
         COMMITTED re-checks it on the locked row version. SQLite renders no FOR UPDATE: the caller's
         immediate transaction already excludes every other writer.
         """
-        query = self._ready(session_id, specialist_types)
+        params: dict[str, Any] = {"session_id": session_id}
+        if specialist_types:
+            params["specialist_types"] = list(specialist_types)
         if exclude_ids:
-            query = query.where(Task.id.not_in(list(exclude_ids)))
-        return await self._session.scalar(
-            query.limit(1).with_for_update(skip_locked=True, of=Task).execution_options(populate_existing=True)
-        )
+            params["exclude_ids"] = list(exclude_ids)
+        statement = _next_ready_statement(bool(specialist_types), bool(exclude_ids))
+        return await self._session.scalar(statement, params)
 
     async def list_ready(self, session_id: str, *, specialist_types: Sequence[str] = (), limit: int) -> list[Task]:
         """Ready tasks in the order next_task would hand them out."""
