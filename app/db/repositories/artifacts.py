@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Artifact
+
+
+@cache
+def _by_task_ids_statement() -> Select[Artifact]:
+    """The query of :meth:`ArtifactRepository.list_by_task_ids`, built once (every claim's brief runs it)."""
+    return (
+        select(Artifact)
+        .where(Artifact.task_id.in_(bindparam("task_ids", expanding=True)))
+        .order_by(Artifact.created_at, Artifact.id)
+    )
 
 
 class ArtifactRepository:
@@ -25,9 +36,7 @@ class ArtifactRepository:
     async def list_by_task_ids(self, task_ids: Sequence[str]) -> Sequence[Artifact]:
         if not task_ids:
             return []
-        rows = await self._session.scalars(
-            select(Artifact).where(Artifact.task_id.in_(task_ids)).order_by(Artifact.created_at, Artifact.id)
-        )
+        rows = await self._session.scalars(_by_task_ids_statement(), {"task_ids": list(task_ids)})
         return rows.all()
 
     async def latest_for_session(self, session_id: str, kind: str) -> Artifact | None:

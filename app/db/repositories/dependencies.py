@@ -5,11 +5,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Select, bindparam, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Task, TaskDependency
+
+
+@cache
+def _statuses_statement() -> Select[str, str, str]:
+    """The query of :meth:`DependencyRepository.statuses_for`, built once (nearly every call runs it):
+    building it and its cache key anew cost more CPU than PostgreSQL spends running it."""
+    return (
+        select(TaskDependency.task_id, TaskDependency.depends_on_id, Task.status)
+        .join(Task, Task.id == TaskDependency.depends_on_id)
+        .where(TaskDependency.task_id.in_(bindparam("task_ids", expanding=True)))
+        .order_by(TaskDependency.task_id, TaskDependency.created_at, TaskDependency.depends_on_id)
+    )
 
 
 class DependencyRepository:
@@ -38,12 +51,7 @@ class DependencyRepository:
         result: dict[str, list[tuple[str, str]]] = defaultdict(list)
         if not task_ids:
             return result
-        rows = await self._session.execute(
-            select(TaskDependency.task_id, TaskDependency.depends_on_id, Task.status)
-            .join(Task, Task.id == TaskDependency.depends_on_id)
-            .where(TaskDependency.task_id.in_(task_ids))
-            .order_by(TaskDependency.task_id, TaskDependency.created_at, TaskDependency.depends_on_id)
-        )
+        rows = await self._session.execute(_statuses_statement(), {"task_ids": list(task_ids)})
         for task_id, dep_id, status in rows:
             result[task_id].append((dep_id, status))
         return result

@@ -137,6 +137,30 @@ def _next_ready_statement(with_specialists: bool, with_exclusions: bool) -> Sele
     )
 
 
+@cache
+def _locked_task_statement() -> Select[Task]:
+    """The query of :meth:`TaskRepository.get_for_update`, built once (every change of a task runs it)."""
+    return (
+        select(Task)
+        .where(Task.id == bindparam("task_id"))
+        .with_for_update(skip_locked=False)
+        .execution_options(populate_existing=True)
+    )
+
+
+@cache
+def _children_statement(for_update: bool) -> Select[Task]:
+    """The query of :meth:`TaskRepository.list_children`, built once per shape (every claim runs it)."""
+    query = (
+        select(Task)
+        .where(Task.parent_id.in_(bindparam("parent_ids", expanding=True)))
+        .order_by(Task.created_at, Task.id)
+    )
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return query
+
+
 class TaskRepository:
     def __init__(self, session: AsyncSession, backend: str) -> None:
         self._session = session
@@ -147,12 +171,7 @@ class TaskRepository:
 
     async def get_for_update(self, task_id: str) -> Task | None:
         """The latest row under a row lock (PostgreSQL ``FOR UPDATE``; SQLite: immediate transaction)."""
-        return await self._session.scalar(
-            select(Task)
-            .where(Task.id == task_id)
-            .with_for_update(skip_locked=False)
-            .execution_options(populate_existing=True)
-        )
+        return await self._session.scalar(_locked_task_statement(), {"task_id": task_id})
 
     async def get_many(self, task_ids: Sequence[str]) -> list[Task]:
         if not task_ids:
@@ -176,10 +195,7 @@ class TaskRepository:
         """Direct children, oldest first; ``for_update`` takes their row locks (parent before children)."""
         if not parent_ids:
             return []
-        query = select(Task).where(Task.parent_id.in_(parent_ids)).order_by(Task.created_at, Task.id)
-        if for_update:
-            query = query.with_for_update().execution_options(populate_existing=True)
-        rows = await self._session.scalars(query)
+        rows = await self._session.scalars(_children_statement(for_update), {"parent_ids": list(parent_ids)})
         return list(rows.all())
 
     async def subtree_ids(self, root_id: str) -> list[str]:
