@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 
-from app.auth.bearer import build_bearer_auth
+from app.auth.bearer import build_bearer_auth, resource_metadata_routes
 from app.auth.exposure import check_exposure
 from app.db.repositories import Repositories
 from app.domain.clock import Clock, SystemClock
@@ -120,7 +120,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
     )
     requests = RequestTracker()
     app = Starlette(
-        routes=[*build_routes(probes), Mount("/", app=mcp_app)],
+        routes=[
+            *build_routes(probes),
+            *(resource_metadata_routes(bearer.settings) if bearer else []),
+            Mount("/", app=mcp_app),
+        ],
         middleware=[
             Middleware(HttpMetricsMiddleware, metrics=metrics),
             Middleware(RequestTrackingMiddleware, tracker=requests),

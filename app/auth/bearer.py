@@ -15,14 +15,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mcp.server.auth.provider import AccessToken, TokenVerifier
+from mcp.server.auth.routes import create_protected_resource_routes
 from mcp.server.auth.settings import AuthSettings
+from starlette.routing import Route
 
 from app.auth.jwks import JwtVerifier
 from app.auth.tokens import StaticTokenVerifier, load_tokens_file
-from app.services.caller import SCOPE_READ
+from app.services.caller import SCOPE_ADMIN, SCOPE_READ, SCOPE_WRITE
 from app.settings import Settings, SettingsError
 
 MCP_PATH = "/mcp"
+# What the protected-resource metadata advertises: every scope a credential may carry, broadest last.
+SCOPES_SUPPORTED = [SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN]
 
 
 @dataclass(frozen=True)
@@ -87,3 +91,20 @@ def build_bearer_auth(settings: Settings) -> BearerAuth | None:
         validate_token_resource=False,
     )
     return BearerAuth(verifier=verifiers[0] if len(verifiers) == 1 else ChainedVerifier(verifiers), settings=auth)
+
+
+def resource_metadata_routes(auth: AuthSettings) -> list[Route]:
+    """The OAuth protected-resource metadata (RFC 9728) with every scope this service understands.
+
+    The SDK serves the same document from ``AuthSettings.required_scopes``, which must stay
+    ``[tasks:read]`` (the scope every call needs), so it would advertise only that scope and an OAuth
+    client choosing scopes from it would ask for too little to write. Mounted ahead of the SDK's app,
+    this route answers at the same well-known path.
+    """
+    if auth.resource_server_url is None:
+        return []
+    return create_protected_resource_routes(
+        resource_url=auth.resource_server_url,
+        authorization_servers=[auth.issuer_url],
+        scopes_supported=list(SCOPES_SUPPORTED),
+    )

@@ -165,5 +165,5 @@ async def test_probes_and_resource_metadata_need_no_token(server: RunningServer)
     assert (body["resource"], body["authorization_servers"], body["scopes_supported"]) == (
         f"{PUBLIC_URL}/mcp",
         [PUBLIC_URL],
-        ["tasks:read"],
+        ["tasks:read", "tasks:write", "admin"],  # every scope, though the HTTP layer only requires tasks:read
     )
