@@ -10,7 +10,6 @@ from sqlalchemy import event
 from app import errors
 from app.db.recent_touches import ACTIVITY_GRANULARITY, RecentTouches
 from app.db.repositories import Repositories
-from app.db.repositories.sessions import TOUCH_GRANULARITY
 from tests.support.harness import Harness
 
 pytestmark = pytest.mark.anyio
@@ -53,7 +52,7 @@ async def test_later_writes_move_last_seen_and_keep_the_current_session(harness:
 async def test_session_activity_moves_at_most_once_per_granularity(harness: Harness) -> None:
     session_id = await harness.session("alice")
     started = harness.clock.now()
-    half = TOUCH_GRANULARITY.total_seconds() / 2 + 0.5
+    half = ACTIVITY_GRANULARITY.total_seconds() / 2 + 0.5
 
     harness.clock.advance(half)
     await harness.plan("alice", session_id=session_id)

@@ -25,12 +25,12 @@ from app.db.repositories.tasks import TaskRepository
 class Repositories:
     """The repositories of one transaction."""
 
-    def __init__(self, session: AsyncSession, backend: str, *, session_touches: RecentTouches | None = None) -> None:
+    def __init__(self, session: AsyncSession, backend: str, *, session_touches: RecentTouches) -> None:
         self.session = session
         self.backend = backend
         self.tasks = TaskRepository(session, backend)
         self.dependencies = DependencyRepository(session)
-        self.sessions = SessionRepository(session, session_touches or RecentTouches())
+        self.sessions = SessionRepository(session, session_touches)
         self.events = EventRepository(session)
         self.requests = RequestRepository(session)
         self.artifacts = ArtifactRepository(session)

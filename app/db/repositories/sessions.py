@@ -22,8 +22,6 @@ from app.db.models import (
 from app.db.recent_touches import ACTIVITY_GRANULARITY, RecentTouches
 from app.domain.enums import OPEN_STATUSES, TaskStatus
 
-TOUCH_GRANULARITY = ACTIVITY_GRANULARITY
-
 
 @dataclass(frozen=True)
 class SessionStats:
@@ -98,7 +96,7 @@ class SessionRepository:
         """Record activity (conditional update that only moves the time forward).
 
         The session row is shared by every writer of the session, so it is touched at most once per
-        ``TOUCH_GRANULARITY``: concurrent writers then rarely queue on its row lock. When this
+        ``ACTIVITY_GRANULARITY``: concurrent writers then rarely queue on its row lock. When this
         transaction already read the row (``get``) and its activity is that recent, the update could
         match nothing (the time only moves forward), so the statement is skipped; so it is when this
         process issued it for the session less than the granularity ago (``app.db.recent_touches``).
@@ -108,7 +106,7 @@ class SessionRepository:
         row = self._read.get(session_id)
         # The state's dict, not the attribute: reading an expired attribute would load it (no I/O here).
         seen = inspect(row).dict.get("last_activity_at") if row is not None else None
-        if seen is not None and seen >= at - TOUCH_GRANULARITY:
+        if seen is not None and seen >= at - ACTIVITY_GRANULARITY:
             return
         if not self._touches.due(session_id, at):
             return
@@ -117,7 +115,7 @@ class SessionRepository:
             update(OrchestrationSession)
             .where(
                 OrchestrationSession.id == session_id,
-                OrchestrationSession.last_activity_at < at - TOUCH_GRANULARITY,
+                OrchestrationSession.last_activity_at < at - ACTIVITY_GRANULARITY,
             )
             .values(last_activity_at=at)
             .execution_options(synchronize_session=False)

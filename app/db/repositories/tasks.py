@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import BindParameter
 
 from app.db.models import Task, TaskDependency
 from app.domain.enums import PRIORITY_RANK
@@ -95,8 +96,13 @@ def ready_order() -> list[ColumnElement[Any]]:
     ]
 
 
-def ready_predicates(session_id: str, specialist_types: Sequence[str]) -> list[ColumnElement[bool]]:
-    """``ready`` in SQL (pending, no dependency that is not completed), optionally for some specialists."""
+def ready_predicates(
+    session_id: str | BindParameter[str], specialist_types: Sequence[str]
+) -> list[ColumnElement[bool]]:
+    """``ready`` in SQL (pending, no dependency that is not completed), optionally for some specialists.
+
+    ``session_id`` may be a bound parameter, for statements built once (``_next_ready_statement``).
+    """
     preds = [Task.session_id == session_id, Task.status == "pending", ~not_ready_dependency()]
     if specialist_types:
         preds.append(Task.specialist_type.in_(list(specialist_types)))
@@ -122,7 +128,7 @@ def _next_ready_statement(with_specialists: bool, with_exclusions: bool) -> Sele
     its cache key cost more CPU than PostgreSQL spends running it. A statement object built once keeps
     its cache key, so later calls only bind ``session_id`` (and the lists) afresh.
     """
-    predicates = [Task.session_id == bindparam("session_id"), Task.status == "pending", ~not_ready_dependency()]
+    predicates = ready_predicates(bindparam("session_id"), ())
     if with_specialists:
         predicates.append(Task.specialist_type.in_(bindparam("specialist_types", expanding=True)))
     if with_exclusions:
