@@ -28,14 +28,11 @@ import argparse
 import json
 import math
 import os
-import platform
-import shlex
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +43,7 @@ from sqlalchemy import select
 
 from app.db.engine import create_database
 from app.db.models import Task, TaskEvent
+from bench.results import write_results
 from bench.seeding import BenchSetupError, fresh_database, migrate_and_seed_ready
 from bench.serve_app import NOOP_TOOL
 from bench.tool_latency import RunningServer, quantile, server_process
@@ -506,14 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     if args.json is not None:
-        document = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "command": shlex.join(["python", "-m", "bench.agent_throughput", *(argv or sys.argv[1:])]),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "runs": runs,
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        write_results(args.json, "bench.agent_throughput", argv, runs)
     return 0
 
 

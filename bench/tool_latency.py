@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import shutil
 import signal
 import statistics
@@ -37,7 +35,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +43,7 @@ import httpx2
 from mcp import Client
 from mcp.types import CallToolResult
 
+from bench.results import write_results
 from bench.seeding import BENCH_AGENT, BenchSetupError, SeededData, fresh_database, migrate_and_seed
 from bench.serve_app import NOOP_TOOL
 
@@ -402,17 +400,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     if args.json is not None:
-        document = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "command": shlex.join(["python", "-m", "bench.tool_latency", *(argv or sys.argv[1:])]),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "tasks": args.tasks,
-            "query_limit": QUERY_LIMIT,
-            "targets_p50_ratio_postgresql": TARGETS,
-            "runs": runs,
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
+        write_results(
+            args.json,
+            "bench.tool_latency",
+            argv,
+            runs,
+            tasks=args.tasks,
+            query_limit=QUERY_LIMIT,
+            targets_p50_ratio_postgresql=TARGETS,
+        )
     return 0
 
 
