@@ -130,7 +130,7 @@ async def export_data(settings: Settings, out: Path) -> int:
     from app.db.schema import SchemaNotAtHead, ensure_at_head
     from app.db.uow import UnitOfWork
     from app.domain.clock import SystemClock
-    from app.services.data_transfer import DataExportService
+    from app.services.transfer.data_transfer import DataExportService
 
     database = create_database(settings.resolved_database_url())
     partial = out.with_name(out.name + ".partial")
@@ -157,8 +157,8 @@ async def import_data(settings: Settings, source: Path) -> int:
     from app.db.schema import SchemaNotAtHead, ensure_at_head
     from app.db.uow import UnitOfWork
     from app.domain.clock import SystemClock
-    from app.services.data_transfer import DataImportService
-    from app.services.dump_format import parse_dump
+    from app.services.transfer.data_transfer import DataImportService
+    from app.services.transfer.dump_format import parse_dump
 
     try:
         with source.open("rb") as stream:

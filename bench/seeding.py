@@ -35,7 +35,7 @@ from app.db.uow import UnitOfWork
 from app.domain import ids
 from app.domain.clock import SystemClock
 from app.services.caller import ALL_SCOPES, Caller
-from app.services.sessions import SessionService
+from app.services.sessions.sessions import SessionService
 from app.settings import to_async_url
 
 ADMIN_URL_ENV = "ORCHESTRATOR_TEST_DATABASE_URL"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from app.services.leases import LeaseService, SweepResult
+from app.services.work.leases import LeaseService, SweepResult
 
 log = logging.getLogger("app.runtime.lease_sweeper")
 

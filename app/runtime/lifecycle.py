@@ -30,7 +30,7 @@ from app.runtime.restart import (
 )
 from app.runtime.system_events import SystemEventLog
 from app.services.caller import Caller
-from app.services.status import PoolUsage
+from app.services.sessions.status import PoolUsage
 from app.services.views import TaskView
 
 log = logging.getLogger("app.runtime")

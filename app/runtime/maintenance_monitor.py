@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import anyio
 
-from app.services.maintenance import MaintenanceResult, MaintenanceService
+from app.services.maintenance.coordinator import MaintenanceResult, MaintenanceService
 
 log = logging.getLogger("app.runtime.maintenance")
 

@@ -17,13 +17,20 @@ from app.db.engine import Database
 from app.observability.metrics import Metrics
 from app.runtime.monitors import MonitorSupervisor
 from app.runtime.reboot_manager import RebootManager, ServiceState
-from app.services.status import MonitorHealth, MonitorsHealth, PoolUsage, RebootHealth, ResourceUsage, ToolStats
+from app.services.sessions.status import (
+    MonitorHealth,
+    MonitorsHealth,
+    PoolUsage,
+    RebootHealth,
+    ResourceUsage,
+    ToolStats,
+)
 
 PROC_SELF = Path("/proc/self")
 
 
 class ProcessStatus:
-    """Implements :class:`app.services.status.ProcessProbe` over the parts of this process."""
+    """Implements :class:`app.services.sessions.status.ProcessProbe` over the parts of this process."""
 
     def __init__(
         self,

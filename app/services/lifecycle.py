@@ -15,11 +15,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from app.db.repositories import Repositories
-from app.services import leases
 from app.services.base import Service, Tx
 from app.services.caller import Caller
-from app.services.sessions import resolve_session_id
+from app.services.session_resolution import resolve_session_id
 from app.services.views import TaskView, task_views
+from app.services.work import leases
 
 
 @dataclass(frozen=True)

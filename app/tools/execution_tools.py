@@ -8,11 +8,11 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import Field
 
 from app.auth.identity import resolve_caller
-from app.services.briefs import ExecuteTaskResult, NextTaskResult
-from app.services.completion import CompleteTaskResult
-from app.services.status import StatusResult
-from app.services.synthesis import SynthesizeResult
+from app.services.sessions.status import StatusResult
 from app.services.views import ArtifactKindName
+from app.services.work.briefs import ExecuteTaskResult, NextTaskResult
+from app.services.work.completion import CompleteTaskResult
+from app.services.work.synthesis import SynthesizeResult
 from app.tools import schemas as s
 from app.tools.holder import ServiceHolder
 from app.tools.task_tools import READ, WRITE

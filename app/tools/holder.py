@@ -13,19 +13,19 @@ from app import errors
 from app.observability.metrics import Metrics
 from app.runtime.lifecycle import Lifecycle
 from app.runtime.reboot_manager import RebootManager
-from app.services.completion import CompletionService
-from app.services.execution import ExecutionService
-from app.services.leases import LeaseService
-from app.services.maintenance import MaintenanceService
-from app.services.session_cleanup import SessionCleanupService
-from app.services.session_overview import SessionOverviewService
-from app.services.sessions import SessionService
-from app.services.status import StatusService
-from app.services.synthesis import SynthesisService
-from app.services.task_planning import TaskPlanningService
-from app.services.task_queries import TaskQueryService
-from app.services.task_removal import TaskRemovalService
-from app.services.task_updates import TaskUpdateService
+from app.services.graph.planning import TaskPlanningService
+from app.services.graph.queries import TaskQueryService
+from app.services.graph.removal import TaskRemovalService
+from app.services.graph.updates import TaskUpdateService
+from app.services.maintenance.coordinator import MaintenanceService
+from app.services.sessions.cleanup import SessionCleanupService
+from app.services.sessions.overview import SessionOverviewService
+from app.services.sessions.sessions import SessionService
+from app.services.sessions.status import StatusService
+from app.services.work.claims import ExecutionService
+from app.services.work.completion import CompletionService
+from app.services.work.leases import LeaseService
+from app.services.work.synthesis import SynthesisService
 from app.settings import Settings
 
 

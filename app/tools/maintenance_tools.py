@@ -7,7 +7,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from app.auth.identity import resolve_caller
-from app.services.maintenance import MaintenanceRequest, MaintenanceResult
+from app.services.maintenance.coordinator import MaintenanceRequest, MaintenanceResult
 from app.tools import schemas as s
 from app.tools.holder import ServiceHolder
 

@@ -8,9 +8,9 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from app.auth.identity import resolve_caller
-from app.services.session_cleanup import CleanupSessionsResult
-from app.services.session_overview import ListSessionsResult, ResumeSessionResult, SessionStatusResult
-from app.services.sessions import InitializeSessionResult
+from app.services.sessions.cleanup import CleanupSessionsResult
+from app.services.sessions.overview import ListSessionsResult, ResumeSessionResult, SessionStatusResult
+from app.services.sessions.sessions import InitializeSessionResult
 from app.tools.holder import ServiceHolder
 from app.tools.schemas import AgentName, RequestId, RequiredSessionId
 

@@ -8,7 +8,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from app.auth.identity import resolve_caller
-from app.services.task_planning import (
+from app.services.graph.planning import (
     Description,
     DueDate,
     Effort,
@@ -17,9 +17,9 @@ from app.services.task_planning import (
     Title,
     to_utc,
 )
-from app.services.task_queries import QueryTasksResult
-from app.services.task_removal import CancelTaskResult, DeleteTaskResult
-from app.services.task_updates import TaskChanges, UpdateTaskResult
+from app.services.graph.queries import QueryTasksResult
+from app.services.graph.removal import CancelTaskResult, DeleteTaskResult
+from app.services.graph.updates import TaskChanges, UpdateTaskResult
 from app.services.views import ComplexityName, PriorityName, SpecialistName, TaskStatusName, TaskTypeName
 from app.tools import schemas as s
 from app.tools.holder import ServiceHolder

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from app.runtime.maintenance_monitor import MaintenanceMonitor
-from app.services.data_transfer import DataExportService
+from app.services.transfer.data_transfer import DataExportService
 from app.settings import Settings
 from tests.conftest import run_in_thread
 from tests.support.databases import PostgresTemplate, SqliteTemplate, postgres_admin_url

@@ -7,7 +7,7 @@ import pytest
 
 from app import errors
 from app.runtime.lease_sweeper import LeaseSweeper
-from app.services.leases import ExpiredLease
+from app.services.work.leases import ExpiredLease
 from tests.support.execution import claims, event_kinds, execute, lease_events, status_moves, view
 from tests.support.harness import Harness
 

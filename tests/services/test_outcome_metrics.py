@@ -6,8 +6,8 @@ import pytest
 
 from app import errors
 from app.services.base import ServiceConfig
-from app.services.leases import LeaseService
-from app.services.task_updates import TaskChanges
+from app.services.graph.updates import TaskChanges
+from app.services.work.leases import LeaseService
 from tests.support.harness import Harness, caller
 
 pytestmark = pytest.mark.anyio

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.services.task_queries import QueryTasksResult
-from app.services.task_removal import CancelTaskResult, DeleteTaskResult
-from app.services.task_updates import TaskChanges, UpdateTaskResult
+from app.services.graph.queries import QueryTasksResult
+from app.services.graph.removal import CancelTaskResult, DeleteTaskResult
+from app.services.graph.updates import TaskChanges, UpdateTaskResult
 from tests.support.harness import Harness, caller
 
 QUERY_DEFAULTS: dict[str, Any] = {

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from app.db.models import Artifact, TaskEvent
 from app.db.repositories import Repositories
 from app.db.repositories.tasks import TaskRepository
-from app.services.briefs import ExecuteTaskResult, NextTaskResult
-from app.services.completion import CompleteTaskResult
-from app.services.execution import ExecutionService
 from app.services.views import TaskView, one_task_view
+from app.services.work.briefs import ExecuteTaskResult, NextTaskResult
+from app.services.work.claims import ExecutionService
+from app.services.work.completion import CompleteTaskResult
 from tests.support.harness import Harness, caller
 
 

@@ -12,9 +12,9 @@ from app.lifespan import Runtime, build_services
 from app.observability.metrics import Metrics
 from app.runtime.reboot_manager import RebootManager
 from app.services.caller import ALL_SCOPES, SCOPE_READ, SCOPE_WRITE, Caller
-from app.services.task_planning import PlanTaskResult, SubtaskSpec
-from app.services.task_queries import QueryTasksResult
-from app.services.task_updates import TaskChanges, UpdateTaskResult
+from app.services.graph.planning import PlanTaskResult, SubtaskSpec
+from app.services.graph.queries import QueryTasksResult
+from app.services.graph.updates import TaskChanges, UpdateTaskResult
 from app.settings import Settings
 from app.tools.holder import ServiceHolder, Services
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.services.maintenance import MaintenanceRequest
+from app.services.maintenance.coordinator import MaintenanceRequest
 from tests.support.harness import Harness, caller
 
 

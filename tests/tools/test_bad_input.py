@@ -17,8 +17,8 @@ import pytest
 from mcp import Client
 
 from app.domain import enums
-from app.services.task_planning import MAX_PLANNED_TASKS
-from app.services.task_updates import UPDATABLE
+from app.services.graph.planning import MAX_PLANNED_TASKS
+from app.services.graph.updates import UPDATABLE
 from tests.support.mcp import TASK_GRAPH_TOOLS, call_ok
 from tests.support.server import RunningServer, client
 from tests.support.snapshot import diff, snapshot

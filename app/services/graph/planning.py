@@ -1,0 +1,251 @@
+"""Planning: create a task and, in the same transaction, a tree of subtasks wired by sibling keys.
+
+Everything is validated before the first row is written (parent, session, dependencies, keys), so a bad
+plan writes nothing. A brand-new task has no dependents, so new edges cannot close a cycle with the
+existing graph; ``depends_on`` may only name *earlier* siblings, which keeps the new edges acyclic too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from app import errors
+from app.db.models import Task
+from app.domain import ids
+from app.domain.enums import TERMINAL_STATUSES, TaskStatus
+from app.services.base import Service, Tx
+from app.services.caller import Caller
+from app.services.session_resolution import resolve_session_id
+from app.services.views import (
+    ComplexityName,
+    PriorityName,
+    SpecialistName,
+    TaskTypeName,
+    TaskView,
+    View,
+    task_view,
+    task_views,
+)
+
+MAX_PLANNED_TASKS = 500
+Title = Annotated[str, Field(min_length=1, max_length=500, description="Short imperative title.")]
+Description = Annotated[str, Field(min_length=1, max_length=20000, description="What to do and what done looks like.")]
+Effort = Annotated[str, Field(min_length=1, max_length=100, description="Free text, e.g. '2h' or '3 points'.")]
+TaskId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^task_[0-9a-f]{16}$")]
+Key = Annotated[str, Field(min_length=1, max_length=64, description="Name for depends_on among siblings.")]
+# One datetime type (pydantic parses a plain date as midnight), not a ``datetime | date`` union: a union's
+# errors carry the member names in their location ("due_date.datetime"), not the argument's own path.
+DueDate = Annotated[
+    datetime,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+            "description": "ISO 8601 date or date-time; a date means 00:00 UTC, a time without zone means UTC.",
+        }
+    ),
+]
+
+
+class SubtaskSpec(BaseModel):
+    """One node of the ``subtasks`` tree of ``orchestrator_plan_task``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: Key | None = None
+    title: Title
+    description: Description
+    task_type: TaskTypeName = "standard"
+    complexity: ComplexityName = "moderate"
+    specialist_type: SpecialistName = "generic"
+    priority: PriorityName = "medium"
+    estimated_effort: Effort | None = None
+    due_date: DueDate | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    dependencies: list[TaskId] = Field(default_factory=list, max_length=100)
+    depends_on: list[Key] = Field(
+        default_factory=list, max_length=100, description="Keys of EARLIER siblings this one waits for."
+    )
+    subtasks: list[SubtaskSpec] = Field(default_factory=list, max_length=100)
+
+
+class PlanTaskResult(View):
+    task: TaskView
+    created: list[TaskView]
+
+
+def to_utc(value: datetime | date | None) -> datetime | None:
+    """Normalise a due date: a date is midnight UTC, a naive time is UTC."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class TaskPlanningService(Service):
+    async def plan_task(
+        self,
+        caller: Caller,
+        spec: SubtaskSpec,
+        *,
+        parent_task_id: str | None,
+        session_id: str | None,
+        request_id: str | None,
+    ) -> PlanTaskResult:
+        """Create the task (and its subtree) in one transaction.
+
+        Raises:
+            not_found (session, parent, dependency), invalid_argument (cross-session parent or
+            dependency, terminal parent, duplicate or unknown sibling key, too many tasks).
+        """
+
+        async def work(tx: Tx) -> PlanTaskResult:
+            repos = tx.repos
+            parent = None
+            if parent_task_id is not None:
+                parent = await repos.tasks.get(parent_task_id)
+                if parent is None:
+                    raise errors.TaskNotFound(parent_task_id, field="parent_task_id")
+            if session_id is None and parent is not None:
+                target_session = parent.session_id
+            else:
+                target_session = await resolve_session_id(repos, caller, session_id)
+            if parent is not None:
+                _check_parent(parent, target_session)
+            # Counted before any row object is built: a deep tree must be refused cheaply.
+            total = _count(spec)
+            if total > MAX_PLANNED_TASKS:
+                raise errors.InvalidArgument(
+                    f"A plan may create at most {MAX_PLANNED_TASKS} tasks; this one has {total}. "
+                    "Split it into several calls.",
+                    field="subtasks",
+                    value=total,
+                    allowed=f"<= {MAX_PLANNED_TASKS} tasks in one plan",
+                )
+            rows: list[Task] = []
+            edges: list[tuple[str, str]] = []
+            external: dict[str, str] = {}  # dependency id -> field path, for validation
+            _build(spec, parent.id if parent else None, target_session, tx, rows, edges, external, "")
+            found = await repos.tasks.existing_ids(list(external))
+            for dep_id, path in external.items():
+                if dep_id not in found:
+                    raise errors.TaskNotFound(dep_id, field=path)
+                if found[dep_id] != target_session:
+                    raise errors.InvalidArgument(
+                        f"Dependency {dep_id} belongs to another session; dependencies must be in the "
+                        "same session as the task.",
+                        field=path,
+                        value=dep_id,
+                    )
+            await repos.tasks.insert_many(rows)
+            await repos.dependencies.insert_many(edges, tx.now)
+            for row in rows:
+                repos.events.append(
+                    session_id=row.session_id,
+                    task_id=row.id,
+                    kind="task_created",
+                    actor=caller.actor,
+                    at=tx.now,
+                    data={"title": row.title, "parent_id": row.parent_id},
+                )
+            await repos.sessions.touch(target_session, tx.now)
+            # New tasks depend on exactly the edges just written: with none there is nothing to look up.
+            views = await task_views(repos, rows) if edges else [task_view(row, []) for row in rows]
+            return PlanTaskResult(task=views[0], created=views)
+
+        return await self._write(caller, "orchestrator_plan_task", request_id, PlanTaskResult, work)
+
+
+def _check_parent(parent: Task, session_id: str) -> None:
+    if parent.session_id != session_id:
+        raise errors.InvalidArgument(
+            f"Parent task {parent.id} is in session {parent.session_id}, not {session_id}; a task and its "
+            "parent must share a session (omit session_id to use the parent's).",
+            field="parent_task_id",
+            value=parent.id,
+        )
+    if parent.status in TERMINAL_STATUSES:
+        raise errors.InvalidArgument(
+            f"Parent task {parent.id} is {parent.status}; add subtasks only under open tasks "
+            "(reopen it with orchestrator_update_task first).",
+            field="parent_task_id",
+            value=parent.id,
+            allowed=["pending", "in_progress", "blocked"],
+        )
+
+
+def _count(spec: SubtaskSpec) -> int:
+    """How many tasks the plan creates (iterative: the tree's depth is the caller's choice)."""
+    total, stack = 0, [spec]
+    while stack:
+        node = stack.pop()
+        total += 1
+        stack.extend(node.subtasks)
+    return total
+
+
+def _build(
+    spec: SubtaskSpec,
+    parent_id: str | None,
+    session_id: str,
+    tx: Tx,
+    rows: list[Task],
+    edges: list[tuple[str, str]],
+    external: dict[str, str],
+    path: str,
+) -> str:
+    """Append the row for ``spec`` and its subtree (depth first); returns the new task's id."""
+    task_id = ids.new_task_id()
+    rows.append(
+        Task(
+            id=task_id,
+            session_id=session_id,
+            parent_id=parent_id,
+            title=spec.title,
+            description=spec.description,
+            task_type=spec.task_type,
+            status=TaskStatus.PENDING.value,
+            complexity=spec.complexity,
+            specialist_type=spec.specialist_type,
+            priority=spec.priority,
+            estimated_effort=spec.estimated_effort,
+            due_at=to_utc(spec.due_date),
+            context=spec.context,
+            attempt_count=0,
+            version=1,
+            created_by=tx.caller.actor,
+            created_at=tx.now,
+            updated_at=tx.now,
+        )
+    )
+    for dep_id in dict.fromkeys(spec.dependencies):
+        # The path names the argument's own index (first occurrence), as the caller wrote it.
+        external.setdefault(dep_id, f"{path}dependencies[{spec.dependencies.index(dep_id)}]")
+        edges.append((task_id, dep_id))
+    keyed: dict[str, str] = {}
+    for index, child in enumerate(spec.subtasks):
+        child_path = f"{path}subtasks[{index}]."
+        for dep_index, key in enumerate(child.depends_on):
+            if key not in keyed:
+                raise errors.InvalidArgument(
+                    f"depends_on names {key!r}, which is not the key of an earlier sibling; list the "
+                    "subtask it waits for before it and give that subtask this key.",
+                    field=f"{child_path}depends_on[{dep_index}]",
+                    value=key,
+                    allowed=sorted(keyed),
+                )
+        child_id = _build(child, task_id, session_id, tx, rows, edges, external, child_path)
+        for key in dict.fromkeys(child.depends_on):
+            edges.append((child_id, keyed[key]))
+        if child.key is not None:
+            if child.key in keyed:
+                raise errors.InvalidArgument(
+                    f"Two sibling subtasks share the key {child.key!r}; keys must be unique among siblings.",
+                    field=f"{child_path}key",
+                    value=child.key,
+                )
+            keyed[child.key] = child_id
+    return task_id

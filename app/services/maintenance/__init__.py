@@ -1,0 +1,1 @@
+"""Maintenance: the coordinator, cleanup scans, structure validation and progress documents."""

@@ -1,0 +1,1 @@
+"""Sessions: starting, resuming, overview, cleanup and status."""

@@ -1,0 +1,1 @@
+"""Data transfer: export and import in the dump format."""

@@ -1,0 +1,1 @@
+"""Doing the work: claims, completion, leases, briefs and synthesis."""

@@ -1,0 +1,175 @@
+"""Claiming work: ``orchestrator_execute_task`` (a chosen task) and ``orchestrator_next_task`` (the best one).
+
+A claim moves a ready pending task to in_progress with the caller as holder, a lease of ``lease_seconds``
+and one more attempt; the holder renews by claiming again. No task is ever held twice:
+
+- execute_task takes a *row lock* on the task (``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite the
+  *immediate transaction* holds the database write lock), so concurrent claimers queue on the row and
+  every one after the first sees the first one's claim and gets ``claimed_by_other``.
+- next_task picks with *claim (SKIP LOCKED)*: ``SELECT … FOR UPDATE OF task SKIP LOCKED`` with readiness in
+  the WHERE clause, so concurrent workers each lock a different ready row without waiting; on SQLite the
+  *immediate transaction* serialises them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from app import errors
+from app.db.models import Task
+from app.db.repositories import Repositories
+from app.db.uow import UnitOfWork
+from app.domain.clock import Clock, iso
+from app.domain.enums import TERMINAL_STATUSES, TaskStatus
+from app.domain.roles import RoleCatalog
+from app.services.base import OutcomeSink, Service, ServiceConfig, Tx
+from app.services.caller import Caller
+from app.services.graph import rules
+from app.services.session_resolution import resolve_session_id
+from app.services.work.briefs import ExecuteTaskResult, NextTaskResult, NoReadyTask, build_brief
+from app.services.work.leases import expire_lease
+
+MAX_PICKS = 20  # candidates next_task re-checks before giving up (each one failed its re-check)
+
+
+class ExecutionService(Service):
+    """Claims tasks for agents and hands them the brief to work from."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        *,
+        roles: RoleCatalog,
+        config: ServiceConfig | None = None,
+        sink: OutcomeSink | None = None,
+    ) -> None:
+        super().__init__(uow, clock, config=config, sink=sink)
+        self.roles = roles
+
+    async def execute_task(
+        self, caller: Caller, task_id: str, *, lease_seconds: int | None, request_id: str | None
+    ) -> ExecuteTaskResult:
+        """Claim ``task_id`` (pending and ready) or renew the caller's own claim, and return the brief.
+
+        Raises:
+            not_found; dependencies_unmet (lists the dependencies that are not completed);
+            claimed_by_other (holder and lease_expires_at); invalid_transition (the task is not pending or
+            in progress, e.g. blocked or completed).
+        """
+        lease = lease_seconds or self.config.lease_seconds
+
+        async def work(tx: Tx) -> ExecuteTaskResult:
+            # Row lock: concurrent claimers of this task queue here (SQLite: immediate transaction).
+            task = await tx.repos.tasks.get_for_update(task_id)
+            if task is None:
+                raise errors.TaskNotFound(task_id)
+            await claim(tx, task, lease_seconds=lease, max_attempts=self.config.max_attempts)
+            await tx.repos.sessions.touch(task.session_id, tx.now)
+            return await build_brief(tx.repos, task, self.roles, max_attempts=self.config.max_attempts)
+
+        # A refused claim (claimed_by_other) is counted as a "conflict" by Service._write after the rollback.
+        return await self._write(caller, "orchestrator_execute_task", request_id, ExecuteTaskResult, work)
+
+    async def next_task(
+        self,
+        caller: Caller,
+        *,
+        session_id: str | None,
+        specialist_types: Sequence[str],
+        lease_seconds: int | None,
+        request_id: str | None,
+    ) -> NextTaskResult:
+        """Claim the best ready task of the session (priority desc, due date asc with none last, oldest
+        first), optionally only among ``specialist_types``; or say why nothing is ready.
+
+        Raises:
+            not_found (session), invalid_argument (no session given and no current session).
+        """
+        lease = lease_seconds or self.config.lease_seconds
+
+        async def work(tx: Tx) -> NextTaskResult:
+            sid = await resolve_session_id(tx.repos, caller, session_id)
+            task = await _pick(tx.repos, sid, specialist_types)
+            if task is None:
+                return NextTaskResult(
+                    NoReadyTask(task=None, reason=await _why_none_ready(tx.repos, sid, specialist_types))
+                )
+            await claim(tx, task, lease_seconds=lease, max_attempts=self.config.max_attempts)
+            await tx.repos.sessions.touch(sid, tx.now)
+            return NextTaskResult(await build_brief(tx.repos, task, self.roles, max_attempts=self.config.max_attempts))
+
+        return await self._write(caller, "orchestrator_next_task", request_id, NextTaskResult, work)
+
+
+async def claim(tx: Tx, task: Task, *, lease_seconds: int, max_attempts: int) -> None:
+    """Make the caller the holder of the locked ``task``, or renew its claim.
+
+    A claim whose lease ran out but which the sweeper has not reached yet is ended here exactly as the
+    sweeper would end it (``lease_expired``; failed at ``max_attempts``) before the new claim is made.
+
+    Raises:
+        claimed_by_other, dependencies_unmet, invalid_transition.
+    """
+    actor = tx.caller.actor
+    if task.status == TaskStatus.IN_PROGRESS:
+        holder = rules.live_holder(task, tx.now)
+        if holder is not None and holder != actor:
+            raise errors.ClaimedByOther(task.id, holder, iso(task.lease_expires_at))
+        if task.assigned_to == actor:
+            # Renewal: a fresh lease, same attempt; no status change, so the row version stays.
+            rules.apply_claim(task, actor, tx.now, lease_seconds)
+            tx.claims.append("renewed")
+            return
+        expire_lease(tx, task, max_attempts=max_attempts)
+    event: dict[str, Any] = {"holder": actor, "attempt": task.attempt_count + 1}
+    await rules.move(tx, task, TaskStatus.IN_PROGRESS, lease_seconds=lease_seconds, event_data=event)
+    task.version += 1
+
+
+async def _pick(repos: Repositories, session_id: str, specialist_types: Sequence[str]) -> Task | None:
+    """Lock the best ready task (claim: SKIP LOCKED) and re-check its readiness under the lock."""
+    passed_over: list[str] = []
+    for _ in range(MAX_PICKS):
+        task = await repos.tasks.lock_next_ready(session_id, specialist_types, exclude_ids=passed_over)
+        if task is None:
+            return None
+        deps = (await repos.dependencies.statuses_for([task.id])).get(task.id, [])
+        if task.status == TaskStatus.PENDING and all(status == TaskStatus.COMPLETED for _, status in deps):
+            return task
+        # A dependency was reopened between the scan and the lock; this row is ours but not ready.
+        passed_over.append(task.id)
+    return None
+
+
+async def _why_none_ready(repos: Repositories, session_id: str, specialist_types: Sequence[str]) -> str:
+    """Explain an empty pick from the session's real numbers, with what the caller can do instead."""
+    by_status = await repos.tasks.count_by(session_id, "status")
+    total = sum(by_status.values())
+    if total == 0:
+        return f"Session {session_id} has no tasks yet; plan work with orchestrator_plan_task."
+    pending = by_status.get(TaskStatus.PENDING, 0)
+    in_progress = by_status.get(TaskStatus.IN_PROGRESS, 0)
+    blocked = by_status.get(TaskStatus.BLOCKED, 0)
+    parts: list[str] = []
+    if specialist_types:
+        ready = await repos.tasks.count_ready(session_id)
+        if ready:
+            kinds = sorted({t.specialist_type for t in await repos.tasks.list_ready(session_id, limit=50)})
+            parts.append(
+                f"No ready task for specialist_type {', '.join(specialist_types)}; {ready} ready task(s) "
+                f"need {', '.join(kinds)} (call again without specialist_type to take one)."
+            )
+    if not parts and pending:
+        parts.append(f"{pending} pending task(s) wait on dependencies that are not completed yet.")
+    if in_progress:
+        parts.append(f"{in_progress} task(s) are in progress with other agents.")
+    if blocked:
+        parts.append(f"{blocked} task(s) are blocked (see orchestrator_get_status for the reasons).")
+    finished = sum(n for status, n in by_status.items() if status in TERMINAL_STATUSES)
+    if finished == total:
+        parts.append(f"All {total} task(s) of session {session_id} are finished; nothing is left to do.")
+    elif pending or in_progress:
+        parts.append("Call orchestrator_next_task again when running work completes.")
+    return " ".join(parts)

@@ -1,0 +1,119 @@
+"""Lease expiry and claim release: the shared logic of the lease sweeper, scan_cleanup and restarts.
+
+Concurrency: expired rows are picked with *claim (SKIP LOCKED)* on PostgreSQL (``FOR UPDATE SKIP
+LOCKED``), so several replicas can sweep at once without touching the same row twice; on SQLite the
+*immediate transaction* serialises sweepers. Each row is re-checked after locking, because its holder may
+have renewed the lease between the scan and the lock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from app.db.models import Task
+from app.db.repositories.tasks import TaskScope
+from app.domain.enums import TaskStatus
+from app.services.base import Service, Tx
+from app.services.caller import Caller
+from app.services.graph import rules
+
+SWEEPER_ACTOR = "system:lease-sweeper"
+
+
+class ExpiredLease(BaseModel):
+    task_id: str
+    holder: str | None
+    attempt_count: int
+    outcome: str  # "released" (back to pending) or "failed" (max attempts reached)
+
+
+class SweepResult(BaseModel):
+    expired: list[ExpiredLease]
+
+
+async def expire_leases(
+    tx: Tx, *, max_attempts: int, limit: int = 500, scope: TaskScope | None = None
+) -> list[ExpiredLease]:
+    """Return expired claims to pending (``lease_expired`` event); fail a task at ``max_attempts``.
+
+    ``scope`` narrows the sweep to one session or a set of tasks (maintenance of one subtree).
+    """
+    rows = await tx.repos.tasks.lock_expired_claims(tx.now, limit=limit, scope=scope)
+    done: list[ExpiredLease] = []
+    for task in rows:
+        if task.status != TaskStatus.IN_PROGRESS or task.lease_expires_at is None or task.lease_expires_at > tx.now:
+            continue  # renewed or released between the scan and the lock
+        done.append(expire_lease(tx, task, max_attempts=max_attempts))
+    return done
+
+
+def expire_lease(tx: Tx, task: Task, *, max_attempts: int) -> ExpiredLease:
+    """End one expired claim (the row is locked by the caller): back to pending, or failed at the limit."""
+    holder = task.assigned_to
+    failed = task.attempt_count >= max_attempts
+    target = TaskStatus.FAILED if failed else TaskStatus.PENDING
+    _release(tx, task, target, tx.now)
+    data = {"holder": holder, "attempt_count": task.attempt_count, "outcome": target.value}
+    if failed:
+        task.summary = (
+            f"Failed after {task.attempt_count} expired lease(s); last holder {holder}. "
+            "Retry it with orchestrator_update_task status=pending."
+        )
+        data["reason"] = "max_attempts"
+    tx.repos.events.append(
+        session_id=task.session_id,
+        task_id=task.id,
+        kind="lease_expired",
+        actor=tx.caller.actor,
+        at=tx.now,
+        data=data,
+    )
+    tx.claims.append("expired")
+    return ExpiredLease(
+        task_id=task.id,
+        holder=holder,
+        attempt_count=task.attempt_count,
+        outcome="failed" if failed else "released",
+    )
+
+
+async def release_all_claims(tx: Tx, *, reason: str) -> list[str]:
+    """Return every live claim to pending (a restart with ``preserve_state=false``)."""
+    rows = await tx.repos.tasks.lock_claimed(limit=None)
+    released: list[str] = []
+    for task in rows:
+        holder = task.assigned_to
+        _release(tx, task, TaskStatus.PENDING, tx.now)
+        tx.repos.events.append(
+            session_id=task.session_id,
+            task_id=task.id,
+            kind="claim_released",
+            actor=tx.caller.actor,
+            at=tx.now,
+            data={"holder": holder, "reason": reason},
+        )
+        tx.claims.append("released")
+        released.append(task.id)
+    return released
+
+
+def _release(tx: Tx, task: Task, target: TaskStatus, now: datetime) -> None:
+    tx.transitions.append((task.status, target.value))
+    task.status = target.value
+    rules.release_claim(task)
+    task.version += 1
+    task.updated_at = now
+    if target == TaskStatus.FAILED:
+        task.completed_at = now
+
+
+class LeaseService(Service):
+    async def sweep_expired(self, *, actor: str = SWEEPER_ACTOR) -> SweepResult:
+        """One sweep: every expired claim back to pending, or failed at the attempt limit."""
+
+        async def work(tx: Tx) -> SweepResult:
+            return SweepResult(expired=await expire_leases(tx, max_attempts=self.config.max_attempts))
+
+        return await self._write(Caller(actor=actor), "lease_sweep", None, SweepResult, work)

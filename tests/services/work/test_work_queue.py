@@ -1,0 +1,160 @@
+"""next_task as a work queue: many workers, every task done exactly once, in the promised order."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+import anyio
+import pytest
+
+from app.db.repositories import Repositories
+from app.services.work.briefs import ExecuteTaskResult, NoReadyTask
+from tests.support.execution import complete, count_events, execute, next_task, status_moves
+from tests.support.harness import Harness, caller
+
+pytestmark = pytest.mark.anyio
+
+WORKERS = 10
+TASKS = 200
+
+
+async def test_ten_workers_drain_two_hundred_tasks_each_completed_exactly_once(harness: Harness) -> None:
+    sid = await harness.session()
+    subtasks = [{"title": f"item {i}", "description": f"Process item {i}."} for i in range(TASKS // 2)]
+    roots = [(await harness.plan(title=f"batch {b}", subtasks=subtasks[: TASKS // 2 - 1])) for b in range(2)]
+    task_ids = {t.id for plan in roots for t in plan.created}
+    assert len(task_ids) == TASKS
+    done_by: dict[str, list[str]] = {}
+    start = anyio.Event()
+
+    async def worker(n: int) -> None:
+        name = f"worker-{n}"
+        done_by[name] = []
+        await start.wait()
+        for _ in range(TASKS + 1):  # bounded: no worker can legitimately take more than all of them
+            picked = (await next_task(harness, sid, name)).root
+            if isinstance(picked, NoReadyTask):
+                return
+            await complete(harness, picked.task.id, name)
+            done_by[name].append(picked.task.id)
+        raise AssertionError(f"{name} never ran out of work")
+
+    async with anyio.create_task_group() as group:
+        for n in range(WORKERS):
+            group.start_soon(worker, n)
+        start.set()
+
+    completed = [task_id for ids in done_by.values() for task_id in ids]
+    assert Counter(completed).most_common(1)[0][1] == 1  # nobody completed a task twice
+    assert set(completed) == task_ids  # none skipped
+    status = await harness.services.status.get_status(
+        caller(),
+        session_id=sid,
+        include_completed=False,
+        include_performance_metrics=False,
+        include_resource_usage=False,
+    )
+    assert status.counts.by_status == {"completed": TASKS}  # none left pending or in progress
+    claims = await count_events(harness, "status_changed")
+    assert claims == dict.fromkeys(task_ids, 2)  # pending -> in_progress -> completed, once each
+    for task_id in list(task_ids)[:5]:
+        assert await status_moves(harness, task_id) == [("pending", "in_progress"), ("in_progress", "completed")]
+    assert sum(1 for ids in done_by.values() if ids) > 1  # the work really was shared
+
+
+async def test_next_task_hands_out_priority_then_due_date_then_age(harness: Harness) -> None:
+    sid = await harness.session()
+    low = (await harness.plan(title="low", priority="low")).task
+    harness.clock.advance(1)
+    high_late = (await harness.plan(title="high, due late", priority="high", due_date=date(2026, 3, 1))).task
+    harness.clock.advance(1)
+    high_undated = (await harness.plan(title="high, no due date", priority="high")).task
+    harness.clock.advance(1)
+    high_soon = (await harness.plan(title="high, due soon", priority="high", due_date=date(2026, 2, 1))).task
+    harness.clock.advance(1)
+    critical = (await harness.plan(title="critical", priority="critical")).task
+    harness.clock.advance(1)
+    high_undated_newer = (await harness.plan(title="high, no due date, newer", priority="high")).task
+
+    order = []
+    for _ in range(6):
+        picked = (await next_task(harness, sid)).root
+        assert isinstance(picked, ExecuteTaskResult)
+        order.append(picked.task.id)
+    assert order == [critical.id, high_soon.id, high_late.id, high_undated.id, high_undated_newer.id, low.id]
+
+
+async def test_next_task_only_offers_the_requested_specialists_and_ready_work(harness: Harness) -> None:
+    sid = await harness.session()
+    design = (await harness.plan(title="design", specialist_type="architect", priority="low")).task
+    await harness.plan(title="tests", specialist_type="tester", priority="critical", dependencies=[design.id])
+    await harness.plan(title="code", specialist_type="coder", priority="high")
+
+    picked = (await next_task(harness, sid, "arch", specialist_types=["architect", "analyst"])).root
+    assert isinstance(picked, ExecuteTaskResult)
+    assert (picked.task.id, picked.specialist.type) == (design.id, "architect")
+
+    none = (await next_task(harness, sid, "qa", specialist_types=["tester"])).root
+    assert none == NoReadyTask(
+        task=None,
+        reason="No ready task for specialist_type tester; 1 ready task(s) need coder (call again without "
+        "specialist_type to take one). 1 task(s) are in progress with other agents. Call "
+        "orchestrator_next_task again when running work completes.",
+    )
+
+
+async def test_next_task_explains_an_empty_queue_with_the_sessions_numbers(harness: Harness) -> None:
+    sid = await harness.session()
+    empty = (await next_task(harness, sid)).root
+    assert empty == NoReadyTask(
+        task=None, reason=f"Session {sid} has no tasks yet; plan work with orchestrator_plan_task."
+    )
+
+    first = (await harness.plan(title="first")).task
+    await harness.plan(title="second", dependencies=[first.id])
+    blocked = (await harness.plan(title="third")).task
+    await complete(harness, blocked.id, next_action="blocked", summary="Waiting for credentials.")
+    await execute(harness, first.id, "busy")
+    waiting = (await next_task(harness, sid, "idle")).root
+    assert waiting == NoReadyTask(
+        task=None,
+        reason="1 pending task(s) wait on dependencies that are not completed yet. 1 task(s) are in progress "
+        "with other agents. 1 task(s) are blocked (see orchestrator_get_status for the reasons). Call "
+        "orchestrator_next_task again when running work completes.",
+    )
+
+
+async def test_next_task_reports_a_finished_session(harness: Harness) -> None:
+    sid = await harness.session()
+    only = (await harness.plan()).task
+    await complete(harness, only.id)
+    finished = (await next_task(harness, sid)).root
+    assert finished == NoReadyTask(
+        task=None, reason=f"All 1 task(s) of session {sid} are finished; nothing is left to do."
+    )
+
+
+async def test_the_claim_query_skips_excluded_rows_and_keeps_the_specialist_filter(harness: Harness) -> None:
+    """Each shape of the prebuilt claim statement (``lock_next_ready``), bound with this call's values."""
+    sid = await harness.session()
+    other = await harness.session(working_directory="/work/other")
+    critical = (await harness.plan(title="critical", priority="critical", session_id=sid)).task
+    high = (await harness.plan(title="high coder", priority="high", specialist_type="coder", session_id=sid)).task
+    low = (await harness.plan(title="low coder", priority="low", specialist_type="coder", session_id=sid)).task
+    await harness.plan(title="elsewhere", priority="critical", session_id=other)
+
+    async def pick(specialists: tuple[str, ...], exclude: list[str]) -> str | None:
+        async def work(repos: Repositories) -> str | None:
+            task = await repos.tasks.lock_next_ready(sid, specialists, exclude_ids=exclude)
+            return None if task is None else task.id
+
+        return await harness.uow.run(work)
+
+    assert await pick((), []) == critical.id
+    assert await pick((), [critical.id]) == high.id
+    assert await pick((), [critical.id, high.id]) == low.id
+    assert await pick(("coder",), []) == high.id
+    assert await pick(("coder", "tester"), [high.id]) == low.id
+    assert await pick(("coder",), [high.id, low.id]) is None
+    assert await pick(("tester",), []) is None
