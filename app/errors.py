@@ -37,7 +37,11 @@ class OrchestratorError(Exception):
         self.details = details or {}
 
     def to_dict(self) -> dict[str, Any]:
-        """The wire form of §6: ``{code, message, field, value, allowed, retryable, hint, …details}``."""
+        """The wire form of §6: ``{code, message, field, value, allowed, retryable, hint, …details}``.
+
+        ``hint`` is sent only when it is filled (the next call to make): a field that is always null
+        costs every reader tokens and says nothing.
+        """
         body: dict[str, Any] = {
             "code": self.code,
             "message": self.message,
@@ -45,8 +49,9 @@ class OrchestratorError(Exception):
             "value": self.value,
             "allowed": self.allowed,
             "retryable": self.retryable,
-            "hint": self.hint,
         }
+        if self.hint:
+            body["hint"] = self.hint
         body.update(self.details)
         return body
 
@@ -160,6 +165,56 @@ class DependencyCycle(OrchestratorError):
             f"This would close a cycle: {' -> '.join(path)}. Remove one of those links instead.",
             field=field,
             details={"cycle": list(path)},
+        )
+
+
+class ChildrenOpen(OrchestratorError):
+    """A parent cannot be claimed or completed while any of its subtasks is not terminal (DESIGN §3)."""
+
+    code = "children_open"
+
+    def __init__(self, task_id: str, children: Sequence[tuple[str, str]], *, field: str = "task_id") -> None:
+        listed = ", ".join(f"{child_id} ({status})" for child_id, status in children[:20])
+        more = f" and {len(children) - 20} more" if len(children) > 20 else ""
+        super().__init__(
+            f"Task {task_id} waits for its {len(children)} open subtask(s): {listed}{more}. Work on those first "
+            "(orchestrator_next_task hands them out); when the last one ends, roll them up with "
+            f"orchestrator_synthesize_results(parent_task_id={task_id!r}, complete_parent=true).",
+            field=field,
+            value=task_id,
+            hint="orchestrator_next_task",
+            details={"children": [{"task_id": child_id, "status": status} for child_id, status in children]},
+        )
+
+
+class IdempotencyConflict(OrchestratorError):
+    """A request_id reused by the same actor for another tool or with other arguments (DESIGN §3)."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, request_id: str, first_tool: str, *, same_tool: bool) -> None:
+        what = "other arguments" if same_tool else f"another tool ({first_tool})"
+        super().__init__(
+            f"request_id {request_id!r} was first used for {first_tool} with {what}; a request_id names one "
+            "operation. Use a new request_id for a new operation, or repeat the first call exactly to get its "
+            "stored result.",
+            field="request_id",
+            value=request_id,
+            details={"request_id": request_id, "first_tool": first_tool},
+        )
+
+
+class RateLimited(OrchestratorError):
+    """The caller is over its call rate or its calls in flight (DESIGN §7); answered before any DB work."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_seconds: float) -> None:
+        super().__init__(
+            message,
+            retryable=True,
+            hint=f"retry after {retry_after_seconds:g} s",
+            details={"retry_after_seconds": retry_after_seconds},
         )
 
 

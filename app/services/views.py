@@ -74,7 +74,7 @@ class TaskView(View):
     description: str
     task_type: TaskTypeName
     status: TaskStatusName
-    ready: bool = Field(description="pending and every dependency completed")
+    ready: bool = Field(description="pending, every dependency completed and no open subtask")
     blocked_by: list[str] = Field(description="dependencies that are not completed")
     complexity: ComplexityName
     specialist_type: SpecialistName
@@ -93,6 +93,7 @@ class TaskView(View):
     updated_at: str
     started_at: str | None
     completed_at: str | None
+    open_children: int = Field(description="subtasks not yet terminal; a parent is ready only at 0")
 
 
 class ArtifactView(View):
@@ -130,12 +131,16 @@ class StatusCounts(View):
 V = TypeVar("V", bound=TaskView)
 
 
-def task_view(task: Task, deps: Sequence[tuple[str, str]]) -> TaskView:
-    return task_view_as(TaskView, task, deps)
+def task_view(task: Task, deps: Sequence[tuple[str, str]], open_children: int = 0) -> TaskView:
+    return task_view_as(TaskView, task, deps, open_children)
 
 
-def task_view_as(view_type: type[V], task: Task, deps: Sequence[tuple[str, str]]) -> V:
-    """The view of ``task`` built straight into ``view_type`` (a TaskView or a subclass that adds fields)."""
+def task_view_as(view_type: type[V], task: Task, deps: Sequence[tuple[str, str]], open_children: int = 0) -> V:
+    """The view of ``task`` built straight into ``view_type`` (a TaskView or a subclass that adds fields).
+
+    ``ready`` is derived here exactly as the claim query derives it in SQL: pending, every dependency
+    completed, and no open subtask (a parent waits for its children, DESIGN §3).
+    """
     blocked_by = [dep_id for dep_id, status in deps if status != TaskStatus.COMPLETED]
     return view_type(
         id=task.id,
@@ -145,7 +150,7 @@ def task_view_as(view_type: type[V], task: Task, deps: Sequence[tuple[str, str]]
         description=task.description,
         task_type=task.task_type,
         status=task.status,
-        ready=task.status == TaskStatus.PENDING and not blocked_by,
+        ready=task.status == TaskStatus.PENDING and not blocked_by and open_children == 0,
         blocked_by=blocked_by,
         complexity=task.complexity,
         specialist_type=task.specialist_type,
@@ -164,6 +169,7 @@ def task_view_as(view_type: type[V], task: Task, deps: Sequence[tuple[str, str]]
         updated_at=iso(task.updated_at) or "",
         started_at=iso(task.started_at),
         completed_at=iso(task.completed_at),
+        open_children=open_children,
     )
 
 
@@ -174,8 +180,10 @@ async def task_views(repos: Repositories, tasks: Sequence[Task]) -> list[TaskVie
 
 async def task_views_as(view_type: type[V], repos: Repositories, tasks: Sequence[Task]) -> list[V]:
     """Like :func:`task_views`, built straight into ``view_type`` (no second model per task)."""
-    deps = await repos.dependencies.statuses_for([t.id for t in tasks])
-    return [task_view_as(view_type, t, deps.get(t.id, [])) for t in tasks]
+    ids = [t.id for t in tasks]
+    deps = await repos.dependencies.statuses_for(ids)
+    children = await repos.tasks.open_children_of(ids)
+    return [task_view_as(view_type, t, deps.get(t.id, []), len(children.get(t.id, ()))) for t in tasks]
 
 
 async def one_task_view(repos: Repositories, task: Task) -> TaskView:

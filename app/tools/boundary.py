@@ -59,6 +59,9 @@ ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
                         "not_claimed",
                         "dependencies_unmet",
                         "dependency_cycle",
+                        "children_open",
+                        "idempotency_conflict",
+                        "rate_limited",
                         "forbidden",
                         "unavailable",
                         "internal",
@@ -69,7 +72,7 @@ ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
                 "value": {},
                 "allowed": {},
                 "retryable": {"type": "boolean"},
-                "hint": {"type": ["string", "null"]},
+                "hint": {"type": "string"},
             },
             "required": ["code", "message", "retryable"],
         }

@@ -367,9 +367,11 @@ def problems_with(c: Case, result: Any, ids: dict[str, str]) -> list[str]:
     if json.loads(text) != result.structured_content:
         found.append("text and structuredContent differ")
     error = result.structured_content.get("error", {})
-    missing = {"code", "message", "field", "value", "allowed", "retryable", "hint"} - set(error)
+    missing = {"code", "message", "field", "value", "allowed", "retryable"} - set(error)
     if missing:
         found.append(f"envelope lacks {sorted(missing)}")
+    if "hint" in error and not (isinstance(error["hint"], str) and error["hint"]):
+        found.append(f"hint sent but not filled: {error['hint']!r}")
     expected: dict[str, Any] = {"code": c.code, "field": c.field, "value": c.value, "allowed": c.allowed, **c.details}
     for key, want in expected.items():
         if want is ABSENT:

@@ -35,8 +35,9 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import BindParameter
 
 from app.db.models import Task, TaskDependency
-from app.domain.enums import PRIORITY_RANK
+from app.domain.enums import OPEN_STATUSES, PRIORITY_RANK
 
+OPEN_STATUS_VALUES = sorted(status.value for status in OPEN_STATUSES)
 WORD = re.compile(r"\w+", re.UNICODE)
 # The text searched by search_text; ix_task_search indexes exactly this expression on PostgreSQL.
 SEARCH_DOCUMENT = "task.title || ' ' || task.description || ' ' || coalesce(task.summary, '')"
@@ -167,6 +168,16 @@ def _children_statement(for_update: bool) -> Select[Task]:
     return query
 
 
+@cache
+def _open_children_statement() -> Select[str | None, str, str]:
+    """The query of :meth:`TaskRepository.open_children_of`, built once (every view of a task runs it)."""
+    return (
+        select(Task.parent_id, Task.id, Task.status)
+        .where(Task.parent_id.in_(bindparam("parent_ids", expanding=True)), Task.status.in_(OPEN_STATUS_VALUES))
+        .order_by(Task.created_at, Task.id)
+    )
+
+
 class TaskRepository:
     def __init__(self, session: AsyncSession, backend: str) -> None:
         self._session = session
@@ -203,6 +214,16 @@ class TaskRepository:
             return []
         rows = await self._session.scalars(_children_statement(for_update), {"parent_ids": list(parent_ids)})
         return list(rows.all())
+
+    async def open_children_of(self, parent_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+        """For each parent, its subtasks that are not terminal as ``(child id, status)``, oldest first."""
+        result: dict[str, list[tuple[str, str]]] = {}
+        if not parent_ids:
+            return result
+        rows = await self._session.execute(_open_children_statement(), {"parent_ids": list(parent_ids)})
+        for parent_id, child_id, status in rows:
+            result.setdefault(parent_id or "", []).append((child_id, status))
+        return result
 
     async def subtree_ids(self, root_id: str) -> list[str]:
         """The root and all its descendants, parents before children (recursive CTE on both backends)."""

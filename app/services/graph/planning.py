@@ -7,6 +7,7 @@ existing graph; ``depends_on`` may only name *earlier* siblings, which keeps the
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -153,7 +154,11 @@ class TaskPlanningService(Service):
                 )
             await repos.sessions.touch(target_session, tx.now)
             # New tasks depend on exactly the edges just written: with none there is nothing to look up.
-            views = await task_views(repos, rows) if edges else [task_view(row, []) for row in rows]
+            if edges:
+                views = await task_views(repos, rows)
+            else:
+                children = Counter(row.parent_id for row in rows if row.parent_id is not None)
+                views = [task_view(row, [], children[row.id]) for row in rows]
             return PlanTaskResult(task=views[0], created=views)
 
         return await self._write(caller, "orchestrator_plan_task", request_id, PlanTaskResult, work)

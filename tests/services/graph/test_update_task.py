@@ -94,7 +94,6 @@ async def test_stale_expected_version_is_a_conflict_and_changes_nothing(harness:
         "value": 1,
         "allowed": None,
         "retryable": True,
-        "hint": None,
         "expected": 1,
         "actual": 2,
     }
