@@ -114,7 +114,7 @@ class Service:
             result = await work(tx)
             if request_id is not None:
                 await repos.requests.insert(caller.actor, request_id, tool, result.model_dump(mode="json"), tx.now)
-            if self.uow.actor_touches.due(caller.actor, tx.now):
+            if not caller.is_system and self.uow.actor_touches.due(caller.actor, tx.now):
                 await repos.agents.touch(caller.actor, tx.now)
                 tx.touched_actor = True
             done.append(tx)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 SCOPE_READ = "tasks:read"
 SCOPE_WRITE = "tasks:write"
 SCOPE_ADMIN = "admin"
+SYSTEM_ACTOR_PREFIX = "system:"
 ALL_SCOPES = frozenset({SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN})
 
 
@@ -20,3 +21,9 @@ class Caller:
     @property
     def is_admin(self) -> bool:
         return SCOPE_ADMIN in self.scopes
+
+    @property
+    def is_system(self) -> bool:
+        """The service's own monitors (``system:lease-sweeper``, ``system:maintenance``): not agents, so
+        they have no ``agent`` row; a sweep that finds nothing then writes nothing at all."""
+        return self.actor.startswith(SYSTEM_ACTOR_PREFIX)

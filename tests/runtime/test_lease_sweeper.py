@@ -10,6 +10,7 @@ from app.runtime.lease_sweeper import LeaseSweeper
 from app.services.work.leases import ExpiredLease
 from tests.support.execution import claims, event_kinds, execute, lease_events, status_moves, view
 from tests.support.harness import Harness
+from tests.support.snapshot import diff, snapshot
 
 pytestmark = pytest.mark.anyio
 LEASE = 60
@@ -83,3 +84,17 @@ async def test_a_holder_that_renews_keeps_its_claim_through_sweeps(harness: Harn
     assert (renewed.task.status, renewed.claim.holder, renewed.claim.attempt) == ("in_progress", "diligent", 1)
     assert await lease_events(harness, task.id) == []
     assert claims(harness, "renewed") == 5
+
+
+async def test_a_sweep_that_finds_nothing_writes_nothing(harness: Harness) -> None:
+    await harness.session()
+    task = (await harness.plan()).task
+    await execute(harness, task.id, "busy", lease_seconds=LEASE)
+    monitor = sweeper(harness)
+    before = await snapshot(harness.database)
+
+    for _ in range(3):
+        harness.clock.advance(10)  # well past the activity-touch granularity, within the lease
+        assert (await monitor.sweep()).expired == []
+
+    assert diff(before, await snapshot(harness.database)) == {}
