@@ -217,6 +217,9 @@ class RequestRecord(Base):
     tool: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # sha256 of the first call's arguments (canonical JSON, request_id left out); null for records written
+    # by calls made without arguments at hand (in-process service calls) or before revision 0002.
+    args_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SystemEvent(Base):

@@ -26,6 +26,7 @@ from app.db.repositories import Repositories
 from app.db.uow import UnitOfWork
 from app.domain.clock import Clock
 from app.observability import tracing
+from app.services import idempotency
 from app.services.caller import Caller
 
 R = TypeVar("R", bound=BaseModel)
@@ -93,9 +94,11 @@ class Service:
         """Run ``work`` as one idempotent write transaction.
 
         Raises:
-            invalid_argument: the request_id was already used by this actor for another tool.
+            idempotency_conflict: the request_id was already used by this actor for another tool or with
+                other arguments (``app.services.idempotency``).
         """
         done: list[Tx] = []  # the committed attempt's Tx; empty after a replay
+        digest = idempotency.current_digest() if request_id is not None else None
 
         async def attempt(repos: Repositories) -> R:
             tx = Tx(repos=repos, now=self.clock.now(), caller=caller)
@@ -104,16 +107,15 @@ class Service:
                 stored = await repos.requests.get(caller.actor, request_id)
                 if stored is not None:
                     if stored.tool != tool:
-                        raise errors.InvalidArgument(
-                            f"request_id {request_id!r} was already used for {stored.tool}; "
-                            "use a new request_id for each distinct operation.",
-                            field="request_id",
-                            value=request_id,
-                        )
+                        raise errors.IdempotencyConflict(request_id, stored.tool, same_tool=False)
+                    if digest is not None and stored.args_digest is not None and stored.args_digest != digest:
+                        raise errors.IdempotencyConflict(request_id, stored.tool, same_tool=True)
                     return result_type.model_validate(stored.result)
             result = await work(tx)
             if request_id is not None:
-                await repos.requests.insert(caller.actor, request_id, tool, result.model_dump(mode="json"), tx.now)
+                await repos.requests.insert(
+                    caller.actor, request_id, tool, result.model_dump(mode="json"), tx.now, args_digest=digest
+                )
             if not caller.is_system and self.uow.actor_touches.due(caller.actor, tx.now):
                 await repos.agents.touch(caller.actor, tx.now)
                 tx.touched_actor = True

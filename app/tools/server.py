@@ -23,6 +23,7 @@ from mcp.types import Tool as MCPTool
 
 from app.auth import identity, scopes
 from app.observability.logging import log_context
+from app.services import idempotency
 from app.tools import (
     boundary,
     execution_tools,
@@ -88,7 +89,8 @@ class OrchestratorMCP(MCPServer[Any]):
                     try:
                         if registered is not None:
                             boundary.check_argument_names(registered.parameters, arguments)
-                        return await super().call_tool(name, arguments, context)
+                        with idempotency.bound_arguments(arguments):
+                            return await super().call_tool(name, arguments, context)
                     finally:
                         metrics.tool_in_flight.dec()
             except Exception as exc:  # the edge's single boundary: classify, log, answer structurally

@@ -18,9 +18,27 @@ class RequestRepository:
     async def get(self, actor: str, request_id: str) -> RequestRecord | None:
         return await self._session.get(RequestRecord, (actor, request_id))
 
-    async def insert(self, actor: str, request_id: str, tool: str, result: dict[str, Any], at: datetime) -> None:
+    async def insert(
+        self,
+        actor: str,
+        request_id: str,
+        tool: str,
+        result: dict[str, Any],
+        at: datetime,
+        *,
+        args_digest: str | None = None,
+    ) -> None:
         # A concurrent duplicate fails on the primary key; the uow retries and the retry finds this row.
-        self._session.add(RequestRecord(actor=actor, request_id=request_id, tool=tool, result=result, created_at=at))
+        self._session.add(
+            RequestRecord(
+                actor=actor,
+                request_id=request_id,
+                tool=tool,
+                result=result,
+                created_at=at,
+                args_digest=args_digest,
+            )
+        )
         await self._session.flush()
 
     async def delete_older_than(self, cutoff: datetime) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from app import errors
+from app.services import idempotency
 from app.services.graph.planning import MAX_PLANNED_TASKS, SubtaskSpec
 from app.services.graph.updates import TaskChanges
 from tests.support.calls import cancel, delete, query_ids, update
@@ -233,9 +234,7 @@ async def test_same_request_id_returns_the_first_result_and_writes_once(harness:
     before = await snapshot(harness.database)
     harness.clock.advance(60)  # a second write would leave later timestamps behind
     again = await harness.plan(request_id="plan-1", subtasks=[node("child")])
-    different_body = await harness.plan(request_id="plan-1", title="Something else")
     assert again == first
-    assert different_body == first
     assert await snapshot(harness.database) == before
     counts = await row_counts(harness.database)
     assert counts["task"] == 2 and counts["request_record"] == 1
@@ -244,15 +243,35 @@ async def test_same_request_id_returns_the_first_result_and_writes_once(harness:
     assert (await harness.plan("bob", request_id="plan-1")).task.id != first.task.id
 
 
-async def test_request_id_reused_for_another_tool_is_invalid_argument(harness: Harness) -> None:
+async def test_request_id_reused_for_another_tool_is_an_idempotency_conflict(harness: Harness) -> None:
     await harness.session()
     task = (await harness.plan(request_id="r-1")).task
     before = await snapshot(harness.database)
-    with pytest.raises(errors.InvalidArgument) as caught:
+    with pytest.raises(errors.IdempotencyConflict) as caught:
         await harness.services.updates.update_task(
             caller(), task.id, TaskChanges(title="x"), expected_version=None, reason=None, force=False, request_id="r-1"
         )
-    assert (caught.value.field, caught.value.value) == ("request_id", "r-1")
+    assert (caught.value.field, caught.value.value, caught.value.details["first_tool"]) == (
+        "request_id",
+        "r-1",
+        "orchestrator_plan_task",
+    )
+    assert await snapshot(harness.database) == before
+
+
+async def test_request_id_reused_with_other_arguments_is_an_idempotency_conflict(harness: Harness) -> None:
+    await harness.session()
+    with idempotency.bound_arguments({"title": "A task", "request_id": "r-1"}):
+        first = await harness.plan(request_id="r-1")
+    before = await snapshot(harness.database)
+    with idempotency.bound_arguments({"title": "A task", "request_id": "r-1"}):
+        assert await harness.plan(request_id="r-1") == first
+    with (
+        idempotency.bound_arguments({"title": "Another task", "request_id": "r-1"}),
+        pytest.raises(errors.IdempotencyConflict) as caught,
+    ):
+        await harness.plan(request_id="r-1", title="Another task")
+    assert (caught.value.code, caught.value.field, caught.value.value) == ("idempotency_conflict", "request_id", "r-1")
     assert await snapshot(harness.database) == before
 
 
