@@ -110,7 +110,15 @@ async def test_cleanup_sessions_every_type_over_mcp(clocked: Clocked, era: str) 
             "session"
         ]["id"]
         task = (await call_ok(c, "orchestrator_plan_task", agent="alice", title="Done", description="d"))["task"]
-        await call_ok(c, "orchestrator_update_task", agent="alice", task_id=task["id"], status="completed")
+        await call_ok(
+            c,
+            "orchestrator_complete_task",
+            agent="alice",
+            task_id=task["id"],
+            summary="Done.",
+            detailed_work="All of it.",
+            next_action="complete",
+        )
         empty = (await call_ok(c, "orchestrator_initialize_session", agent="alice", working_directory="/empty"))[
             "session"
         ]["id"]
