@@ -249,3 +249,48 @@ class Internal(OrchestratorError):
             f"An internal error occurred (reference {reference}); the operator can find it in the logs.",
             details={"reference": reference},
         )
+
+
+class CompletionOutsideCompleteTask(InvalidTransition):
+    """``update_task(status=completed)``: only complete_task (and synthesize_results) completes a task,
+    because completion records a summary and an artifact (DESIGN §3)."""
+
+    def __init__(self, task_id: str, current: str, allowed: Sequence[str]) -> None:
+        moves = ", ".join(allowed) if allowed else "none (the status is final)"
+        OrchestratorError.__init__(
+            self,
+            f"Task {task_id} cannot be completed with orchestrator_update_task: call orchestrator_complete_task"
+            f"(task_id={task_id!r}, summary=..., detailed_work=..., next_action='complete') instead, which records "
+            f"the summary and the work. Allowed here from {current}: {moves}.",
+            field="status",
+            value="completed",
+            allowed=list(allowed),
+            hint="orchestrator_complete_task",
+            details={"current": current, "requested": "completed"},
+        )
+
+
+class ParentClosed(InvalidTransition):
+    """Reopening a subtask whose parent is completed or archived: the parent would then be closed with an
+    open subtask, which the rule "parents wait for their children" forbids (DESIGN §3)."""
+
+    def __init__(self, task_id: str, current: str, requested: str, parent_id: str, parent_status: str) -> None:
+        step = (
+            f"reopen the parent first (orchestrator_update_task task_id={parent_id!r} status='pending' reason=...)"
+            if parent_status == "completed"
+            else "plan the work again as a new task (orchestrator_plan_task), since archived tasks are final"
+        )
+        OrchestratorError.__init__(
+            self,
+            f"Task {task_id} cannot move from {current} to {requested}: its parent {parent_id} is {parent_status}, "
+            f"and a closed parent may not have open subtasks; {step}.",
+            field="status",
+            value=requested,
+            allowed=[],
+            details={
+                "current": current,
+                "requested": requested,
+                "parent_id": parent_id,
+                "parent_status": parent_status,
+            },
+        )

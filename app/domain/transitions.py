@@ -2,6 +2,8 @@
 
 Every write path that changes a task's status asks :func:`check` first, so the table below is the
 single source of truth; a refused move raises ``invalid_transition`` naming the moves that are allowed.
+Only completion completes: an edit (``orchestrator_update_task``) asks :func:`check_edit`, which refuses
+the move to completed and names ``orchestrator_complete_task``.
 """
 
 from __future__ import annotations
@@ -39,3 +41,15 @@ def check(task_id: str, current: TaskStatus, requested: TaskStatus) -> None:
     """
     if not is_allowed(current, requested):
         raise errors.InvalidTransition(task_id, current.value, requested.value, [s.value for s in ALLOWED[current]])
+
+
+def check_edit(task_id: str, current: TaskStatus, requested: TaskStatus) -> None:
+    """Refuse a move an edit may not make: anything the machine refuses, and completion at all.
+
+    Raises:
+        invalid_transition: naming the moves allowed by an edit (and, for completed, the tool that completes).
+    """
+    if requested == TaskStatus.COMPLETED:
+        allowed = [s.value for s in ALLOWED[current] if s != TaskStatus.COMPLETED]
+        raise errors.CompletionOutsideCompleteTask(task_id, current.value, allowed)
+    check(task_id, current, requested)

@@ -28,9 +28,17 @@ async def claim_renew_conflict_complete(server: RunningServer, era: str) -> None
         task = (await call_ok(c, "orchestrator_plan_task", agent="worker", title="T", description="D"))["task"]
         await call_ok(c, "orchestrator_update_task", agent="worker", task_id=task["id"], status="in_progress")
         await call_ok(c, "orchestrator_update_task", agent="worker", task_id=task["id"], title="T, renamed")
-        rival = await call_error(c, "orchestrator_update_task", agent="rival", task_id=task["id"], status="completed")
+        rival = await call_error(c, "orchestrator_update_task", agent="rival", task_id=task["id"], status="blocked")
         assert rival["code"] == "claimed_by_other"
-        await call_ok(c, "orchestrator_update_task", agent="worker", task_id=task["id"], status="completed")
+        await call_ok(
+            c,
+            "orchestrator_complete_task",
+            agent="worker",
+            task_id=task["id"],
+            summary="Done.",
+            detailed_work="All of it.",
+            next_action="complete",
+        )
         missing = await call_error(c, "orchestrator_update_task", task_id="task_0000000000000000", title="x")
         assert missing["code"] == "not_found"
 
@@ -44,12 +52,14 @@ async def test_metrics_scrape_passes_promtool_and_counts_the_calls_claims_and_tr
 
     update = "orchestrator_update_task"
     assert by_labels(samples, "orchestrator_tool_calls_total", tool=update) == {
-        frozenset({("tool", update), ("outcome", "ok"), ("code", "ok")}): 3.0,
+        frozenset({("tool", update), ("outcome", "ok"), ("code", "ok")}): 2.0,
         frozenset({("tool", update), ("outcome", "error"), ("code", "claimed_by_other")}): 1.0,
         frozenset({("tool", update), ("outcome", "error"), ("code", "not_found")}): 1.0,
     }
     assert value(samples, "orchestrator_tool_calls_total", tool="orchestrator_plan_task", outcome="ok", code="ok") == 1
-    assert value(samples, "orchestrator_tool_call_duration_seconds_count", tool=update) == 5
+    assert value(samples, "orchestrator_tool_call_duration_seconds_count", tool=update) == 4
+    done = "orchestrator_complete_task"
+    assert value(samples, "orchestrator_tool_calls_total", tool=done, outcome="ok", code="ok") == 1
     assert value(samples, "orchestrator_tool_calls_in_flight") == 0
     assert {dict(k)["outcome"]: v for k, v in by_labels(samples, "orchestrator_claims_total").items()} == {
         "acquired": 1.0,

@@ -72,7 +72,7 @@ async def test_list_resume_and_status_over_mcp(clocked: Clocked, era: str) -> No
             ("task_updated", b["id"], "alice"),
         ]
         assert [(t["id"], t["holder"], t["lease_live"]) for t in resumed["in_progress"]] == [(a["id"], "carol", True)]
-        assert [t["id"] for t in resumed["ready_next"]] == [plan["task"]["id"]]
+        assert resumed["ready_next"] == []  # A is held, B waits for A, Root waits for its subtasks
         assert (resumed["blocked"], resumed["latest_handover"], resumed["recent_events_omitted"]) == ([], None, 0)
         again = await call_ok(c, "orchestrator_resume_session", agent="bob", session_id=sid)
         assert again["recent_events"] == []
@@ -110,7 +110,15 @@ async def test_cleanup_sessions_every_type_over_mcp(clocked: Clocked, era: str) 
             "session"
         ]["id"]
         task = (await call_ok(c, "orchestrator_plan_task", agent="alice", title="Done", description="d"))["task"]
-        await call_ok(c, "orchestrator_update_task", agent="alice", task_id=task["id"], status="completed")
+        await call_ok(
+            c,
+            "orchestrator_complete_task",
+            agent="alice",
+            task_id=task["id"],
+            summary="Done.",
+            detailed_work="All of it.",
+            next_action="complete",
+        )
         empty = (await call_ok(c, "orchestrator_initialize_session", agent="alice", working_directory="/empty"))[
             "session"
         ]["id"]

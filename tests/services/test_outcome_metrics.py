@@ -64,7 +64,7 @@ async def test_claim_renewal_by_write_conflict_and_completion_are_each_counted_o
     )
     with pytest.raises(errors.ClaimedByOther):
         await set_status(harness, "bob", task.id, "blocked")
-    await set_status(harness, "alice", task.id, "completed")
+    await harness.complete("alice", task.id)
 
     assert claims(harness) == {"acquired": 1, "renewed": 1, "released": 1, "conflict": 1, "expired": 0}
     assert transitions(harness) == {("pending", "in_progress"): 1, ("in_progress", "completed"): 1}

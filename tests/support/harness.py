@@ -15,6 +15,7 @@ from app.services.caller import ALL_SCOPES, SCOPE_READ, SCOPE_WRITE, Caller
 from app.services.graph.planning import PlanTaskResult, SubtaskSpec
 from app.services.graph.queries import QueryTasksResult
 from app.services.graph.updates import TaskChanges, UpdateTaskResult
+from app.services.work.completion import CompleteTaskResult
 from app.settings import Settings
 from app.tools.holder import ServiceHolder, Services
 
@@ -60,6 +61,21 @@ class Harness:
             TaskChanges(**changes),
             expected_version=None,
             reason=reason,
+            force=False,
+            request_id=None,
+        )
+
+    async def complete(self, actor: str, task_id: str) -> CompleteTaskResult:
+        """``orchestrator_complete_task`` as ``actor`` with next_action=complete (only completion completes;
+        a pending task is claimed implicitly)."""
+        return await self.services.completion.complete_task(
+            caller(actor),
+            task_id,
+            summary=f"Done by {actor}",
+            detailed_work=f"Everything {actor} did.",
+            next_action="complete",
+            file_paths=[],
+            artifact_type="general",
             force=False,
             request_id=None,
         )

@@ -30,7 +30,7 @@ async def populate(h: Harness) -> dict[str, str]:
 
     h.clock.advance(60)
     await h.update("bob", design, status="in_progress")
-    await h.update("bob", design, status="completed")
+    await h.complete("bob", design)
     await h.update("bob", build, status="in_progress")
     await h.update("bob", build, reason="parser done", context={"progress": 0.5})
     await h.update("carol", keys, reason="vendor has not answered", status="blocked")

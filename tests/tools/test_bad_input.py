@@ -223,11 +223,12 @@ UPDATE = [
     case("update-pending-to-failed", "update_task", {"task_id": Ref("pending"), "status": "failed"}, "invalid_transition", "status", "failed", ["in_progress", "blocked", "completed", "cancelled", "archived"], current="pending", requested="failed"),
     case("update-completed-to-blocked", "update_task", {"task_id": Ref("completed"), "status": "blocked"}, "invalid_transition", "status", "blocked", ["pending", "archived"], current="completed", requested="blocked"),
     invalid("update-reopen-without-reason", "update_task", {"task_id": Ref("completed"), "status": "pending"}, "reason", None),
-    case("update-claimed-by-other", "update_task", {"task_id": Ref("claimed"), "status": "completed"}, "claimed_by_other", "task_id", Ref("claimed"), holder="bob", lease_expires_at=NOT_NULL),
+    case("update-claimed-by-other", "update_task", {"task_id": Ref("claimed"), "status": "blocked"}, "claimed_by_other", "task_id", Ref("claimed"), holder="bob", lease_expires_at=NOT_NULL),
+    case("update-to-completed", "update_task", {"task_id": Ref("pending"), "status": "completed"}, "invalid_transition", "status", "completed", ["in_progress", "blocked", "cancelled", "archived"], current="pending", requested="completed"),
     case("update-claim-unmet-dependencies", "update_task", {"task_id": Ref("dep_b"), "status": "in_progress"}, "dependencies_unmet", "task_id", Ref("dep_b"), blocking=[Ref("dep_a")]),
     case("update-dependency-cycle", "update_task", {"task_id": Ref("dep_a"), "add_dependencies": [Ref("dep_b")]}, "dependency_cycle", "add_dependencies[0]", ABSENT, ABSENT, cycle=[Ref("dep_a"), Ref("dep_b"), Ref("dep_a")]),
     case("update-dependency-cycle-third", "update_task", {"task_id": Ref("dep_a"), "add_dependencies": [Ref("pending"), Ref("pending"), Ref("dep_b")]}, "dependency_cycle", "add_dependencies[2]", ABSENT, ABSENT, cycle=[Ref("dep_a"), Ref("dep_b"), Ref("dep_a")]),
-    invalid("update-self-dependency", "update_task", {"task_id": Ref("pending"), "add_dependencies": [Ref("pending")]}, "add_dependencies[0]", Ref("pending")),
+    case("update-self-dependency", "update_task", {"task_id": Ref("pending"), "add_dependencies": [Ref("pending")]}, "dependency_cycle", "add_dependencies[0]", ABSENT, ABSENT, cycle=[Ref("pending"), Ref("pending")]),
     case("update-unknown-dependency", "update_task", {"task_id": Ref("pending"), "add_dependencies": [Ref("dep_a"), Ref("dep_a"), UNKNOWN_TASK]}, "not_found", "add_dependencies[2]", UNKNOWN_TASK),
     invalid("update-foreign-dependency", "update_task", {"task_id": Ref("pending"), "add_dependencies": [Ref("foreign")]}, "add_dependencies[0]", Ref("foreign")),
     invalid("update-dependency-pattern", "update_task", {"task_id": Ref("pending"), "add_dependencies": ["bad"]}, "add_dependencies[0]", "bad", TASK_PATTERN),
@@ -330,7 +331,15 @@ async def build_world(c: Client) -> dict[str, str]:
     ids["edited"] = await plan("edited")
     await update(ids["edited"], title="edited once", request_id="world-edit")
     ids["completed"] = await plan("completed")
-    await update(ids["completed"], status="completed")
+    await call_ok(
+        c,
+        "orchestrator_complete_task",
+        task_id=ids["completed"],
+        summary="Done.",
+        detailed_work="All of it.",
+        next_action="complete",
+        agent=ACTOR,
+    )
     ids["archived"] = await plan("archived")
     await call_ok(c, "orchestrator_delete_task", task_id=ids["archived"], **me)
     ids["claimed"] = await plan("claimed")

@@ -100,14 +100,29 @@ def ready_order() -> list[ColumnElement[Any]]:
 def ready_predicates(
     session_id: str | BindParameter[str], specialist_types: Sequence[str]
 ) -> list[ColumnElement[bool]]:
-    """``ready`` in SQL (pending, no dependency that is not completed), optionally for some specialists.
+    """``ready`` in SQL (pending, no dependency that is not completed, no open subtask), optionally for
+    some specialists.
 
     ``session_id`` may be a bound parameter, for statements built once (``_next_ready_statement``).
     """
-    preds = [Task.session_id == session_id, Task.status == "pending", ~not_ready_dependency()]
+    preds = [Task.session_id == session_id, *ready_status_predicates()]
     if specialist_types:
         preds.append(Task.specialist_type.in_(list(specialist_types)))
     return preds
+
+
+def ready_status_predicates() -> list[ColumnElement[bool]]:
+    """``ready`` of the row itself, without a session: pending, every dependency completed and every
+    subtask terminal (a parent waits for its children, DESIGN §3)."""
+    return [Task.status == "pending", ~not_ready_dependency(), ~open_child()]
+
+
+def open_child() -> ColumnElement[bool]:
+    """True when the task has a subtask that is not terminal (uses ix_task_parent)."""
+    child = aliased(Task)
+    return exists(
+        select(literal(1)).select_from(child).where(child.parent_id == Task.id, child.status.in_(OPEN_STATUS_VALUES))
+    )
 
 
 def not_ready_dependency() -> ColumnElement[bool]:
@@ -225,6 +240,16 @@ class TaskRepository:
             result.setdefault(parent_id or "", []).append((child_id, status))
         return result
 
+    async def children_by_parent(self, session_id: str) -> dict[str, list[str]]:
+        """The session's parent links as ``parent -> [child…]`` (for cycle checks over waits)."""
+        rows = await self._session.execute(
+            select(Task.parent_id, Task.id).where(Task.session_id == session_id, Task.parent_id.is_not(None))
+        )
+        result: dict[str, list[str]] = {}
+        for parent_id, child_id in rows:
+            result.setdefault(parent_id or "", []).append(child_id)
+        return result
+
     async def subtree_ids(self, root_id: str) -> list[str]:
         """The root and all its descendants, parents before children (recursive CTE on both backends)."""
         tree = select(Task.id, literal(0).label("depth")).where(Task.id == root_id).cte("tree", recursive=True)
@@ -306,6 +331,15 @@ class TaskRepository:
         )
         return int(value or 0)
 
+    async def count_waiting_on_children(self, session_id: str) -> int:
+        """Pending tasks of the session that have an open subtask (parents waiting for their children)."""
+        value = await self._session.scalar(
+            select(func.count())
+            .select_from(Task)
+            .where(Task.session_id == session_id, Task.status == "pending", open_child())
+        )
+        return int(value or 0)
+
     async def list_by_status(
         self, session_id: str, status: str, *, newest_first: bool = False, limit: int
     ) -> list[Task]:
@@ -371,7 +405,7 @@ class TaskRepository:
         if flt.created_before is not None:
             preds.append(Task.created_at < flt.created_before)
         if flt.ready_only:
-            preds.append(and_(Task.status == "pending", ~not_ready_dependency()))
+            preds.append(and_(*ready_status_predicates()))
         if flt.search_text:
             preds.append(self._search(flt.search_text))
         return preds
@@ -430,7 +464,7 @@ class TaskRepository:
         """The ready tasks of a maintenance scope in ``orchestrator_next_task`` order."""
         rows = await self._session.scalars(
             select(Task)
-            .where(*scope_predicates(scope), Task.status == "pending", ~not_ready_dependency())
+            .where(*scope_predicates(scope), *ready_status_predicates())
             .order_by(*ready_order())
             .limit(limit)
         )

@@ -1,8 +1,16 @@
 """Planning: create a task and, in the same transaction, a tree of subtasks wired by sibling keys.
 
 Everything is validated before the first row is written (parent, session, dependencies, keys), so a bad
-plan writes nothing. A brand-new task has no dependents, so new edges cannot close a cycle with the
-existing graph; ``depends_on`` may only name *earlier* siblings, which keeps the new edges acyclic too.
+plan writes nothing. A brand-new task has no dependents, but its parent and every ancestor wait for it
+(DESIGN §3): a new subtask depending on an existing task that itself waits for the parent would never
+start, so such a dependency is a ``dependency_cycle``; ``depends_on`` may only name *earlier* siblings
+(never the subtask's own key), which keeps the new edges acyclic.
+
+Concurrency: the parent is read under a *row lock* (``FOR UPDATE`` on PostgreSQL; *immediate transaction*
+on SQLite), so a subtask is never added to a parent that a concurrent completion is closing: whichever
+commits second sees the other (a completed parent refuses the subtask; an added subtask makes the
+completion ``children_open``). A plan under a parent with outside dependencies also takes the session's
+row lock, like ``update_task`` adding edges, so no concurrent edge can close a cycle unseen.
 """
 
 from __future__ import annotations
@@ -15,10 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from app import errors
 from app.db.models import Task
-from app.domain import ids
+from app.domain import graph, ids
 from app.domain.enums import TERMINAL_STATUSES, TaskStatus
 from app.services.base import Service, Tx
 from app.services.caller import Caller
+from app.services.graph import rules
 from app.services.session_resolution import resolve_session_id
 from app.services.views import (
     ComplexityName,
@@ -98,16 +107,21 @@ class TaskPlanningService(Service):
     ) -> PlanTaskResult:
         """Create the task (and its subtree) in one transaction.
 
+        A pending or claimed parent gains the subtasks and waits for them again (a claimed parent keeps its
+        holder); a terminal parent is refused.
+
         Raises:
             not_found (session, parent, dependency), invalid_argument (cross-session parent or
-            dependency, terminal parent, duplicate or unknown sibling key, too many tasks).
+            dependency, terminal parent, duplicate or unknown sibling key, too many tasks),
+            dependency_cycle (a subtask depending on its own key, or on a task that waits for the parent).
         """
 
         async def work(tx: Tx) -> PlanTaskResult:
             repos = tx.repos
             parent = None
             if parent_task_id is not None:
-                parent = await repos.tasks.get(parent_task_id)
+                # Row lock on the parent: ordered against its completion (SQLite: immediate transaction).
+                parent = await repos.tasks.get_for_update(parent_task_id)
                 if parent is None:
                     raise errors.TaskNotFound(parent_task_id, field="parent_task_id")
             if session_id is None and parent is not None:
@@ -141,6 +155,8 @@ class TaskPlanningService(Service):
                         field=path,
                         value=dep_id,
                     )
+            if parent is not None and edges:
+                await _refuse_waiting_on_parent(tx, parent, edges, external)
             await repos.tasks.insert_many(rows)
             await repos.dependencies.insert_many(edges, tx.now)
             for row in rows:
@@ -180,6 +196,27 @@ def _check_parent(parent: Task, session_id: str) -> None:
             value=parent.id,
             allowed=["pending", "in_progress", "blocked"],
         )
+
+
+async def _refuse_waiting_on_parent(
+    tx: Tx, parent: Task, edges: list[tuple[str, str]], external: dict[str, str]
+) -> None:
+    """A new task under ``parent`` may not depend on a task that waits for ``parent`` (the parent itself,
+    an ancestor, or anything depending on those): the parent waits for the new task, so none could start.
+
+    Raises:
+        dependency_cycle: the loop, from the new task through the dependency back to it.
+    """
+    outside = [(task_id, dep_id) for task_id, dep_id in edges if dep_id in external]
+    if not outside:
+        return
+    # Row lock on the session, as update_task takes it for new edges (SQLite: immediate transaction).
+    await tx.repos.sessions.lock(parent.session_id)
+    waits = await rules.waits_for(tx, parent.session_id)
+    for task_id, dep_id in outside:
+        back = graph.find_path(waits, dep_id, parent.id)
+        if back is not None:
+            raise errors.DependencyCycle([task_id, *back, task_id], field=external[dep_id])
 
 
 def _count(spec: SubtaskSpec) -> int:
@@ -234,6 +271,8 @@ def _build(
     for index, child in enumerate(spec.subtasks):
         child_path = f"{path}subtasks[{index}]."
         for dep_index, key in enumerate(child.depends_on):
+            if key == child.key:
+                raise errors.DependencyCycle([key, key], field=f"{child_path}depends_on[{dep_index}]")
             if key not in keyed:
                 raise errors.InvalidArgument(
                     f"depends_on names {key!r}, which is not the key of an earlier sibling; list the "

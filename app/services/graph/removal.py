@@ -204,4 +204,7 @@ async def _delete(tx: Tx, root: Task, subtree: list[Task], *, force: bool) -> li
             data={"title": task.title, "status": task.status, "root": root.id},
         )
     await tx.repos.tasks.delete_ids(ids_in_tree)
+    if root.status in OPEN_STATUSES:
+        # The deleted task no longer holds its parent back: the parent may be ready now (``children_done``).
+        await rules.announce_ready_parents(tx, [(root.parent_id, root.id)])
     return ids_in_tree

@@ -2,10 +2,17 @@
 
 One function per rule so update, cancel, delete, execute and complete all enforce the same thing the same
 way. Callers hold the row lock (``get_for_update``) before calling any of these.
+
+Readiness (DESIGN §3): a pending task is ready when every dependency is completed and every subtask is
+terminal. A claim checks both (dependencies first, then children: see docs/decisions.md); a completion
+checks the children whatever the status it starts from, because a claimed parent that gained a subtask
+keeps its holder but may not complete. When a task's last open subtask turns terminal, its parent becomes
+ready: readiness is derived, so nothing is written for the parent but a ``children_done`` event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +20,7 @@ from app import errors
 from app.db.models import Task
 from app.domain import transitions
 from app.domain.clock import iso
-from app.domain.enums import TaskStatus
+from app.domain.enums import OPEN_STATUSES, TERMINAL_STATUSES, TaskStatus
 from app.services.base import Tx
 from app.services.caller import SCOPE_ADMIN
 
@@ -58,11 +65,120 @@ def ensure_not_held_by_other(tx: Tx, task: Task, *, force: bool = False) -> None
 
 
 async def ensure_ready(tx: Tx, task: Task) -> None:
-    """Raises ``dependencies_unmet`` listing the dependencies that are not completed."""
+    """The task may be claimed: every dependency completed, then every subtask terminal.
+
+    Raises:
+        dependencies_unmet: listing the dependencies that are not completed.
+        children_open: listing the subtasks that are not terminal, with their statuses.
+    """
     deps = (await tx.repos.dependencies.statuses_for([task.id])).get(task.id, [])
     blocking = [dep_id for dep_id, status in deps if status != TaskStatus.COMPLETED]
     if blocking:
         raise errors.DependenciesUnmet(task.id, blocking)
+    await ensure_children_done(tx, task)
+
+
+async def ensure_children_done(tx: Tx, task: Task) -> None:
+    """A parent waits for its subtasks: none of them may be open.
+
+    Raises:
+        children_open: listing the subtasks that are not terminal, with their statuses.
+    """
+    # The ``children_open`` test reads children without their row locks: a concurrent plan_task under this
+    # task either committed before (seen here) or serialises behind this transaction's row lock on the parent
+    # (plan_task locks the parent row; SQLite: immediate transaction).
+    children = (await tx.repos.tasks.open_children_of([task.id])).get(task.id, [])
+    if children:
+        raise errors.ChildrenOpen(task.id, children)
+
+
+async def ensure_parent_open(tx: Tx, task: Task, target: TaskStatus) -> None:
+    """A finished subtask may come back (reopen, retry, restore) only while its parent is not closed.
+
+    Raises:
+        invalid_transition: the parent is completed (reopen it first) or archived (final).
+    """
+    if task.parent_id is None:
+        return
+    # Row lock on the parent (child before parent; SQLite: immediate transaction): a concurrent completion
+    # of the parent either commits first (seen here) or waits and then sees this subtask open.
+    parent = await tx.repos.tasks.get_for_update(task.parent_id)
+    if parent is not None and parent.status in (TaskStatus.COMPLETED, TaskStatus.ARCHIVED):
+        raise errors.ParentClosed(task.id, task.status, target.value, parent.id, parent.status)
+
+
+async def announce_ready_parents(tx: Tx, children: Sequence[tuple[str | None, str]]) -> list[Task]:
+    """The parents that became ready because these ``(parent_id, child_id)`` subtasks just turned terminal
+    (or were deleted): pending, no dependency left open and no open subtask. Each gets a ``children_done``
+    event naming the child that was the last to finish, so waiting agents hear of it at once.
+
+    Row lock on each parent (child before parent; SQLite: immediate transaction): when the last two
+    subtasks end in concurrent transactions, the second to take the parent's lock sees the first one's
+    commit, so exactly one of them announces the parent.
+    """
+    last_child = {parent_id: child_id for parent_id, child_id in children if parent_id is not None}
+    if not last_child:
+        return []
+    await tx.repos.session.flush()
+    ready: list[Task] = []
+    for parent_id in sorted(last_child):
+        parent = await tx.repos.tasks.get_for_update(parent_id)
+        if parent is None or parent.status != TaskStatus.PENDING:
+            continue
+        if (await tx.repos.tasks.open_children_of([parent.id])).get(parent.id):
+            continue
+        deps = (await tx.repos.dependencies.statuses_for([parent.id])).get(parent.id, [])
+        if any(status != TaskStatus.COMPLETED for _, status in deps):
+            continue
+        tx.repos.events.append(
+            session_id=parent.session_id,
+            task_id=parent.id,
+            kind="children_done",
+            actor=tx.caller.actor,
+            at=tx.now,
+            data={"last_child": last_child[parent.id]},
+        )
+        ready.append(parent)
+    return ready
+
+
+async def announce_ready_dependents(tx: Tx, task: Task) -> list[Task]:
+    """The dependents of the just-completed ``task`` that are ready now (pending, every dependency
+    completed, no open subtask), each with a ``dependencies_met`` event in this transaction, so the change
+    feed tells waiting agents the moment their work can start."""
+    await tx.repos.session.flush()
+    dependents = await tx.repos.tasks.get_many(await tx.repos.dependencies.dependents_of([task.id]))
+    pending = [d for d in dependents if d.status == TaskStatus.PENDING]
+    ids = [d.id for d in pending]
+    deps = await tx.repos.dependencies.statuses_for(ids)
+    still_open = await tx.repos.tasks.open_children_of(ids)
+    ready = [
+        d
+        for d in pending
+        if d.id not in still_open and all(status == TaskStatus.COMPLETED for _, status in deps.get(d.id, []))
+    ]
+    for dependent in ready:
+        tx.repos.events.append(
+            session_id=dependent.session_id,
+            task_id=dependent.id,
+            kind="dependencies_met",
+            actor=tx.caller.actor,
+            at=tx.now,
+            data={"completed": task.id},
+        )
+    return ready
+
+
+async def waits_for(tx: Tx, session_id: str) -> dict[str, list[str]]:
+    """Who waits for whom in the session: every dependency edge, and each parent waiting for its subtasks.
+
+    A subtask that depends on one of its ancestors would wait forever (the ancestor waits for it), so a
+    cycle in this graph is a ``dependency_cycle`` even when the dependency edges alone have none.
+    """
+    edges = await tx.repos.dependencies.edges_in_session(session_id)
+    for parent_id, child_ids in (await tx.repos.tasks.children_by_parent(session_id)).items():
+        edges.setdefault(parent_id, []).extend(child_ids)
+    return edges
 
 
 def apply_claim(task: Task, actor: str, now: datetime, lease_seconds: int) -> None:
@@ -95,10 +211,12 @@ async def move(
     """Move ``task`` to ``target`` under the status machine, with every side effect of the move.
 
     Callers have already applied the holder rule; this checks the table of DESIGN §3, readiness for a
-    claim or an implicit claim, and the reason a reopen needs.
+    claim or an implicit claim, open subtasks for any completion, and the reason a reopen needs. A move
+    from open to terminal announces the parent when this was its last open subtask.
 
     Raises:
-        invalid_transition, dependencies_unmet, invalid_argument (reopen without a reason).
+        invalid_transition (also reopening a subtask of a completed or archived parent), dependencies_unmet,
+        children_open, invalid_argument (reopen without a reason).
     """
     current = TaskStatus(task.status)
     transitions.check(task.id, current, target)
@@ -108,8 +226,12 @@ async def move(
             field="reason",
             value=reason,
         )
+    if current in TERMINAL_STATUSES and target in OPEN_STATUSES:
+        await ensure_parent_open(tx, task, target)
     if target in (TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED) and current == TaskStatus.PENDING:
         await ensure_ready(tx, task)
+    elif target == TaskStatus.COMPLETED:
+        await ensure_children_done(tx, task)
     if target == TaskStatus.IN_PROGRESS:
         # An admin's forced take-over of another actor's claim is a new claim, not a renewal.
         renew = current == TaskStatus.IN_PROGRESS and task.assigned_to == tx.caller.actor
@@ -141,3 +263,5 @@ async def move(
         at=tx.now,
         data=data,
     )
+    if current in OPEN_STATUSES and target in TERMINAL_STATUSES:
+        await announce_ready_parents(tx, [(task.parent_id, task.id)])

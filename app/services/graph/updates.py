@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from app import errors
-from app.domain import graph
+from app.domain import graph, transitions
 from app.domain.enums import TaskStatus
 from app.domain.merge_patch import merge_patch
 from app.services.base import Service, Tx
@@ -78,8 +78,10 @@ class TaskUpdateService(Service):
 
         Raises:
             invalid_argument (nothing to change, reopen without reason, bad dependency),
-            not_found, version_conflict, claimed_by_other, invalid_transition, dependencies_unmet,
-            dependency_cycle, forbidden (force without admin).
+            not_found, version_conflict, claimed_by_other, invalid_transition (also status=completed, which
+            only orchestrator_complete_task does), dependencies_unmet, children_open (claiming a parent with
+            open subtasks), dependency_cycle (a task depending on itself, on one of its ancestors, or
+            closing a loop), forbidden (force without admin).
         """
         if not changes.given():
             raise errors.InvalidArgument(
@@ -139,6 +141,9 @@ class TaskUpdateService(Service):
             if changes.status is not None:
                 target = TaskStatus(changes.status)
                 current = TaskStatus(task.status)
+                if target != current:
+                    # Only completion completes (DESIGN §3): refused before anything else is judged.
+                    transitions.check_edit(task.id, current, target)
                 rules.ensure_not_held_by_other(tx, task, force=force)
                 if target != current or target == TaskStatus.IN_PROGRESS:
                     await rules.move(tx, task, target, lease_seconds=self.config.lease_seconds, reason=reason)
@@ -173,7 +178,8 @@ async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list
     """Add edges after checking existence, session and cycles; returns the dependencies that are new.
 
     Raises:
-        not_found, invalid_argument (self or cross-session), dependency_cycle.
+        not_found, invalid_argument (cross-session), dependency_cycle (the task itself, or an edge that
+        closes a loop of waits: dependencies, and parents waiting for their subtasks).
     """
     wanted = list(dict.fromkeys(dep_ids))
     # Errors name the argument's own index (the first occurrence), not a position in the de-duplicated list.
@@ -182,7 +188,7 @@ async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list
     for dep_id in wanted:
         path = paths[dep_id]
         if dep_id == task_id:
-            raise errors.InvalidArgument("A task cannot depend on itself.", field=path, value=dep_id)
+            raise errors.DependencyCycle([task_id, task_id], field=path)
         if dep_id not in found:
             raise errors.TaskNotFound(dep_id, field=path)
         if found[dep_id] != session_id:
@@ -196,7 +202,7 @@ async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list
     await tx.repos.sessions.lock(session_id)
     existing = await tx.repos.dependencies.existing([(task_id, d) for d in wanted])
     new = [d for d in wanted if (task_id, d) not in existing]
-    edges = await tx.repos.dependencies.edges_in_session(session_id)
+    edges = await rules.waits_for(tx, session_id)
     for dep_id in new:
         cycle = graph.cycle_if_added(edges, task_id, dep_id)
         if cycle is not None:

@@ -151,7 +151,11 @@ def _open_item(view: TaskView) -> str:
     elif view.ready:
         detail = "pending, ready to start"
     else:
-        detail = f"pending, waits on {', '.join(f'`{d}`' for d in view.blocked_by)}"
+        # Not ready: dependencies not completed, or subtasks still open (a parent waits for its children).
+        waits = [f"`{d}`" for d in view.blocked_by]
+        if view.open_children:
+            waits.append(f"{view.open_children} open subtask(s)")
+        detail = f"pending, waits on {', '.join(waits)}"
     return f"- {_ref(view)}: {detail}."
 
 

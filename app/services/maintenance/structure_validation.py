@@ -194,23 +194,38 @@ def _parent_problems(tasks: Sequence[Task], parents: Mapping[str, Task]) -> list
                 )
             )
         if task.status in OPEN_STATUSES and parent.status in CLOSED_PARENTS:
-            fix = (
-                f"Cancel the child (orchestrator_cancel_task task_id={task.id})"
-                if parent.status == TaskStatus.ARCHIVED
-                else f"Reopen the parent (orchestrator_update_task task_id={parent.id} status=pending reason=...) or "
-                f"cancel the child (orchestrator_cancel_task task_id={task.id})"
-            ) + "."
-            issues.append(
-                _issue(
-                    "open_child_of_closed_parent",
-                    "warning",
-                    [task.id, parent.id],
-                    task.session_id,
-                    f"Task {task.id} is {task.status} under parent {parent.id}, which is {parent.status}.",
-                    fix,
-                )
-            )
+            issues.append(_open_child_of_closed_parent(task, parent))
     return issues
+
+
+def _open_child_of_closed_parent(task: Task, parent: Task) -> StructureIssue:
+    """A subtask still open under a completed or archived parent: a parent waits for its children (DESIGN
+    §3), so no write path makes this any more; rows from before that rule, or changed by hand, still can.
+
+    A completed parent with open work is an error (its completion claims work that is not done, and it
+    unblocked its dependents too early); under an archived parent the open child is only stray work.
+    """
+    if parent.status == TaskStatus.COMPLETED:
+        return _issue(
+            "open_child_of_closed_parent",
+            "error",
+            [task.id, parent.id],
+            task.session_id,
+            f"Task {task.id} is {task.status} under parent {parent.id}, which is completed: a parent completes "
+            "only after all its subtasks end, so the parent was closed too early (data from before that rule, or "
+            "changed outside the service).",
+            f"Reopen the parent (orchestrator_update_task task_id={parent.id} status=pending reason=...) so it waits "
+            f"for the subtask again, or cancel the subtask (orchestrator_cancel_task task_id={task.id}) if the "
+            "parent's completion stands.",
+        )
+    return _issue(
+        "open_child_of_closed_parent",
+        "warning",
+        [task.id, parent.id],
+        task.session_id,
+        f"Task {task.id} is {task.status} under parent {parent.id}, which is {parent.status}.",
+        f"Cancel the child (orchestrator_cancel_task task_id={task.id}).",
+    )
 
 
 def _claim_mismatches(tasks: Sequence[Task]) -> list[StructureIssue]:

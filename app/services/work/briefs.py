@@ -9,7 +9,7 @@ catalog; nothing is canned.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from pydantic import Field, RootModel
@@ -126,8 +126,7 @@ async def build_brief(repos: Repositories, task: Task, roles: RoleCatalog, *, ma
         attempt=task.attempt_count,
     )
     role = roles.get(task.specialist_type)
-    open_children = [c for c in children if c.status in OPEN_STATUSES]
-    instructions = _instructions(view, claim, role, dependencies, parent, open_children, notes, max_attempts)
+    instructions = _instructions(view, claim, role, dependencies, parent, children, notes, max_attempts)
     prompt = render_prompt(role, view, dependencies, parent, children, notes, instructions)
     return ExecuteTaskResult(
         task=view,
@@ -152,11 +151,15 @@ def _instructions(
     role: Role,
     dependencies: Sequence[DependencyBrief],
     parent: TaskView | None,
-    open_children: Sequence[Task],
+    children: Sequence[Task],
     notes: Sequence[Artifact],
     max_attempts: int,
 ) -> list[str]:
-    """The concrete next steps for this claim, derived from the task's data."""
+    """The concrete next steps for this claim, derived from the task's data.
+
+    A parent is handed out once its subtasks are done, so its brief says to roll them up; a claimed parent
+    that gained (or got back) an open subtask is told that it cannot complete until that one ends.
+    """
     steps = [
         f"You hold {task.id} as {claim.holder!r} until {claim.lease_expires_at} (attempt {claim.attempt} of "
         f"{max_attempts}). Call orchestrator_execute_task again with the same agent before then to renew the "
@@ -175,12 +178,7 @@ def _instructions(
         )
     if parent is not None:
         steps.append(f"This is part of {parent.title!r} ({parent.id}); keep your work consistent with it.")
-    if open_children:
-        ids = ", ".join(c.id for c in open_children[:10])
-        steps.append(
-            f"{len(open_children)} subtask(s) of this task are still open ({ids}); when they are finished, roll "
-            f"them up with orchestrator_synthesize_results(parent_task_id={task.id!r})."
-        )
+    steps += _subtask_steps(task, children)
     if task.context:
         steps.append(f"Respect the task context (keys: {', '.join(sorted(task.context))}).")
     if task.due_date:
@@ -193,6 +191,29 @@ def _instructions(
         "and put the reason in summary; use needs_revision to send the work back to the queue with a note."
     )
     return steps
+
+
+def _subtask_steps(task: TaskView, children: Sequence[Task]) -> list[str]:
+    """What a parent's holder does about its subtasks: wait for open ones, or roll up finished ones."""
+    if not children:
+        return []
+    open_children = [c for c in children if c.status in OPEN_STATUSES]
+    if open_children:
+        ids = ", ".join(f"{c.id} ({c.status})" for c in open_children[:10])
+        return [
+            f"{len(open_children)} subtask(s) of this task are open ({ids}): it cannot be completed until they "
+            "end (orchestrator_complete_task answers children_open). Work on them first (orchestrator_next_task "
+            f"hands them out); then roll them up with orchestrator_synthesize_results(parent_task_id={task.id!r}, "
+            "complete_parent=true)."
+        ]
+    counts = Counter(c.status for c in children)
+    done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return [
+        f"All {len(children)} subtask(s) of this task are done ({done}). Roll them up with "
+        f"orchestrator_synthesize_results(parent_task_id={task.id!r}, complete_parent=true): it stores a synthesis "
+        "of their outcomes and completes this task. Or, if you add work of your own, finish with "
+        "orchestrator_complete_task and your own summary."
+    ]
 
 
 def render_prompt(

@@ -9,6 +9,9 @@ and one more attempt; the holder renews by claiming again. No task is ever held 
 - next_task picks with *claim (SKIP LOCKED)*: ``SELECT … FOR UPDATE OF task SKIP LOCKED`` with readiness in
   the WHERE clause, so concurrent workers each lock a different ready row without waiting; on SQLite the
   *immediate transaction* serialises them.
+
+Readiness includes the children (DESIGN §3): a parent is handed out only when every subtask is terminal,
+and ``execute_task`` refuses it with ``children_open`` (after ``dependencies_unmet``, which comes first).
 """
 
 from __future__ import annotations
@@ -54,9 +57,10 @@ class ExecutionService(Service):
         """Claim ``task_id`` (pending and ready) or renew the caller's own claim, and return the brief.
 
         Raises:
-            not_found; dependencies_unmet (lists the dependencies that are not completed);
-            claimed_by_other (holder and lease_expires_at); invalid_transition (the task is not pending or
-            in progress, e.g. blocked or completed).
+            not_found; dependencies_unmet (lists the dependencies that are not completed); children_open
+            (lists the subtasks that are not terminal; checked after the dependencies); claimed_by_other
+            (holder and lease_expires_at); invalid_transition (the task is not pending or in progress, e.g.
+            blocked or completed).
         """
         lease = lease_seconds or self.config.lease_seconds
 
@@ -110,7 +114,7 @@ async def claim(tx: Tx, task: Task, *, lease_seconds: int, max_attempts: int) ->
     sweeper would end it (``lease_expired``; failed at ``max_attempts``) before the new claim is made.
 
     Raises:
-        claimed_by_other, dependencies_unmet, invalid_transition.
+        claimed_by_other, dependencies_unmet, children_open, invalid_transition.
     """
     actor = tx.caller.actor
     if task.status == TaskStatus.IN_PROGRESS:
@@ -122,23 +126,32 @@ async def claim(tx: Tx, task: Task, *, lease_seconds: int, max_attempts: int) ->
             rules.apply_claim(task, actor, tx.now, lease_seconds)
             tx.claims.append("renewed")
             return
-        expire_lease(tx, task, max_attempts=max_attempts)
+        await expire_lease(tx, task, max_attempts=max_attempts)
     event: dict[str, Any] = {"holder": actor, "attempt": task.attempt_count + 1}
     await rules.move(tx, task, TaskStatus.IN_PROGRESS, lease_seconds=lease_seconds, event_data=event)
     task.version += 1
 
 
 async def _pick(repos: Repositories, session_id: str, specialist_types: Sequence[str]) -> Task | None:
-    """Lock the best ready task (claim: SKIP LOCKED) and re-check its readiness under the lock."""
+    """Lock the best ready task (claim: SKIP LOCKED) and re-check its readiness under the lock.
+
+    The re-check reads dependencies and children with fresh statements (READ COMMITTED), so a subtask
+    planned, or a dependency reopened, between the scan and the lock passes this row over.
+    """
     passed_over: list[str] = []
     for _ in range(MAX_PICKS):
         task = await repos.tasks.lock_next_ready(session_id, specialist_types, exclude_ids=passed_over)
         if task is None:
             return None
         deps = (await repos.dependencies.statuses_for([task.id])).get(task.id, [])
-        if task.status == TaskStatus.PENDING and all(status == TaskStatus.COMPLETED for _, status in deps):
+        children = (await repos.tasks.open_children_of([task.id])).get(task.id, [])
+        if (
+            task.status == TaskStatus.PENDING
+            and all(status == TaskStatus.COMPLETED for _, status in deps)
+            and not children
+        ):
             return task
-        # A dependency was reopened between the scan and the lock; this row is ours but not ready.
+        # Not ready after all under the lock; this row is ours but must not be handed out.
         passed_over.append(task.id)
     return None
 
@@ -162,7 +175,14 @@ async def _why_none_ready(repos: Repositories, session_id: str, specialist_types
                 f"need {', '.join(kinds)} (call again without specialist_type to take one)."
             )
     if not parts and pending:
-        parts.append(f"{pending} pending task(s) wait on dependencies that are not completed yet.")
+        parents = await repos.tasks.count_waiting_on_children(session_id)
+        if pending - parents:
+            parts.append(f"{pending - parents} pending task(s) wait on dependencies that are not completed yet.")
+        if parents:
+            parts.append(
+                f"{parents} pending parent task(s) wait for their open subtasks; each becomes ready when its "
+                "last subtask ends."
+            )
     if in_progress:
         parts.append(f"{in_progress} task(s) are in progress with other agents.")
     if blocked:

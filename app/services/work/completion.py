@@ -1,11 +1,13 @@
 """Handing work back: ``orchestrator_complete_task`` in one transaction.
 
 The detailed work is stored as an artifact in the database, the summary and next_action on the task, and
-the task moves by next_action: complete/continue → completed (unblocking its dependents in the same
-transaction), needs_revision → pending with a ``revision_note`` and the claim released, blocked → blocked
-with the summary as the reason. Concurrency: the task is read under a *row lock* (``FOR UPDATE`` on
-PostgreSQL; *immediate transaction* on SQLite), so a completion and a competing claim or completion of the
-same task are ordered, and the holder rule is checked on the latest row.
+the task moves by next_action: complete/continue → completed (unblocking its dependents, and its parent
+when this was its last open subtask, in the same transaction), needs_revision → pending with a
+``revision_note`` and the claim released, blocked → blocked with the summary as the reason.
+Concurrency: the task is read under a *row lock* (``FOR UPDATE`` on PostgreSQL; *immediate transaction*
+on SQLite), so a completion and a competing claim or completion of the same task are ordered, and the
+holder rule is checked on the latest row. A parent with open subtasks is refused (``children_open``)
+whether it is pending (an implicit claim) or claimed (the holder keeps it).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class CompletionService(Service):
 
         Raises:
             not_found; claimed_by_other; dependencies_unmet (implicit claim of a task that is not ready);
+            children_open (complete/continue of a task with open subtasks; a holder keeps its claim);
             not_claimed (needs_revision of a task nobody is working on); invalid_transition (e.g. the task
             is already completed, or blocked); forbidden (force without admin).
         """
@@ -84,7 +87,7 @@ class CompletionService(Service):
             task.updated_at = tx.now
             await tx.repos.sessions.touch(task.session_id, tx.now)
             await tx.repos.session.flush()
-            unblocked = await _newly_ready_dependents(tx, task) if task.status == TaskStatus.COMPLETED else []
+            unblocked = await _newly_ready(tx, task) if task.status == TaskStatus.COMPLETED else []
             next_ready: list[TaskView] = []
             if action == NextAction.CONTINUE:
                 rows = await tx.repos.tasks.list_ready(task.session_id, limit=NEXT_READY_LIMIT)
@@ -147,22 +150,17 @@ class CompletionService(Service):
         await self._move(tx, task, TaskStatus.PENDING, reason=summary, event={**event, "revision_note_id": note.id})
 
 
-async def _newly_ready_dependents(tx: Tx, task: Task) -> list[TaskView]:
-    """Dependents of the just-completed ``task`` that are now ready (pending, every dependency completed).
+async def _newly_ready(tx: Tx, task: Task) -> list[TaskView]:
+    """Dependents of the just-completed ``task`` that are now ready, then its parent if this was the parent's
+    last open subtask (the move already recorded that as ``children_done``).
 
-    Readiness is derived, so nothing is written for them but a ``dependencies_met`` event each, in this
-    transaction: the change feed tells waiting agents the moment their work can start.
+    Readiness is derived, so nothing is written for them but a ``dependencies_met`` event per dependent
+    (``rules.announce_ready_dependents``). The task was open until now, so a parent that is ready now was
+    not ready before.
     """
-    dependents = await tx.repos.tasks.get_many(await tx.repos.dependencies.dependents_of([task.id]))
-    views = await task_views(tx.repos, [d for d in dependents if d.status == TaskStatus.PENDING])
-    ready = [v for v in views if v.ready]
-    for view in ready:
-        tx.repos.events.append(
-            session_id=view.session_id,
-            task_id=view.id,
-            kind="dependencies_met",
-            actor=tx.caller.actor,
-            at=tx.now,
-            data={"completed": task.id},
-        )
+    ready = await task_views(tx.repos, await rules.announce_ready_dependents(tx, task))
+    parent = await tx.repos.tasks.get(task.parent_id) if task.parent_id else None
+    parent_view = await one_task_view(tx.repos, parent) if parent is not None else None
+    if parent_view is not None and parent_view.ready and parent_view.id not in {v.id for v in ready}:
+        ready.append(parent_view)
     return ready

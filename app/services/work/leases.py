@@ -45,12 +45,15 @@ async def expire_leases(
     for task in rows:
         if task.status != TaskStatus.IN_PROGRESS or task.lease_expires_at is None or task.lease_expires_at > tx.now:
             continue  # renewed or released between the scan and the lock
-        done.append(expire_lease(tx, task, max_attempts=max_attempts))
+        done.append(await expire_lease(tx, task, max_attempts=max_attempts))
     return done
 
 
-def expire_lease(tx: Tx, task: Task, *, max_attempts: int) -> ExpiredLease:
-    """End one expired claim (the row is locked by the caller): back to pending, or failed at the limit."""
+async def expire_lease(tx: Tx, task: Task, *, max_attempts: int) -> ExpiredLease:
+    """End one expired claim (the row is locked by the caller): back to pending, or failed at the limit.
+
+    A task that fails here is terminal, so its parent may become ready (``children_done``).
+    """
     holder = task.assigned_to
     failed = task.attempt_count >= max_attempts
     target = TaskStatus.FAILED if failed else TaskStatus.PENDING
@@ -71,6 +74,8 @@ def expire_lease(tx: Tx, task: Task, *, max_attempts: int) -> ExpiredLease:
         data=data,
     )
     tx.claims.append("expired")
+    if failed:
+        await rules.announce_ready_parents(tx, [(task.parent_id, task.id)])
     return ExpiredLease(
         task_id=task.id,
         holder=holder,

@@ -3,9 +3,11 @@
 Reads a parent's direct children with their summaries, artifacts and status history, derives counts, a
 timeline and rule-based recommendations from that data, stores the whole roll-up as a Markdown
 ``synthesis`` artifact on the parent, and, when asked and every child is terminal, completes the parent.
-One write transaction; the parent (and, with ``complete_parent``, its children) is read under a *row lock*
-(``FOR UPDATE`` on PostgreSQL, *immediate transaction* on SQLite), so completing it is ordered against a
-concurrent claim, completion or reopening.
+One write transaction; the parent is read under a *row lock* (``FOR UPDATE`` on PostgreSQL, *immediate
+transaction* on SQLite), so completing it is ordered against a concurrent claim, completion, reopening or
+a subtask planned under it. Completing the parent follows the same rule as ``complete_task``: every child
+terminal, the parent's own dependencies completed, no other holder; its completion may in turn make the
+grandparent ready (``children_done``).
 """
 
 from __future__ import annotations
@@ -79,10 +81,10 @@ class SynthesisService(Service):
             parent = await tx.repos.tasks.get_for_update(parent_task_id)
             if parent is None:
                 raise errors.TaskNotFound(parent_task_id, field="parent_task_id")
-            # Row locks on the children too when the parent may be completed, so none of them can be
-            # reopened between the "every child is finished" check and the commit (parent first, then
-            # children: the order every other subtree write uses). SQLite: immediate transaction.
-            rows = await tx.repos.tasks.list_children([parent.id], for_update=complete_parent)
+            # No row locks on the children: reopening a child, and planning a new one, take the parent's row
+            # lock first (rules.ensure_parent_open, plan_task), so while this transaction holds it no child can
+            # open between the "every child is finished" check and the commit. SQLite: immediate transaction.
+            rows = await tx.repos.tasks.list_children([parent.id])
             if not rows:
                 raise errors.InvalidArgument(
                     f"Task {parent.id} has no subtasks to synthesize; complete it with orchestrator_complete_task, "
@@ -132,12 +134,14 @@ class SynthesisService(Service):
             artifacts[art.task_id or ""].append(art)
         reasons = await status_reasons(tx.repos, rows)
         deps = await tx.repos.dependencies.statuses_for(ids)
+        grandchildren = await tx.repos.tasks.open_children_of(ids)
         return [
             Child(
                 task=row,
                 artifacts=artifacts.get(row.id, []),
                 reason=reasons[row.id],
                 blocked_by=[(d, s) for d, s in deps.get(row.id, []) if s != TaskStatus.COMPLETED],
+                open_children=len(grandchildren.get(row.id, ())),
             )
             for row in rows
         ]
@@ -172,6 +176,8 @@ class SynthesisService(Service):
             lease_seconds=self.config.lease_seconds,
             event_data={"via": "synthesize_results"},
         )
+        # Its dependents may be ready now, exactly as after complete_task (``dependencies_met``).
+        await rules.announce_ready_dependents(tx, parent)
         done = counts.by_status.get(TaskStatus.COMPLETED, 0)
         parent.summary = parent.summary or (
             f"Completed from the synthesis of {counts.total} subtask(s): {done} completed"

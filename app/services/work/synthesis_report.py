@@ -66,6 +66,7 @@ class Child:
     artifacts: Sequence[Artifact]
     reason: str  # why it is in its current status
     blocked_by: Sequence[tuple[str, str]]  # (dependency id, status) of the dependencies not completed
+    open_children: int = 0  # its own subtasks not yet terminal (it waits for them, DESIGN §3)
 
 
 def recommend(parent: Task, children: Sequence[Child], *, max_attempts: int, now: datetime) -> list[Recommendation]:
@@ -179,7 +180,8 @@ def timeline(rows: Sequence[Task]) -> Timeline:
 
 
 def _pending_ready(child: Child) -> bool:
-    return child.task.status == TaskStatus.PENDING and not child.blocked_by
+    """``ready`` as the claim query derives it: pending, no dependency left and no open subtask."""
+    return child.task.status == TaskStatus.PENDING and not child.blocked_by and child.open_children == 0
 
 
 def markdown(

@@ -12,6 +12,7 @@ from app.db.models import Artifact, TaskDependency, TaskEvent
 from app.db.repositories import Repositories
 from app.services.artifacts import new_artifact
 from tests.support.calls import cancel, delete, query, update
+from tests.support.execution import complete
 from tests.support.harness import Harness
 from tests.support.snapshot import snapshot
 
@@ -64,7 +65,7 @@ async def statuses(h: Harness) -> dict[str, str]:
 async def test_archive_moves_the_whole_subtree_and_skips_what_is_archived(harness: Harness) -> None:
     await harness.session()
     ids = await tree(harness)
-    await update(harness, ids["a1"], status="completed")
+    await complete(harness, ids["a1"], "alice")
     await cancel(harness, ids["b"])
     await delete(harness, ids["a2"])
     result = await delete(harness, ids["root"])
@@ -211,7 +212,7 @@ async def test_cancel_without_cascade_leaves_descendants_open(harness: Harness) 
 async def test_cascade_cancels_only_the_open_descendants(harness: Harness) -> None:
     await harness.session()
     ids = await tree(harness)
-    await update(harness, ids["a1"], status="completed")
+    await complete(harness, ids["a1"], "alice")
     await update(harness, ids["b"], status="in_progress")
     result = await cancel(harness, ids["root"], cascade=True, reason="Project dropped")
     assert result.cancelled[0] == ids["root"]
@@ -225,7 +226,8 @@ async def test_cascade_cancels_only_the_open_descendants(harness: Harness) -> No
     }
     b = next(t for t in (await query(harness)).tasks if t.id == ids["b"])
     assert (b.assigned_to, b.lease_expires_at) == (None, None)
-    assert sorted(a.task_id for a in await rows(harness, Artifact)) == sorted(result.cancelled)
+    cancellations = [a.task_id for a in await rows(harness, Artifact) if a.kind == "cancellation"]
+    assert sorted(cancellations) == sorted(result.cancelled)
 
 
 async def test_preserve_work_false_removes_artifacts_but_keeps_the_cancellation(harness: Harness) -> None:
@@ -248,8 +250,8 @@ async def test_dependents_left_waiting_on_a_cancelled_task_are_reported(harness:
     done_dep = (await harness.plan(title="done")).task.id
     await update(harness, done_dep, add_dependencies=[ids["a1"]])
     await update(harness, ids["a1"], status="in_progress")
-    await update(harness, ids["a1"], status="completed")
-    await update(harness, done_dep, status="completed")
+    await complete(harness, ids["a1"], "alice")
+    await complete(harness, done_dep, "alice")
     await update(harness, ids["a1"], status="pending", reason="redo")
     # a2 (inside the cascade) also waits on a1; it is cancelled, so it is not "now blocked".
     await update(harness, ids["a2"], add_dependencies=[ids["a1"]])
@@ -262,7 +264,7 @@ async def test_a_closed_task_cannot_be_cancelled(harness: Harness, closed: str) 
     await harness.session()
     task_id = (await harness.plan()).task.id
     if closed == "completed":
-        await update(harness, task_id, status="completed")
+        await complete(harness, task_id, "alice")
     elif closed == "cancelled":
         await cancel(harness, task_id)
     elif closed == "archived":

@@ -11,6 +11,7 @@ from app.services import idempotency
 from app.services.graph.planning import MAX_PLANNED_TASKS, SubtaskSpec
 from app.services.graph.updates import TaskChanges
 from tests.support.calls import cancel, delete, query_ids, update
+from tests.support.execution import complete, execute, view
 from tests.support.harness import Harness, caller
 from tests.support.snapshot import row_counts, snapshot
 
@@ -45,7 +46,9 @@ async def test_plan_creates_the_whole_subtree_parents_first_in_one_call(harness:
     assert {t.session_id for t in result.created} == {session_id}
     assert b.dependencies == [a.id] and b.blocked_by == [a.id] and b.ready is False
     assert sorted(c.dependencies) == sorted([a.id, b.id]) and c.ready is False
-    assert [t.ready for t in (root, a, a1, a2)] == [True] * 4
+    # A parent waits for its subtasks: only the leaves without dependencies are ready.
+    assert [t.ready for t in (root, a, a1, a2)] == [False, False, True, True]
+    assert [t.open_children for t in (root, a, a1, a2, b, c)] == [3, 2, 0, 0, 0, 0]
     now = "2026-01-01T00:00:00Z"
     assert root.model_dump() == {
         "id": root.id,
@@ -55,7 +58,7 @@ async def test_plan_creates_the_whole_subtree_parents_first_in_one_call(harness:
         "description": "Do the thing.",
         "task_type": "breakdown",
         "status": "pending",
-        "ready": True,
+        "ready": False,
         "blocked_by": [],
         "complexity": "complex",
         "specialist_type": "architect",
@@ -74,6 +77,7 @@ async def test_plan_creates_the_whole_subtree_parents_first_in_one_call(harness:
         "updated_at": now,
         "started_at": None,
         "completed_at": None,
+        "open_children": 3,
     }
     assert (a2.priority, c.specialist_type, a1.task_type) == ("critical", "tester", "standard")
     assert await query_ids(harness) == [t.id for t in sorted(result.created, key=lambda t: t.id)]
@@ -169,7 +173,7 @@ async def test_terminal_parent_is_refused(harness: Harness, closed: str) -> None
     await harness.session()
     parent = (await harness.plan(title="Parent")).task.id
     if closed == "completed":
-        await update(harness, parent, status="completed")
+        await complete(harness, parent, "alice")
     elif closed == "failed":
         await update(harness, parent, status="in_progress")
         await update(harness, parent, status="failed")
@@ -288,3 +292,49 @@ async def test_plan_without_a_session_needs_a_current_one(harness: Harness) -> N
 async def test_plan_spec_refuses_unknown_fields() -> None:
     with pytest.raises(ValueError, match="extra"):
         SubtaskSpec(title="t", description="d", bogus=1)  # type: ignore[call-arg]
+
+
+async def test_a_subtask_depending_on_its_own_key_is_a_dependency_cycle(harness: Harness) -> None:
+    await harness.session()
+    before = await snapshot(harness.database)
+    with pytest.raises(errors.DependencyCycle) as caught:
+        await harness.plan(subtasks=[node("x", key="x"), node("y", key="y", depends_on=["x", "y"])])
+    assert (caught.value.code, caught.value.field, caught.value.to_dict()["cycle"]) == (
+        "dependency_cycle",
+        "subtasks[1].depends_on[1]",
+        ["y", "y"],
+    )
+    assert await snapshot(harness.database) == before
+
+
+async def test_a_new_subtask_depending_on_what_waits_for_its_parent_is_a_dependency_cycle(harness: Harness) -> None:
+    await harness.session()
+    root = (await harness.plan(title="Root", subtasks=[node("Mid")])).created
+    after_root = (await harness.plan(title="After root", dependencies=[root[0].id])).task
+    before = await snapshot(harness.database)
+    for dependency in (root[1].id, root[0].id, after_root.id):
+        with pytest.raises(errors.DependencyCycle) as caught:
+            await harness.plan(parent=root[1].id, subtasks=[node("Leaf", dependencies=[dependency])])
+        cycle = caught.value.to_dict()["cycle"]
+        assert caught.value.field == "subtasks[0].dependencies[0]"
+        assert (cycle[1], cycle[-2], cycle[0] == cycle[-1]) == (dependency, root[1].id, True)
+    assert await snapshot(harness.database) == before
+
+
+@pytest.mark.parametrize("claimed", [False, True], ids=["ready", "claimed"])
+async def test_a_subtask_makes_a_ready_or_claimed_parent_wait_again(harness: Harness, claimed: bool) -> None:
+    await harness.session()
+    parent = (await harness.plan(title="Parent")).task
+    assert parent.ready is True
+    if claimed:
+        await execute(harness, parent.id, "holder")
+    child = (await harness.plan(parent=parent.id, title="Late subtask")).task
+    assert child.ready is True
+    after = await view(harness, parent.id)
+    expected_status, expected_holder = ("in_progress", "holder") if claimed else ("pending", None)
+    assert (after.status, after.assigned_to, after.ready, after.open_children) == (
+        expected_status,
+        expected_holder,
+        False,
+        1,
+    )

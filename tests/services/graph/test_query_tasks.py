@@ -13,6 +13,7 @@ from app import errors
 from app.db.repositories import Repositories
 from app.services.artifacts import new_artifact
 from tests.support.calls import query, update
+from tests.support.execution import complete
 from tests.support.harness import Harness
 
 pytestmark = pytest.mark.anyio
@@ -79,7 +80,7 @@ async def build_world(h: Harness) -> World:
     move_to(h, start, 400)
     await update(h, ids["t2"], "bob", status="in_progress")
     move_to(h, start, 500)
-    await update(h, ids["t4"], status="completed")
+    await complete(h, ids["t4"], "alice")
     move_to(h, start, 600)
     await update(h, ids["t3"], context={"env": "prod"})
 
@@ -123,12 +124,12 @@ async def test_every_filter_narrows_to_exactly_its_matches(harness: Harness) -> 
         ({"parent_task_id": w.ids["t5"]}, []),
         ({"assigned_to": "bob"}, ["t2"]),
         ({"assigned_to": "carol"}, []),
-        ({"ready_only": True}, ["t1", "t5"]),
+        ({"ready_only": True}, ["t5"]),  # t1 waits for its subtask t5
         ({"created_after": w.created["t2"]}, ["t3", "t4", "t5"]),
         ({"created_before": w.created["t2"]}, ["t1"]),
         ({"created_after": w.created["t1"], "created_before": w.created["t4"]}, ["t2", "t3"]),
         ({"search_text": "database"}, ["t1", "t2"]),
-        ({"statuses": ["pending"], "priorities": ["high"], "ready_only": True}, ["t1", "t5"]),
+        ({"statuses": ["pending"], "priorities": ["high"], "ready_only": True}, ["t5"]),
         ({"search_text": "database", "task_types": ["review"]}, ["t2"]),
         ({"statuses": ["pending"], "specialist_types": ["reviewer"]}, []),
     ]
@@ -214,7 +215,8 @@ async def test_children_and_artifacts_are_included_on_request(harness: Harness) 
         w.ids["t2"],
         "bob",
     )
-    assert all(t.artifacts == [] for title, t in by_title.items() if title != "t2")
+    others = [(title, a.kind) for title, t in by_title.items() if title != "t2" for a in t.artifacts or []]
+    assert others == [("t4", "general")]  # the work recorded by completing t4
     # The included child is a plain TaskView, equal to what a query returns for it.
     assert by_title["t1"].children[0].model_dump() == {  # type: ignore[index]
         k: v for k, v in t5.model_dump().items() if k not in ("children", "artifacts")

@@ -10,6 +10,7 @@ import pytest
 from app import errors
 from app.domain.clock import iso
 from tests.support.calls import cancel, delete, update
+from tests.support.execution import complete
 from tests.support.harness import Harness
 from tests.support.snapshot import snapshot
 
@@ -163,7 +164,7 @@ async def test_status_machine_walk_through_update(harness: Harness) -> None:
     assert statuses == ["blocked", "pending", "in_progress", "blocked", "pending", "in_progress", "failed", "pending"]
     await update(harness, task_id, status="in_progress")
     harness.clock.advance(5)
-    done = (await update(harness, task_id, status="completed")).task
+    done = (await complete(harness, task_id, "alice")).task  # only completion completes
     assert (done.status, done.completed_at, done.assigned_to, done.lease_expires_at) == (
         "completed",
         iso(harness.clock.now()),
@@ -200,7 +201,10 @@ async def test_illegal_move_is_invalid_transition_naming_the_allowed_moves(
     await harness.session()
     task_id = await new_task(harness)
     for status in setup:
-        await update(harness, task_id, status=status)
+        if status == "completed":
+            await complete(harness, task_id, "alice")
+        else:
+            await update(harness, task_id, status=status)
     before = await snapshot(harness.database)
     with pytest.raises(errors.InvalidTransition) as caught:
         await update(harness, task_id, status=target, title="not applied either")
@@ -232,7 +236,7 @@ async def test_archived_task_refuses_every_update(harness: Harness) -> None:
 async def test_reopen_needs_a_reason(harness: Harness) -> None:
     await harness.session()
     task_id = await new_task(harness)
-    await update(harness, task_id, status="completed")
+    await complete(harness, task_id, "alice")
     before = await snapshot(harness.database)
     with pytest.raises(errors.InvalidArgument) as caught:
         await update(harness, task_id, status="pending")
@@ -240,15 +244,14 @@ async def test_reopen_needs_a_reason(harness: Harness) -> None:
     assert await snapshot(harness.database) == before
 
 
-async def test_claim_or_complete_needs_every_dependency_completed(harness: Harness) -> None:
+async def test_claim_needs_every_dependency_completed(harness: Harness) -> None:
     await harness.session()
     dep = await new_task(harness, title="dep")
     task_id = await new_task(harness, dependencies=[dep])
-    for target in ("in_progress", "completed"):
-        with pytest.raises(errors.DependenciesUnmet) as caught:
-            await update(harness, task_id, status=target)
-        assert caught.value.to_dict()["blocking"] == [dep]
-    await update(harness, dep, status="completed")
+    with pytest.raises(errors.DependenciesUnmet) as caught:
+        await update(harness, task_id, status="in_progress")
+    assert caught.value.to_dict()["blocking"] == [dep]
+    await complete(harness, dep, "alice")
     assert (await update(harness, task_id, status="in_progress")).task.status == "in_progress"
 
 
@@ -257,7 +260,7 @@ async def test_another_actor_cannot_move_a_claimed_task(harness: Harness) -> Non
     task_id = await new_task(harness)
     claim = (await update(harness, task_id, status="in_progress")).task
     before = await snapshot(harness.database)
-    for target in ("pending", "completed", "blocked", "in_progress"):
+    for target in ("pending", "failed", "blocked", "in_progress"):
         with pytest.raises(errors.ClaimedByOther) as caught:
             await update(harness, task_id, "bob", status=target)
         error = caught.value.to_dict()
@@ -295,7 +298,7 @@ async def test_dependencies_are_added_and_removed(harness: Harness) -> None:
     added = await update(harness, c, add_dependencies=[a, b, a])
     assert added.changed == ["add_dependencies"]
     assert sorted(added.task.dependencies) == sorted([a, b]) and added.task.ready is False
-    await update(harness, a, status="completed")
+    await complete(harness, a, "alice")
     removed = await update(harness, c, remove_dependencies=[b])
     assert removed.changed == ["remove_dependencies"]
     assert (removed.task.dependencies, removed.task.blocked_by, removed.task.ready) == ([a], [], True)
@@ -349,7 +352,6 @@ async def test_bad_dependencies_name_their_index(harness: Harness) -> None:
     task_id, other = await new_task(harness), await new_task(harness)
     missing = "task_00000000000000aa"
     cases = [
-        ([other, task_id], errors.InvalidArgument, "add_dependencies[1]"),
         ([other, other, missing], errors.NotFound, "add_dependencies[2]"),
         ([foreign], errors.InvalidArgument, "add_dependencies[0]"),
     ]
@@ -363,3 +365,64 @@ async def test_bad_dependencies_name_their_index(harness: Harness) -> None:
 
 def _seconds(n: int) -> timedelta:
     return timedelta(seconds=n)
+
+
+@pytest.mark.parametrize("claimed", [False, True], ids=["pending", "in_progress"])
+async def test_update_to_completed_is_invalid_transition_naming_complete_task(harness: Harness, claimed: bool) -> None:
+    await harness.session()
+    task_id = await new_task(harness)
+    if claimed:
+        await update(harness, task_id, status="in_progress")
+    current = "in_progress" if claimed else "pending"
+    before = await snapshot(harness.database)
+    with pytest.raises(errors.InvalidTransition) as caught:
+        await update(harness, task_id, status="completed", title="not applied either")
+    error = caught.value.to_dict()
+    allowed = (
+        ["pending", "in_progress", "blocked", "failed", "cancelled"]
+        if claimed
+        else ["in_progress", "blocked", "cancelled", "archived"]
+    )
+    assert {k: error[k] for k in ("code", "field", "value", "allowed", "current", "requested", "hint")} == {
+        "code": "invalid_transition",
+        "field": "status",
+        "value": "completed",
+        "allowed": allowed,
+        "current": current,
+        "requested": "completed",
+        "hint": "orchestrator_complete_task",
+    }
+    assert "orchestrator_complete_task" in error["message"]
+    assert await snapshot(harness.database) == before
+
+
+async def test_a_task_depending_on_itself_is_a_dependency_cycle(harness: Harness) -> None:
+    await harness.session()
+    task_id, other = await new_task(harness), await new_task(harness)
+    before = await snapshot(harness.database)
+    with pytest.raises(errors.DependencyCycle) as caught:
+        await update(harness, task_id, add_dependencies=[other, task_id])
+    error = caught.value.to_dict()
+    assert (error["code"], error["field"], error["cycle"]) == (
+        "dependency_cycle",
+        "add_dependencies[1]",
+        [task_id, task_id],
+    )
+    assert await snapshot(harness.database) == before
+
+
+async def test_a_subtask_depending_on_its_ancestor_is_a_dependency_cycle(harness: Harness) -> None:
+    """The ancestor waits for the subtask, so the subtask could never start: a loop of waits."""
+    await harness.session()
+    plan = await harness.plan(
+        title="Root",
+        subtasks=[{"title": "Mid", "description": "m", "subtasks": [{"title": "Leaf", "description": "l"}]}],
+    )
+    root, mid, leaf = (t.id for t in plan.created)
+    before = await snapshot(harness.database)
+    with pytest.raises(errors.DependencyCycle) as caught:
+        await update(harness, leaf, add_dependencies=[root])
+    assert (caught.value.field, caught.value.to_dict()["cycle"]) == ("add_dependencies[0]", [leaf, root, mid, leaf])
+    assert await snapshot(harness.database) == before
+    # The other way round is only redundant (a parent waits for its subtasks anyway), not a loop.
+    assert (await update(harness, root, add_dependencies=[leaf])).changed == ["add_dependencies"]

@@ -153,15 +153,16 @@ async def test_progress_report_shows_tree_status_finished_work_and_open_items(ha
     )
     root, design, build = plan.created
     await h.update("bob", design.id, status="in_progress")
-    await h.update("bob", design.id, status="completed")
+    await h.complete("bob", design.id)
     result = await maintain(h, "update_documentation")
     assert result.artifact is not None and (result.artifact.kind, result.artifact.task_id) == ("report", None)
     text = result.artifact.content
     assert text.startswith("# Progress report: project\n")
     assert "**Progress:** 1 of 3 task(s) finished (33%)." in text
-    assert f"- [ ] **Ship it** (`{root.id}`): pending, ready; generic, medium priority\n" in text
+    assert f"- [ ] **Ship it** (`{root.id}`): pending; generic, medium priority\n" in text  # waits for Build
     assert f"  - [x] **Design the API** (`{design.id}`): completed; generic, medium priority\n" in text
-    assert f"- **Design the API** (`{design.id}`): completed at 2026-01-01T00:00:00Z. No summary recorded." in text
+    assert f"- **Design the API** (`{design.id}`): completed at 2026-01-01T00:00:00Z. Done by bob" in text
+    assert f"- **Ship it** (`{root.id}`): pending, waits on 1 open subtask(s)." in text
     assert f"- **Build the API** (`{build.id}`): pending, ready to start." in text
     stored = await h.services.session_overview.resume_session(caller("carol"), root.session_id)
     assert stored.latest_handover is None  # a report is not a handover
@@ -189,7 +190,7 @@ async def test_handover_names_holders_with_notes_blockers_ready_queue_and_comple
     await h.update("bob", api.id, context={"branch": "api"}, reason="handlers done, tests missing")
     await h.update("carol", ui.id, status="in_progress")
     await h.update("dave", keys.id, status="blocked", reason="waiting for the vendor")
-    await h.update("erin", spike.id, status="completed")
+    await h.complete("erin", spike.id)
 
     result = await maintain(h, "prepare_handover", actor="alice")
     assert result.artifact is not None and result.artifact.kind == "handover"
@@ -207,9 +208,8 @@ async def test_handover_names_holders_with_notes_blockers_ready_queue_and_comple
     ready = text.split("### Ready queue (in next_task order)\n\n")[1].split("\n\n")[0].splitlines()
     assert ready == [
         f"1. **Docs** (`{docs.id}`): critical priority, generic.",
-        f"2. **Release** (`{plan.task.id}`): medium priority, generic.",
-    ]
-    assert f"- **Spike** (`{spike.id}`) completed at 2026-01-01T00:00:00Z by erin: no summary recorded." in text
+    ]  # Release waits for its open subtasks
+    assert f"- **Spike** (`{spike.id}`) completed at 2026-01-01T00:00:00Z by erin: Done by erin." in text
     resumed = await h.services.session_overview.resume_session(caller("frank"), sid)
     assert resumed.latest_handover == result.artifact
 

@@ -91,7 +91,7 @@ FAULTS: list[tuple[str, str, Fault, bool, Callable[[Graph], set[str]], str]] = [
         lambda g: [f"UPDATE task SET status = 'completed' WHERE id = '{g.root}'"],
         False,
         lambda g: {g.a, g.root},
-        "warning",
+        "error",  # a parent completes only after its subtasks: this one was closed too early
     ),
     (
         "open_child_of_closed_parent",
@@ -245,3 +245,35 @@ async def test_session_scope_reports_only_that_sessions_faults(harness: Harness)
     everything = await validate(harness)
     assert sorted(i.task_ids[0] for i in everything.issues) == sorted([graph.a, graph.x])
     assert everything.summary.startswith("validate_structure (basic) of full project (every session): 2 error(s)")
+
+
+async def test_a_completed_parent_with_an_open_subtask_left_from_before_is_reported_as_an_error(
+    harness: Harness,
+) -> None:
+    sid = await harness.session("alice", "/repo/old")
+    parent, child = (
+        await harness.plan(session_id=sid, title="Old parent", subtasks=[{"title": "Open child", "description": "c"}])
+    ).created
+    # Older data: the parent was completed while its subtask stayed pending (no write path does that now).
+    await execute_raw(
+        harness.settings.resolved_database_url(),
+        [f"UPDATE task SET status = 'completed', completed_at = '{WHEN}' WHERE id = '{parent.id}'"],
+    )
+    result = await validate(harness)
+    assert [issue.model_dump() for issue in result.issues] == [
+        {
+            "kind": "open_child_of_closed_parent",
+            "severity": "error",
+            "task_ids": [child.id, parent.id],
+            "session_id": sid,
+            "message": f"Task {child.id} is pending under parent {parent.id}, which is completed: a parent completes "
+            "only after all its subtasks end, so the parent was closed too early (data from before that rule, or "
+            "changed outside the service).",
+            "fix": f"Reopen the parent (orchestrator_update_task task_id={parent.id} status=pending reason=...) so it "
+            f"waits for the subtask again, or cancel the subtask (orchestrator_cancel_task task_id={child.id}) if the "
+            "parent's completion stands.",
+        }
+    ]
+    # The advised fix works: reopening the parent makes it wait for its subtask, and the report is clean.
+    await harness.update("alice", parent.id, status="pending", reason="its subtask is still open")
+    assert (await validate(harness)).issues == []

@@ -34,7 +34,7 @@ async def landscape(h: Harness) -> dict[str, str]:
     h.clock.advance(10 * DAY)
     sids["completed"] = await h.session("alice", "/repo/completed")
     done = (await h.plan(session_id=sids["completed"], title="done")).task
-    await h.update("alice", done.id, status="completed")
+    await h.complete("alice", done.id)
     sids["orphaned"] = await h.session("alice", "/repo/orphaned")
     sids["active"] = await h.session("alice", "/repo/active")
     await h.plan(session_id=sids["active"], title="open")

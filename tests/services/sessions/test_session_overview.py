@@ -23,7 +23,7 @@ async def test_list_sessions_hides_completed_and_archived_sessions_unless_asked(
     h.clock.advance(10)
     done_sid = await h.session("alice", "/repo/done")
     task = (await h.plan(session_id=done_sid)).task
-    await h.update("alice", task.id, status="completed")
+    await h.complete("alice", task.id)
     h.clock.advance(10)
     empty_sid = await h.session("alice", "/repo/empty")
 
@@ -150,7 +150,7 @@ async def test_session_status_counts_progress_and_the_agents_at_work(harness: Ha
         (await h.plan(title=f"t{n}", specialist_type=kind)).task
         for n, kind in enumerate(["coder", "coder", "tester", "generic"])
     ]
-    await h.update("alice", tasks[0].id, status="completed")
+    await h.complete("alice", tasks[0].id)
     await h.update("carol", tasks[1].id, status="in_progress")
     await h.update("carol", tasks[2].id, status="in_progress")
     h.clock.advance(60)

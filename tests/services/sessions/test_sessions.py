@@ -6,7 +6,7 @@ import pytest
 
 from app import errors
 from app.services.sessions.sessions import InitializeSessionResult
-from tests.support.calls import cancel, query_ids, update
+from tests.support.calls import cancel, query_ids
 from tests.support.harness import Harness, caller
 from tests.support.snapshot import row_counts
 
@@ -112,7 +112,7 @@ async def test_tools_without_session_id_need_a_current_session(harness: Harness)
 async def test_counts_and_completed_reflect_the_tasks(harness: Harness) -> None:
     await initialize(harness)
     a, b = (await harness.plan(title="a")).task.id, (await harness.plan(title="b")).task.id
-    await update(harness, a, status="completed")
+    await harness.complete("alice", a)
     await cancel(harness, b)
     result = await initialize(harness)
     assert result.counts.model_dump() == {"by_status": {"completed": 1, "cancelled": 1}, "total": 2}

@@ -165,8 +165,8 @@ async def test_complete_parent_respects_another_agents_claim_on_the_parent(harne
     await harness.session()
     plan = await harness.plan(title="Parent", subtasks=[{"title": "one", "description": "1"}])
     parent, one = plan.created
-    claim = await execute(harness, parent.id, "owner", lease_seconds=600)
     await complete(harness, one.id, "a")
+    claim = await execute(harness, parent.id, "owner", lease_seconds=600)  # ready once its subtask ended
     result = await synthesize(harness, parent.id, complete_parent=True)
     assert (result.parent_completed, result.parent_not_completed_reason) == (
         False,
