@@ -272,18 +272,33 @@ build_image() {
 COMPOSE_PROJECT=task-orchestrator # the file's top-level name
 
 service_stand_ins() {
-  # One Debian rootfs with PostgreSQL 15 and Prometheus (2.42), imported as both images the file names.
-  debian_rootfs "$CONTAINER_TOOLS/services.tar" postgresql-15,prometheus,ca-certificates \
-    --customize-hook="copy-in $CHECKS/stand-in-postgres.sh /usr/local/bin" || return 1
-  local compose_json postgres prometheus
+  # One Debian rootfs with PostgreSQL 15 and Prometheus (2.42), imported as the images the file names;
+  # postgres gets its entrypoint in a layer of its own (rebuilt when the script changes).
+  debian_rootfs "$CONTAINER_TOOLS/services.tar" postgresql-15,prometheus,ca-certificates || return 1
+  local compose_json postgres prometheus rootfs=localhost/task-orchestrator-stand-in/services:bookworm
   compose_json=$(docker-compose --file "$ROOT/deploy/compose.yaml" config --format json)
   postgres=$(python -c 'import json, sys; print(json.load(sys.stdin)["services"]["postgres"]["image"])' <<<"$compose_json")
   prometheus=$(python -c 'import json, sys; print(json.load(sys.stdin)["services"]["prometheus"]["image"])' <<<"$compose_json")
-  stand_in "docker.io/library/$postgres" "$CONTAINER_TOOLS/services.tar" \
-    "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    'ENTRYPOINT ["/bin/sh", "/usr/local/bin/stand-in-postgres.sh"]' 'EXPOSE 5432' || return 1
+  stand_in "$rootfs" "$CONTAINER_TOOLS/services.tar" || return 1
   stand_in "docker.io/$prometheus" "$CONTAINER_TOOLS/services.tar" \
-    'ENTRYPOINT ["/usr/bin/prometheus"]' 'EXPOSE 9090'
+    'ENTRYPOINT ["/usr/bin/prometheus"]' 'EXPOSE 9090' || return 1
+  postgres=docker.io/library/$postgres
+  if podman image exists "$postgres" &&
+    [ "$(podman image inspect --format "{{ index .Labels \"$STAND_IN_LABEL\" }}" "$postgres")" != true ]; then
+    echo "$postgres: a real image is in podman's store; using it"
+    return 0
+  fi
+  cat >"$WORK/postgres.Containerfile" <<EOF
+FROM $rootfs
+LABEL $STAND_IN_LABEL=true
+COPY stand-in-postgres.sh /usr/local/bin/stand-in-postgres.sh
+ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+EXPOSE 5432
+ENTRYPOINT ["/bin/sh", "/usr/local/bin/stand-in-postgres.sh"]
+EOF
+  podman build --quiet --format docker --isolation=chroot --pull=never -t "$postgres" \
+    -f "$WORK/postgres.Containerfile" "$CHECKS" >/dev/null || return 1
+  echo "$postgres: STAND-IN built on $rootfs with deploy/checks/stand-in-postgres.sh"
 }
 
 compose() { docker-compose --file "$ROOT/deploy/compose.yaml" "$@"; }
@@ -291,7 +306,7 @@ compose() { docker-compose --file "$ROOT/deploy/compose.yaml" "$@"; }
 compose_up() {
   # Compose's classic builder against podman (Bake would pull moby/buildkit); Grafana is not packaged
   # anywhere reachable, so it stays out.
-  COMPOSE_BAKE=false DOCKER_BUILDKIT=0 compose up --detach --build \
+  COMPOSE_BAKE=false DOCKER_BUILDKIT=0 timeout 900 docker-compose --file "$ROOT/deploy/compose.yaml" up --detach --build \
     postgres migrate orchestrator-1 orchestrator-2 prometheus 2>&1 | grep -v '^ *[#=]' | tail -40
   return "${PIPESTATUS[0]}"
 }
@@ -305,9 +320,18 @@ health_pump() { # podman runs HEALTHCHECKs from systemd timers; there is no syst
   done
 }
 
+compose_dns() { # service names resolve on compose's network through CNI's dnsname plugin
+  [ -x /usr/lib/cni/dnsname ] && return 0
+  [ "$(id -u)" = 0 ] || die "compose step: CNI's dnsname plugin is missing and only root can apt-get install it"
+  say "installing CNI's dnsname plugin (Debian package golang-github-containernetworking-plugin-dnsname)"
+  apt_install "$TOOLS/logs/apt-dnsname.log" golang-github-containernetworking-plugin-dnsname ||
+    die "compose step: apt-get install golang-github-containernetworking-plugin-dnsname failed (log: $TOOLS/logs/apt-dnsname.log)"
+}
+
 compose_step() {
   local started before socket service_pid pump_pid
   started=$(date +%s)
+  compose_dns
   say "compose step: postgres:15 and prom/prometheus are STAND-INS (Debian bookworm's postgresql-15 and"
   say "  prometheus 2.42), the orchestrator's base too; Grafana is left out"
   before=$failed

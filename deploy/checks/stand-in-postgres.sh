@@ -12,7 +12,7 @@ if [ "$(id -u)" = 0 ]; then
   mkdir -p "$PGDATA" /var/run/postgresql
   chown -R postgres:postgres "$PGDATA" /var/run/postgresql
   chmod 700 "$PGDATA"
-  exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+  exec setpriv --reuid=postgres --regid=postgres --init-groups /bin/sh "$0" "$@"
 fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   user=${POSTGRES_USER:-postgres}
@@ -22,8 +22,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   rm -f "$pwfile"
   echo "host all all all scram-sha-256" >>"$PGDATA/pg_hba.conf"
   pg_ctl --wait --options="-c listen_addresses=''" start
-  if [ "${POSTGRES_DB:-$user}" != "$user" ]; then
-    createdb --username="$user" "$POSTGRES_DB"
+  database=${POSTGRES_DB:-$user}
+  if [ "$database" != postgres ]; then
+    createdb --username="$user" "$database"
   fi
   pg_ctl --wait --mode=fast stop
   echo "stand-in postgres: cluster initialised"
