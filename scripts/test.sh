@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 . .venv/bin/activate
+echo "test.sh: installing the project with its test extras into .venv (a minute or two the first time)" >&2
 python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 if [ -z "${ORCHESTRATOR_TEST_DATABASE_URL:-}" ]; then

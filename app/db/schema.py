@@ -127,7 +127,25 @@ async def ensure_at_head(database: Database, *, auto_migrate: bool, current: str
         log.info("schema_upgrade", extra={"event": "schema_upgrade", "from": revision, "to": head})
         await upgrade(database)
         return
-    raise SchemaNotAtHead(
+    raise SchemaNotAtHead(behind_head_message(revision if isinstance(revision, str) else None, head))
+
+
+def behind_head_message(revision: str | None, head: str) -> str:
+    """What to do when the database is not at this build's head (start-up and ``serve`` say the same)."""
+    return (
         f"database schema is at {revision or 'nothing'}, this build needs {head}: run "
         "`task-orchestrator migrate` (or set ORCHESTRATOR_AUTO_MIGRATE=true)"
     )
+
+
+async def serve_refusal(database: Database, *, auto_migrate: bool) -> str | None:
+    """Why ``serve`` must not start on this database, checked before it listens; None when it may.
+
+    Only PostgreSQL below (or above) head with auto-migration off is refused: the embedded SQLite default
+    upgrades itself, and ``auto_migrate`` upgrades at start-up. The revision is read once; a database that
+    cannot be reached raises, and the caller lets the service start unready (it recovers by itself).
+    """
+    if database.backend == "sqlite" or auto_migrate:
+        return None
+    state = await current_state(database)
+    return None if state.at_head else behind_head_message(state.current, state.head)

@@ -142,6 +142,9 @@ The app accepts each name with any port.
 {{/* Refuse configurations that would render but could not work. Included by the Deployment. */}}
 {{- define "task-orchestrator.validate" -}}
 {{- $multi := eq (include "task-orchestrator.multiReplica" .) "true" }}
+{{- if not .Values.image.repository }}
+{{- fail "set image.repository to where your cluster pulls the image from: no public image is published; build it from the repository's Dockerfile and push it (docker build -t REGISTRY/task-orchestrator:TAG . && docker push REGISTRY/task-orchestrator:TAG), then set image.repository=REGISTRY/task-orchestrator and image.tag=TAG" }}
+{{- end }}
 {{- if and .Values.database.url .Values.database.existingSecret }}
 {{- fail "set database.url or database.existingSecret, not both" }}
 {{- end }}
