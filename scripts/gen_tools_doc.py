@@ -155,9 +155,9 @@ def collect_types(tools: list[Any]) -> dict[str, dict[str, Any]]:
 
 
 def render(tools: list[Any]) -> str:
-    from app.tools.boundary import ERROR_ENVELOPE_SCHEMA
+    from app.tools.boundary import ERROR_CODES
 
-    codes = ERROR_ENVELOPE_SCHEMA["properties"]["error"]["properties"]["code"]["enum"]
+    codes = ERROR_CODES
     tools = sorted(tools, key=lambda t: t.name)
     out = [
         "# Tools",

@@ -200,9 +200,9 @@ async def test_search_without_any_word_is_invalid_argument(harness: Harness) -> 
 
 async def test_children_and_artifacts_are_included_on_request(harness: Harness) -> None:
     w = await build_world(harness)
-    plain = await query(harness)
-    assert {(t.children, t.artifacts) for t in plain.tasks} == {(None, None)}
-    full = await query(harness, include_children=True, include_artifacts=True)
+    plain = await query(harness, view="full", limit=100)
+    assert {(t.children, t.artifacts) for t in plain.tasks} == {(None, None)}  # type: ignore[union-attr]
+    full = await query(harness, include_children=True, include_artifacts=True, limit=100)
     by_title = {title: task for title, task in zip(w.titles([t.id for t in full.tasks]), full.tasks, strict=True)}
     t5 = next(t for t in plain.tasks if t.id == w.ids["t5"])
     assert [c.id for c in by_title["t1"].children or []] == [w.ids["t5"]]
