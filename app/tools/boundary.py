@@ -114,6 +114,7 @@ def to_orchestrator_error(tool: str, exc: BaseException) -> errors.OrchestratorE
             f"There is no tool named {tool!r}; call tools/list for the available tools.",
             field="name",
             value=tool,
+            hint="tools/list",
         )
     reference = secrets.token_hex(6)
     log.error(

@@ -35,7 +35,7 @@ NextActionName = Annotated[
 
 
 def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter per tool
-    @server.tool(name="orchestrator_execute_task", title="Claim a task and get its brief", annotations=WRITE)
+    @server.tool(name="orchestrator_execute_task", title="Claim a task", annotations=WRITE)
     async def execute_task(
         ctx: Context,
         task_id: s.TaskId,
@@ -50,7 +50,7 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
             resolve_caller(ctx, agent), task_id, lease_seconds=lease_seconds, request_id=request_id
         )
 
-    @server.tool(name="orchestrator_next_task", title="Claim the best ready task", annotations=WRITE)
+    @server.tool(name="orchestrator_next_task", title="Claim next task", annotations=WRITE)
     async def next_task(
         ctx: Context,
         session_id: s.SessionId = None,
@@ -70,7 +70,7 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
             request_id=request_id,
         )
 
-    @server.tool(name="orchestrator_complete_task", title="Hand back work on a task", annotations=WRITE)
+    @server.tool(name="orchestrator_complete_task", title="Complete a task", annotations=WRITE)
     async def complete_task(
         ctx: Context,
         task_id: s.TaskId,
@@ -109,7 +109,7 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
             request_id=request_id,
         )
 
-    @server.tool(name="orchestrator_synthesize_results", title="Roll up a task's subtasks", annotations=WRITE)
+    @server.tool(name="orchestrator_synthesize_results", title="Roll up subtasks", annotations=WRITE)
     async def synthesize_results(
         ctx: Context,
         parent_task_id: Annotated[s.TaskId, Field(description="The parent task.")],
@@ -117,13 +117,13 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
     ) -> SynthesizeResult:
-        """Roll up a parent's subtasks (outcomes, failures, artifacts, recommendations) into a synthesis
-        artifact; when its subtasks are done, complete_parent=true completes the parent."""
+        """When a parent's subtasks are done: rolls them up (outcomes, failures, artifacts, recommendations)
+        into a synthesis artifact; complete_parent=true completes the parent. Next: orchestrator_next_task."""
         return await holder.services.synthesis.synthesize_results(
             resolve_caller(ctx, agent), parent_task_id, complete_parent=complete_parent, request_id=request_id
         )
 
-    @server.tool(name="orchestrator_get_status", title="Session and service status", annotations=READ)
+    @server.tool(name="orchestrator_get_status", title="Session board", annotations=READ)
     async def get_status(
         ctx: Context,
         session_id: s.SessionId = None,
@@ -132,8 +132,8 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         include_resource_usage: Annotated[bool, Field(description="Add process memory and CPU.")] = False,
         agent: s.AgentName = None,
     ) -> StatusResult:
-        """The session's board: counts, the ready queue, who holds what, what is blocked and why, and the
-        service's health."""
+        """See where the session stands: counts, ready queue, who holds what, what is blocked and why, and
+        the service's health. Next: orchestrator_next_task."""
         return await holder.services.status.get_status(
             resolve_caller(ctx, agent),
             session_id=session_id,

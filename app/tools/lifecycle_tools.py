@@ -35,21 +35,21 @@ def _session_header(ctx: Context) -> str | None:
 def register(server: MCPServer, holder: ServiceHolder) -> None:
     holder.reboot.admit_always(*OPERATOR_TOOLS)
 
-    @server.tool(name="orchestrator_health_check", title="Check the service's health", annotations=READ)
+    @server.tool(name="orchestrator_health_check", title="Health check", annotations=READ)
     async def health_check(
         include_reboot_readiness: Annotated[bool, Field(description="Add service state and monitors.")] = True,
         include_connection_status: Annotated[bool, Field(description="Add calls in flight and the pool.")] = True,
         include_database_status: Annotated[bool, Field(description="Add a database round trip.")] = True,
     ) -> HealthReport:
-        """Live health of this server process: healthy, and each check with its reason. Works while
-        draining or restarting."""
+        """Is this server process healthy? Returns healthy and each check with its reason, also while
+        draining. Next: orchestrator_restart_server (admin) if not."""
         return await holder.lifecycle.health_check(
             include_reboot_readiness=include_reboot_readiness,
             include_connection_status=include_connection_status,
             include_database_status=include_database_status,
         )
 
-    @server.tool(name="orchestrator_restart_server", title="Warm-restart the service (admin)", annotations=CONTROL)
+    @server.tool(name="orchestrator_restart_server", title="Restart (admin)", annotations=CONTROL)
     async def restart_server(
         ctx: Context,
         graceful: Annotated[bool, Field(description="Wait up to timeout for calls in flight (else cancel).")] = True,
@@ -64,16 +64,15 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
             resolve_caller(ctx, agent), graceful=graceful, preserve_state=preserve_state, timeout=timeout, reason=reason
         )
 
-    @server.tool(name="orchestrator_restart_status", title="Restart progress and history", annotations=READ)
+    @server.tool(name="orchestrator_restart_status", title="Restart status", annotations=READ)
     async def restart_status(
         include_history: Annotated[bool, Field(description="Add recent restarts.")] = False,
     ) -> RestartStatus:
-        """The service state, the restart in progress, and the last restart's outcome."""
+        """Follow a restart: the state, the restart in progress and the last outcome. Next:
+        orchestrator_reconnect_test."""
         return await holder.lifecycle.restart_status(include_history=include_history)
 
-    @server.tool(
-        name="orchestrator_shutdown_prepare", title="Check readiness to shut down (admin)", annotations=CONTROL
-    )
+    @server.tool(name="orchestrator_shutdown_prepare", title="Prepare shutdown (admin)", annotations=CONTROL)
     async def shutdown_prepare(
         ctx: Context,
         check_active_tasks: Annotated[bool, Field(description="Count live claims.")] = True,
@@ -82,7 +81,8 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
         begin_drain: Annotated[bool, Field(description="Stop taking calls (preStop hook).")] = False,
         agent: s.AgentName = None,
     ) -> ShutdownReport:
-        """Admin: can this process stop now? Returns ready_for_shutdown with the blocking issues."""
+        """Admin, before stopping this process: returns ready_for_shutdown and the blocking issues. Next:
+        stop it, or orchestrator_restart_server."""
         return await holder.lifecycle.shutdown_prepare(
             resolve_caller(ctx, agent),
             check_active_tasks=check_active_tasks,
@@ -92,7 +92,7 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
             own_session_id=_session_header(ctx),
         )
 
-    @server.tool(name="orchestrator_reconnect_test", title="Prove the connection after a restart", annotations=READ)
+    @server.tool(name="orchestrator_reconnect_test", title="Test a reconnect", annotations=READ)
     async def reconnect_test(
         ctx: Context,
         session_id: Annotated[

@@ -15,7 +15,7 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idemp
 
 
 def register(server: MCPServer, holder: ServiceHolder) -> None:
-    @server.tool(name="orchestrator_maintenance_coordinator", title="Maintain the task graph", annotations=DESTRUCTIVE)
+    @server.tool(name="orchestrator_maintenance_coordinator", title="Maintenance", annotations=DESTRUCTIVE)
     async def maintenance_coordinator(
         ctx: Context,
         action: Annotated[

@@ -21,7 +21,7 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idemp
 def register(server: MCPServer, holder: ServiceHolder) -> None:
     @server.tool(
         name="orchestrator_initialize_session",
-        title="Start or resume a session",
+        title="Start a session",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
@@ -100,7 +100,8 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
         request_id: RequestId = None,
         agent: AgentName = None,
     ) -> CleanupSessionsResult:
-        """Archive or delete finished, empty or idle sessions. Check matched, then call with dry_run=false."""
+        """Tidy up finished, empty or idle sessions (archive or delete). Returns {dry_run, matched,
+        changed_count}. Next: the same call with dry_run=false."""
         return await holder.services.session_cleanup.cleanup_sessions(
             resolve_caller(ctx, agent),
             cleanup_type=cleanup_type,

@@ -19,7 +19,7 @@ from mcp.types import Tool as MCPTool
 from app.tools import boundary, schema_compaction, schemas
 
 NULL_BRANCH = {"type": "null"}
-# An id pattern that fixes the length (``^task_[0-9a-f]{16}$``): its maxLength says nothing more.
+# An id pattern (``^task_[0-9a-f]{16}$``): served as a bounded string, checked by the server.
 FIXED_LENGTH = re.compile(r"\^[a-z_]+\[0-9a-f\]\{\d+\}\$")
 # Keys whose value maps names to schemas (the names are data, not keywords).
 NAMED_SCHEMAS = frozenset({"properties", "$defs", "patternProperties"})
@@ -30,6 +30,8 @@ def served(tools: list[MCPTool]) -> list[MCPTool]:
     return [
         tool.model_copy(
             update={
+                # A docstring's line breaks and indentation are not for the model.
+                "description": " ".join((tool.description or "").split()),
                 "input_schema": boundary.closed_input(served_input(tool.input_schema)),
                 "output_schema": boundary.with_error_envelope(served_output(tool.output_schema)),
             }
@@ -42,7 +44,8 @@ def served_input(schema: dict[str, Any]) -> dict[str, Any]:
     """An input schema without generated titles, ``anyOf [X, null]`` wrappers or ``default: null``.
 
     ``minLength: 1`` goes too (the server still refuses an empty string, naming the field), and so does
-    the ``maxLength`` of an id whose pattern fixes its length; a ``$defs`` model's docstring is for us.
+    the pattern of an id (task_…, sess_…: agents copy ids from results; the server still checks it and
+    names a malformed one); a ``$defs`` model's docstring is for us.
     """
     result = _rewrite(schema, optional_is_absent=True)
     assert isinstance(result, dict)
@@ -94,7 +97,7 @@ def _drop_null(node: dict[str, Any]) -> dict[str, Any]:
     if node.get("minLength") == 1:
         node.pop("minLength")
     if isinstance(node.get("pattern"), str) and FIXED_LENGTH.fullmatch(node["pattern"]):
-        node.pop("maxLength", None)
+        node.pop("pattern")  # ids are copied from results; the server names a malformed one
     items = node.get("items")
     if node.get("description") and isinstance(items, dict) and "description" in items:
         node["items"] = {k: v for k, v in items.items() if k != "description"}
@@ -150,4 +153,9 @@ def _opaque_refs(node: Any) -> Any:
         return node
     if "$ref" in node:
         return {**{k: v for k, v in node.items() if k != "$ref"}, "type": "object"}
-    return {key: _opaque_refs(value) if key != "enum" else value for key, value in node.items()}
+    out = {key: _opaque_refs(value) if key != "enum" else value for key, value in node.items()}
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and branches and all(b == branches[0] for b in branches) and "type" not in out:
+        # A union of models (summary or full rows) whose branches are all plain objects now: one is enough.
+        return {**{k: v for k, v in out.items() if k != "anyOf"}, **branches[0]}
+    return out

@@ -31,7 +31,7 @@ Context_ = Annotated[dict[str, Any], Field(description="JSON object of facts for
 
 
 def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter per tool
-    @server.tool(name="orchestrator_plan_task", title="Plan a task (with subtasks)", annotations=WRITE)
+    @server.tool(name="orchestrator_plan_task", title="Plan tasks", annotations=WRITE)
     async def plan_task(
         ctx: Context,
         title: Title,
@@ -136,7 +136,7 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
             request_id=request_id,
         )
 
-    @server.tool(name="orchestrator_delete_task", title="Archive or delete a task", annotations=DESTRUCTIVE)
+    @server.tool(name="orchestrator_delete_task", title="Delete a task", annotations=DESTRUCTIVE)
     async def delete_task(
         ctx: Context,
         task_id: s.TaskId,
@@ -148,7 +148,8 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
     ) -> DeleteTaskResult:
-        """Archive (default) or delete a task with its subtree. Returns {task_id, action, affected}."""
+        """Remove a task you no longer need: archive (default) or delete it with its subtree. Returns {task_id,
+        action, affected}. Next: orchestrator_get_status."""
         return await holder.services.removal.delete_task(
             resolve_caller(ctx, agent),
             task_id,
@@ -167,7 +168,8 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
     ) -> CancelTaskResult:
-        """Cancel an open task. Returns {task, cancelled, dependents_now_blocked}."""
+        """Stop an open task that should not be done. Returns {task, cancelled, dependents_now_blocked}. Next:
+        orchestrator_update_task on those dependents."""
         return await holder.services.removal.cancel_task(
             resolve_caller(ctx, agent),
             task_id,

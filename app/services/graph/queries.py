@@ -131,37 +131,23 @@ class TaskQueryService(Service):
             back on; a search_text without any word; limit above 100 for whole tasks; task_ids with a filter).
         """
         full = view == "full" or bool(task_ids) or include_children or include_artifacts
-        if full and limit > MAX_FULL_LIMIT:
-            raise errors.InvalidArgument(
-                f"limit {limit} is too large for whole tasks (view=full, task_ids, include_children or "
-                f"include_artifacts): at most {MAX_FULL_LIMIT}. Lower limit and page with offset, or read "
-                "summary rows.",
-                field="limit",
-                value=limit,
-                allowed={"minimum": 1, "maximum": MAX_FULL_LIMIT},
-            )
+        _check_full_limit(full, limit)
         if task_ids:
-            given = {
-                "status": statuses,
-                "task_type": task_types,
-                "specialist_type": specialist_types,
-                "complexity": complexities,
-                "priority": priorities,
-                "parent_task_id": parent_task_id,
-                "assigned_to": assigned_to,
-                "ready_only": ready_only,
-                "search_text": search_text,
-                "created_after": created_after,
-                "created_before": created_before,
-            }
-            clash = next((name for name in SELECTING_FILTERS if given[name]), None)
-            if clash is not None:
-                raise errors.InvalidArgument(
-                    f"task_ids reads the named tasks; it does not combine with {clash}. Pass either task_ids "
-                    "or filters.",
-                    field=clash,
-                    value=given[clash],
-                )
+            _refuse_filters_with_task_ids(
+                {
+                    "status": statuses,
+                    "task_type": task_types,
+                    "specialist_type": specialist_types,
+                    "complexity": complexities,
+                    "priority": priorities,
+                    "parent_task_id": parent_task_id,
+                    "assigned_to": assigned_to,
+                    "ready_only": ready_only,
+                    "search_text": search_text,
+                    "created_after": created_after,
+                    "created_before": created_before,
+                }
+            )
 
         if search_text is not None and not WORD.search(search_text):
             # A search without a single word would silently match everything.
@@ -246,3 +232,27 @@ class TaskQueryService(Service):
 
 def _session_of(rows: list[Any], task_id: str) -> str | None:
     return next((row.session_id for row in rows if row.id == task_id), None)
+
+
+def _check_full_limit(full: bool, limit: int) -> None:
+    """Whole tasks are heavy: a page of them is at most ``MAX_FULL_LIMIT``."""
+    if full and limit > MAX_FULL_LIMIT:
+        raise errors.InvalidArgument(
+            f"limit {limit} is too large for whole tasks (view=full, task_ids, include_children or "
+            f"include_artifacts): at most {MAX_FULL_LIMIT}. Lower limit and page with offset, or read "
+            "summary rows.",
+            field="limit",
+            value=limit,
+            allowed={"minimum": 1, "maximum": MAX_FULL_LIMIT},
+        )
+
+
+def _refuse_filters_with_task_ids(given: dict[str, Any]) -> None:
+    """task_ids names the tasks; a filter beside it would be ignored, so it is refused instead."""
+    clash = next((name for name in SELECTING_FILTERS if given[name]), None)
+    if clash is not None:
+        raise errors.InvalidArgument(
+            f"task_ids reads the named tasks; it does not combine with {clash}. Pass either task_ids or filters.",
+            field=clash,
+            value=given[clash],
+        )
