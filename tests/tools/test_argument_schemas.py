@@ -32,6 +32,9 @@ async def test_input_schemas_refuse_undeclared_arguments() -> None:
         if tool.annotations is not None and not tool.annotations.read_only_hint:
             # DESIGN §3: every mutating tool accepts an optional agent name.
             assert "agent" in tool.input_schema["properties"], tool.name
+        if "session_id" in tool.input_schema["properties"]:
+            # DESIGN §3: every tool that takes session_id takes agent too (reads included).
+            assert "agent" in tool.input_schema["properties"], tool.name
 
 
 async def test_due_date_accepts_a_date_or_a_date_time_wherever_it_appears() -> None:
