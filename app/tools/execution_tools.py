@@ -22,7 +22,7 @@ LeaseSeconds = Annotated[
     Field(
         ge=30,
         le=86400,
-        description="Claim length in seconds (default 900); renew by calling execute_task again.",
+        description="Claim seconds (default 900); renew with execute_task.",
     ),
 ]
 NextActionName = Annotated[

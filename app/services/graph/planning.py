@@ -58,13 +58,13 @@ class SubtaskSpec(BaseModel):
     key: Key | None = None
     title: Title
     description: Description
-    task_type: Annotated[TaskTypeName, Field(description="As in plan_task.")] = "standard"
-    complexity: Annotated[ComplexityName, Field(description="As in plan_task.")] = "moderate"
-    specialist_type: Annotated[SpecialistName, Field(description="As in plan_task.")] = "generic"
-    priority: Annotated[PriorityName, Field(description="As in plan_task.")] = "medium"
+    task_type: Annotated[TaskTypeName, Field(description="As above.")] = "standard"
+    complexity: Annotated[ComplexityName, Field(description="As above.")] = "moderate"
+    specialist_type: Annotated[SpecialistName, Field(description="As above.")] = "generic"
+    priority: Annotated[PriorityName, Field(description="As above.")] = "medium"
     estimated_effort: Effort | None = None
     due_date: DueDate | None = None
-    context: dict[str, Any] = Field(default_factory=dict, description="As in plan_task.")
+    context: dict[str, Any] = Field(default_factory=dict, description="As above.")
     dependencies: list[TaskId] = Field(default_factory=list, max_length=100, description="Existing task ids.")
     depends_on: list[Key] = Field(
         default_factory=list, max_length=100, description="Keys of EARLIER siblings this one waits for."
