@@ -1,0 +1,92 @@
+"""Input hygiene at the MCP edge (DESIGN §3): clean text, bounded free-form JSON, strict JSON types.
+
+Runs on the raw arguments of every tool call, before the SDK's own validation and before any database
+work, so both backends see exactly the same values:
+
+1. every string, object keys included, is valid Unicode without NUL or lone surrogates;
+2. every free-form JSON value (an input-schema object without declared properties: ``context``, at any
+   depth of a plan's subtasks) is at most ``ORCHESTRATOR_MAX_CONTEXT_BYTES`` serialized and 16 levels deep;
+3. the arguments validate against the tool's argument model in pydantic's *strict* JSON mode: ``"true"``
+   is not a boolean, ``"5"`` not an integer, ``5`` not a date. (The SDK's own validation is lax and would
+   coerce them.) Strict JSON mode is what the published input schema says, so one generic check covers
+   every tool, present and future.
+
+Each refusal is ``invalid_argument`` naming the field path (``subtasks[0].title``, ``context.a.b``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pydantic_core
+from mcp.server.mcpserver.tools import Tool
+from pydantic import ValidationError
+
+from app import errors
+from app.domain import json_bounds
+from app.tools import boundary
+
+
+def check(tool: Tool, arguments: dict[str, Any], *, max_context_bytes: int) -> None:
+    """Refuse arguments that are not clean, bounded and strictly typed.
+
+    Raises:
+        invalid_argument: naming the first offending field, its value (shortened) and what is allowed.
+    """
+    bad = json_bounds.first_bad_text(arguments, "")
+    if bad is not None:
+        path, shown, character = bad
+        raise errors.InvalidArgument(
+            f"'{path}' contains {character}, which text may not hold (NUL or a lone surrogate); send valid "
+            "Unicode text without it and call again.",
+            field=path,
+            value=shown,
+            allowed=json_bounds.CLEAN_TEXT,
+        )
+    for path, value in free_form_values(tool.parameters, arguments):
+        json_bounds.check_free_form(path, value, max_bytes=max_context_bytes)
+    try:
+        tool.fn_metadata.arg_model.model_validate_json(pydantic_core.to_json(arguments), strict=True)
+    except ValidationError as exc:
+        raise boundary.invalid_arguments(exc) from None
+
+
+def free_form_values(schema: dict[str, Any], arguments: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """``(path, value)`` of every argument value the input schema leaves free-form (an object without
+    declared properties), found by walking the arguments alongside the schema (``$ref`` resolved, so a
+    recursive tree of subtasks is followed as deep as the arguments go)."""
+    defs: dict[str, Any] = schema.get("$defs", {})
+    stack: list[tuple[dict[str, Any], Any, str]] = [(schema, arguments, "")]
+    while stack:
+        node, value, path = stack.pop()
+        node = _branch_for(_resolve(node, defs), value, defs)
+        if isinstance(value, dict):
+            properties = node.get("properties")
+            if properties is None:
+                if node.get("type") == "object" and node.get("additionalProperties", True) is not False:
+                    yield path, value
+                continue
+            for key, inner in value.items():
+                if key in properties:
+                    stack.append((properties[key], inner, f"{path}.{key}" if path else key))
+        elif isinstance(value, list) and isinstance(node.get("items"), dict):
+            stack.extend((node["items"], inner, f"{path}[{i}]") for i, inner in enumerate(value))
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        resolved = defs.get(ref.removeprefix("#/$defs/"), {})
+        return resolved if isinstance(resolved, dict) else {}
+    return node
+
+
+def _branch_for(node: dict[str, Any], value: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    """The ``anyOf`` branch that describes ``value``'s JSON type (``X | None`` unions), else ``node``."""
+    wanted = "object" if isinstance(value, dict) else "array" if isinstance(value, list) else None
+    for branch in node.get("anyOf", ()):
+        resolved = _resolve(branch, defs)
+        if wanted is not None and resolved.get("type") == wanted:
+            return resolved
+    return node
