@@ -11,6 +11,7 @@ merge-patch result), the views on rows stored before the checks existed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pydantic_core
@@ -46,28 +47,43 @@ def printable(text: str) -> str:
 def first_bad_text(value: Any, path: str) -> tuple[str, str, str] | None:
     """The first string (object keys too) inside ``value`` holding a NUL or a lone surrogate.
 
-    Returns ``(field path, the string made printable, the bad character)`` or None. Iterative, so any
-    nesting depth is safe to walk.
+    Returns ``(field path, the string made printable, the bad character)`` or None. Depth-first with one
+    iterator per open level and the path built only for a finding, so a hostile value (a million empty
+    objects, any depth) costs no memory per element.
     """
-    stack: list[tuple[Any, str]] = [(value, path)]
+    if not isinstance(value, dict | list):
+        bad = bad_character(value) if isinstance(value, str) else None
+        return None if bad is None else (path, printable(value), bad)
+    trail: list[str | int] = []
+    stack: list[Iterator[tuple[str | int, Any]]] = [_entries(value)]
     while stack:
-        item, where = stack.pop()
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            if stack:
+                trail.pop()
+            continue
+        key, item = entry
+        if isinstance(key, str) and (bad := bad_character(key)) is not None:
+            return _path(path, [*trail, printable(key)]), printable(key), bad
         if isinstance(item, str):
-            bad = bad_character(item)
-            if bad is not None:
-                return where, printable(item), bad
-        elif isinstance(item, dict):
-            entries = []
-            for key, inner in item.items():
-                key_text = str(key)
-                bad = bad_character(key_text)
-                if bad is not None:
-                    return f"{where}.{printable(key_text)}", printable(key_text), bad
-                entries.append((inner, f"{where}.{key_text}" if where else key_text))
-            stack.extend(reversed(entries))
-        elif isinstance(item, list):
-            stack.extend((inner, f"{where}[{i}]") for i, inner in reversed(list(enumerate(item))))
+            if (bad := bad_character(item)) is not None:
+                return _path(path, [*trail, key]), printable(item), bad
+        elif isinstance(item, dict | list):
+            trail.append(key)
+            stack.append(_entries(item))
     return None
+
+
+def _entries(container: dict[str, Any] | list[Any]) -> Iterator[tuple[str | int, Any]]:
+    return iter(container.items()) if isinstance(container, dict) else enumerate(container)
+
+
+def _path(root: str, trail: list[str | int]) -> str:
+    out = root
+    for part in trail:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
 
 
 def depth_over(value: Any, limit: int) -> bool:
