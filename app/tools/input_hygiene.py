@@ -16,16 +16,22 @@ Each refusal is ``invalid_argument`` naming the field path (``subtasks[0].title`
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from datetime import date, datetime
 from typing import Any
 
-import pydantic_core
 from mcp.server.mcpserver.tools import Tool
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from app import errors
 from app.domain import json_bounds
 from app.tools import boundary
+
+TEMPORAL_TYPE_ERRORS = frozenset({"datetime_type", "date_type"})
+ISO_SHAPE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[Tt ]|$)")
+ISO_DATE_OR_TIME: TypeAdapter[datetime | date] = TypeAdapter(datetime | date)
 
 
 def check(tool: Tool, arguments: dict[str, Any], *, max_context_bytes: int) -> None:
@@ -47,9 +53,35 @@ def check(tool: Tool, arguments: dict[str, Any], *, max_context_bytes: int) -> N
     for path, value in free_form_values(tool.parameters, arguments):
         json_bounds.check_free_form(path, value, max_bytes=max_context_bytes)
     try:
-        tool.fn_metadata.arg_model.model_validate_json(pydantic_core.to_json(arguments), strict=True)
+        tool.fn_metadata.arg_model.model_validate(arguments, strict=True)
     except ValidationError as exc:
-        raise boundary.invalid_arguments(exc) from None
+        problems = strict_problems(exc)
+        if problems:
+            raise boundary.invalid_from_errors(problems) from None
+
+
+def strict_problems(exc: ValidationError) -> list[Any]:
+    """Strict mode's errors, less a date or date-time given as an ISO 8601 string (how JSON sends one);
+    any other string for a date is reported as not ISO 8601."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        if err["type"] in TEMPORAL_TYPE_ERRORS and isinstance(err["input"], str):
+            if is_iso_date_or_time(err["input"]):
+                continue
+            err = {**err, "type": "datetime_parsing", "msg": "Input should be an ISO 8601 date or date-time"}
+        problems.append(err)
+    return problems
+
+
+def is_iso_date_or_time(text: str) -> bool:
+    """An ISO 8601 date or date-time (pydantic alone would also read ``"5"`` as a Unix time)."""
+    if ISO_SHAPE.match(text) is None:
+        return False
+    try:
+        ISO_DATE_OR_TIME.validate_json(json.dumps(text), strict=True)
+    except ValidationError:
+        return False
+    return True
 
 
 def free_form_values(schema: dict[str, Any], arguments: dict[str, Any]) -> Iterator[tuple[str, Any]]:

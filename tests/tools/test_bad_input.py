@@ -580,6 +580,8 @@ def hygiene_cases(tools: list[Any]) -> list[Case]:
 
 SPECIFIC_HYGIENE = [
     invalid("plan-due-date-number", "plan_task", plan_args(due_date=5), "due_date", 5),
+    invalid("plan-due-date-numeric-string", "plan_task", plan_args(due_date="5"), "due_date", "5", ISO_TIME),
+    invalid("query-created-after-number", "query_tasks", {"created_after": 1767225600}, "created_after", 1767225600, ISO_TIME),
     invalid("plan-subtask-due-date-number", "plan_task", plan_args(subtasks=[sub(due_date=5)]), "subtasks[0].due_date", 5),
     invalid("plan-subtask-context-deep", "plan_task", plan_args(subtasks=[sub(context=nested(DEEP))]), "subtasks[0].context", ABSENT, {"max_depth": 16}),
     invalid("plan-grandchild-context-large", "plan_task", plan_args(subtasks=[sub(subtasks=[sub(context={"blob": "x" * 70_000})])]), "subtasks[0].subtasks[0].context", ABSENT, {"max_bytes": 65_536}),
