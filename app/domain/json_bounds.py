@@ -44,6 +44,18 @@ def printable(text: str) -> str:
     return shown if len(text) <= MAX_SHOWN_CHARS else shown[:MAX_SHOWN_CHARS] + f"… ({len(text)} characters)"
 
 
+def surely_clean(value: Any) -> bool:
+    """A fast test (one serialization in Rust) that no string inside ``value`` holds NUL or a lone surrogate.
+
+    False means "maybe not": a lone surrogate fails the serialization, a NUL is written ``\\u0000`` (as is
+    the six-character text ``\\u0000``, which only costs a slower :func:`first_bad_text` to rule out).
+    """
+    try:
+        return b"\\u0000" not in pydantic_core.to_json(value)
+    except pydantic_core.PydanticSerializationError:
+        return False
+
+
 def first_bad_text(value: Any, path: str) -> tuple[str, str, str] | None:
     """The first string (object keys too) inside ``value`` holding a NUL or a lone surrogate.
 

@@ -40,7 +40,7 @@ def check(tool: Tool, arguments: dict[str, Any], *, max_context_bytes: int) -> N
     Raises:
         invalid_argument: naming the first offending field, its value (shortened) and what is allowed.
     """
-    bad = json_bounds.first_bad_text(arguments, "")
+    bad = None if json_bounds.surely_clean(arguments) else json_bounds.first_bad_text(arguments, "")
     if bad is not None:
         path, shown, character = bad
         raise errors.InvalidArgument(
@@ -50,7 +50,7 @@ def check(tool: Tool, arguments: dict[str, Any], *, max_context_bytes: int) -> N
             value=shown,
             allowed=json_bounds.CLEAN_TEXT,
         )
-    for path, value in free_form_values(tool.parameters, arguments):
+    for path, value in free_form_values(tool.parameters, arguments, free_form_arguments(tool.parameters)):
         json_bounds.check_free_form(path, value, max_bytes=max_context_bytes)
     try:
         tool.fn_metadata.arg_model.model_validate(arguments, strict=True)
@@ -84,19 +84,23 @@ def is_iso_date_or_time(text: str) -> bool:
     return True
 
 
-def free_form_values(schema: dict[str, Any], arguments: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+def free_form_values(
+    schema: dict[str, Any], arguments: dict[str, Any], names: frozenset[str]
+) -> Iterator[tuple[str, Any]]:
     """``(path, value)`` of every argument value the input schema leaves free-form (an object without
-    declared properties), found by walking the arguments alongside the schema (``$ref`` resolved, so a
-    recursive tree of subtasks is followed as deep as the arguments go)."""
+    declared properties), found by walking the arguments ``names`` alongside the schema (``$ref`` resolved,
+    so a recursive tree of subtasks is followed as deep as the arguments go)."""
     defs: dict[str, Any] = schema.get("$defs", {})
-    stack: list[tuple[dict[str, Any], Any, str]] = [(schema, arguments, "")]
+    properties = schema.get("properties", {})
+    stack = [(properties[name], arguments[name], name) for name in properties if name in names and name in arguments]
+    stack.reverse()  # the first argument is checked first
     while stack:
         node, value, path = stack.pop()
         node = _branch_for(_resolve(node, defs), value, defs)
         if isinstance(value, dict):
             properties = node.get("properties")
             if properties is None:
-                if node.get("type") == "object" and node.get("additionalProperties", True) is not False:
+                if _is_free_form(node):
                     yield path, value
                 continue
             for key, inner in value.items():
@@ -104,6 +108,41 @@ def free_form_values(schema: dict[str, Any], arguments: dict[str, Any]) -> Itera
                     stack.append((properties[key], inner, f"{path}.{key}" if path else key))
         elif isinstance(value, list) and isinstance(node.get("items"), dict):
             stack.extend((node["items"], inner, f"{path}[{i}]") for i, inner in enumerate(value))
+
+
+def free_form_arguments(schema: dict[str, Any]) -> frozenset[str]:
+    """The argument names whose schema holds a free-form object somewhere (none for most tools), worked
+    out once per schema object."""
+    cached = _FREE_FORM_NAMES.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        defs = schema.get("$defs", {})
+        names = frozenset(n for n, prop in schema.get("properties", {}).items() if _reaches_free_form(prop, defs))
+        cached = _FREE_FORM_NAMES[id(schema)] = (schema, names)
+    return cached[1]
+
+
+_FREE_FORM_NAMES: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
+
+
+def _is_free_form(node: dict[str, Any]) -> bool:
+    return (
+        node.get("type") == "object"
+        and "properties" not in node
+        and node.get("additionalProperties", True) is not False
+    )
+
+
+def _reaches_free_form(node: dict[str, Any], defs: dict[str, Any], seen: frozenset[str] = frozenset()) -> bool:
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        name = ref.removeprefix("#/$defs/")
+        return name not in seen and _reaches_free_form(defs.get(name, {}), defs, seen | {name})
+    if _is_free_form(node):
+        return True
+    children = [*node.get("anyOf", ()), *node.get("properties", {}).values()]
+    if isinstance(node.get("items"), dict):
+        children.append(node["items"])
+    return any(_reaches_free_form(child, defs, seen) for child in children if isinstance(child, dict))
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
