@@ -208,7 +208,7 @@ class RenderGuard:
             for name in TEXT_COLUMNS
             if isinstance(value := getattr(task, name), str) and json_bounds.bad_character(value)
         ]
-        context_problem = json_bounds.unrenderable(task.context or {})
+        context_problem = json_bounds.unrenderable(task.context) if task.context else None
         if context_problem is None and not problems:
             return cls(task.id)
         keys = None

@@ -19,7 +19,7 @@ from app.services.views import TaskView
 from tests.support.mcp import call_error, call_ok
 from tests.support.rows import execute_raw
 from tests.support.server import RunningServer, client
-from tests.support.snapshot import snapshot
+from tests.support.snapshot import callers_rows, diff, snapshot
 
 pytestmark = pytest.mark.anyio
 ME = {"agent": "alice"}
@@ -91,13 +91,14 @@ async def test_a_write_whose_reply_cannot_be_serialized_rolls_back(
     async with client(server, era) as c:
         await call_ok(c, "orchestrator_initialize_session", working_directory="/w/rollback", **ME)
         task = (await call_ok(c, "orchestrator_plan_task", title="t", description="d", **ME))["task"]
-        before = await snapshot(server.runtime.database)
+        before = callers_rows(await snapshot(server.runtime.database))
         monkeypatch.setattr(updates, "one_task_view", unsendable)
         error = await call_error(
             c, "orchestrator_update_task", task_id=task["id"], title="renamed", request_id="rename-1", **ME
         )
         assert error["code"] == "internal"
-        assert await snapshot(server.runtime.database) == before  # no update, no event, no request record
+        after = callers_rows(await snapshot(server.runtime.database))
+        assert after == before, diff(before, after)  # no update, no event, no request record
         monkeypatch.undo()
         renamed = await call_ok(
             c, "orchestrator_update_task", task_id=task["id"], title="renamed", request_id="rename-1", **ME

@@ -24,7 +24,7 @@ from app.services.graph.planning import MAX_PLANNED_TASKS
 from app.services.graph.updates import UPDATABLE
 from tests.support.mcp import TASK_GRAPH_TOOLS, call_ok
 from tests.support.server import RunningServer, client
-from tests.support.snapshot import Snapshot, diff, snapshot
+from tests.support.snapshot import callers_rows, diff, snapshot
 
 pytestmark = pytest.mark.anyio
 
@@ -388,12 +388,6 @@ def problems_with(c: Case, result: Any, ids: dict[str, str]) -> list[str]:
     if not str(error.get("message", "")).strip():
         found.append("empty message")
     return found
-
-
-def callers_rows(rows: Snapshot) -> Snapshot:
-    """The snapshot without the background monitors' own agent rows (the lease sweeper records its visits
-    on a timer, whatever the calls do)."""
-    return {**rows, "agent": [row for row in rows["agent"] if not str(row[0]).startswith("system:")]}
 
 
 async def test_every_bad_input_is_refused_precisely_and_writes_nothing(server: RunningServer, era: str) -> None:
