@@ -7,8 +7,9 @@ and then:
 1. **Alone**: the *calm* agent (its own ``agent`` name, one call at a time, as an LLM agent calls)
    calls ``orchestrator_query_tasks`` (``limit=20``) ``--calls`` times after a warm-up: its p50 alone.
 2. **Flooded**: a separate *flood* process (``--flood``, internal) opens ``--concurrency`` calls at once,
-   all as one actor (agent ``flood``), each looping ``orchestrator_plan_task`` as fast as the answers
-   come, ignoring refusals: a runaway loop. Once it has made its first calls, the calm agent repeats
+   all as one actor (agent ``flood``), each looping the same ``orchestrator_query_tasks`` (or, with
+   ``--flood-tool plan``, ``orchestrator_plan_task``) as fast as the answers come, ignoring refusals: a
+   runaway loop. Once it has made its first calls, the calm agent repeats
    its ``--calls`` calls: its p50 under the flood. Then the flood stops and reports what it got.
 
 The figure is ``p50 flooded / p50 alone`` (target ≤ 2). The flood's outcomes (ok, ``rate_limited``,
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,8 +57,20 @@ TARGET_RATIO = 2.0
 # ------------------------------------------------------------------------------------------------ flood
 
 
-async def run_flood(url: str, session_id: str, concurrency: int) -> None:
-    """The runaway actor: ``concurrency`` loops of plan_task until stdin closes; outcomes to stdout."""
+def flood_call(tool: str, session_id: str, n: int, i: int) -> tuple[str, dict[str, Any]]:
+    if tool == "plan":
+        title = f"flood {n}-{i}"
+        return PLAN_TOOL, {
+            "title": title,
+            "description": "A runaway loop's task.",
+            "agent": FLOOD_AGENT,
+            "session_id": session_id,
+        }
+    return QUERY_TOOL, {"session_id": session_id, "agent": FLOOD_AGENT, "limit": 20}
+
+
+async def run_flood(url: str, session_id: str, concurrency: int, tool: str) -> None:
+    """The runaway actor: ``concurrency`` loops of one tool until stdin closes; outcomes to stdout."""
     outcomes: Counter[str] = Counter()
     started = False
     async with Client(url, mode=ERA) as client, anyio.create_task_group() as group:
@@ -66,15 +80,11 @@ async def run_flood(url: str, session_id: str, concurrency: int) -> None:
             i = 0
             while True:
                 i += 1
-                result = await client.call_tool(
-                    PLAN_TOOL,
-                    {
-                        "title": f"flood {n}-{i}",
-                        "description": "A runaway loop's task.",
-                        "agent": FLOOD_AGENT,
-                        "session_id": session_id,
-                    },
-                )
+                try:
+                    result = await client.call_tool(*flood_call(tool, session_id, n, i))
+                except Exception as exc:  # a runaway loop carries on whatever happens; counted, not fatal
+                    outcomes[f"raised {type(exc).__name__}"] += 1
+                    continue
                 body = result.structured_content or {}
                 outcomes[body["error"]["code"] if result.is_error else "ok"] += 1
                 if not started:
@@ -102,14 +112,17 @@ async def calm_calls(client: Client, session_id: str, calls: int) -> list[float]
     return seconds
 
 
-async def flooded(url: str, session_id: str, concurrency: int, measure: Any) -> tuple[Any, dict[str, int]]:
+async def flooded(url: str, session_id: str, options: argparse.Namespace, measure: Any) -> tuple[Any, dict[str, int]]:
     """Run ``measure()`` while a flood process hammers ``url``; its result and the flood's outcomes."""
+    flood = [url, session_id, str(options.concurrency), options.flood_tool]
     process = await anyio.open_process(
-        [sys.executable, "-m", "bench.fairness", "--flood", url, session_id, str(concurrency)],
+        [sys.executable, "-m", "bench.fairness", "--flood", *flood],
         cwd=REPO_ROOT,
         env=dict(os.environ),
+        stderr=subprocess.DEVNULL,  # a pipe nobody reads would stall the flood once full
     )
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     output = b""
     try:
         with anyio.fail_after(FLOOD_START_TIMEOUT_SECONDS):
@@ -140,11 +153,13 @@ async def run_backend(backend: str, options: argparse.Namespace) -> dict[str, An
                     await calm_calls(calm, session_id, options.warmup)
                     alone = await calm_calls(calm, session_id, options.calls)
                     during, flood = await flooded(
-                        mcp_url, session_id, options.concurrency, lambda: calm_calls(calm, session_id, options.calls)
+                        mcp_url, session_id, options, lambda: calm_calls(calm, session_id, options.calls)
                     )
     report = {
         "backend": backend,
         "limits": options.limits,
+        "flood_tool": options.flood_tool,
+        "concurrency": options.concurrency,
         "alone": summarise(alone),
         "flooded": summarise(during),
         "flood_outcomes": flood,
@@ -152,7 +167,8 @@ async def run_backend(backend: str, options: argparse.Namespace) -> dict[str, An
     report["p50_ratio"] = round(report["flooded"]["p50_ms"] / report["alone"]["p50_ms"], 2)
     report["p95_ratio"] = round(report["flooded"]["p95_ms"] / report["alone"]["p95_ms"], 2)
     print(
-        f"[{backend}, limits {options.limits}] calm p50 alone {report['alone']['p50_ms']:.2f} ms, "
+        f"[{backend}, limits {options.limits}, flood of {options.flood_tool}] "
+        f"calm p50 alone {report['alone']['p50_ms']:.2f} ms, "
         f"flooded {report['flooded']['p50_ms']:.2f} ms: ratio {report['p50_ratio']:.2f} (target <= {TARGET_RATIO:g}); "
         f"p95 {report['alone']['p95_ms']:.2f} -> {report['flooded']['p95_ms']:.2f} ms; flood got {flood}"
     )
@@ -166,9 +182,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured calm calls first")
     parser.add_argument("--concurrency", type=int, default=32, help="the flood's calls at once")
     parser.add_argument("--tasks", type=int, default=200, help="tasks seeded in the session the calm agent reads")
+    parser.add_argument("--flood-tool", choices=["query", "plan"], default="query", help="what the flood calls")
     parser.add_argument("--limits", choices=["on", "off"], default="on", help="off: per-actor limits out of reach")
     parser.add_argument("--json", type=Path, help="also write the numbers, the command and the machine here")
-    parser.add_argument("--flood", nargs=3, metavar=("URL", "SESSION", "CONCURRENCY"), help=argparse.SUPPRESS)
+    parser.add_argument("--flood", nargs=4, metavar=("URL", "SESSION", "CONCURRENCY", "TOOL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.flood is None and (args.calls < 1 or args.warmup < 0 or args.concurrency < 1 or args.tasks < 20):
         parser.error("--calls and --concurrency must be >= 1, --warmup >= 0, --tasks >= 20")
@@ -178,8 +195,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.flood is not None:
-        url, session_id, concurrency = args.flood
-        anyio.run(run_flood, url, session_id, int(concurrency))
+        url, session_id, concurrency, tool = args.flood
+        anyio.run(run_flood, url, session_id, int(concurrency), tool)
         return 0
     if args.limits == "off":
         os.environ.update(NO_LIMITS)  # the server process inherits them
