@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     db_circuit_cooldown_seconds: float = Field(
         default=5.0, gt=0, le=600, description="How long the open circuit refuses calls before probing again."
     )
+    max_wait_seconds: int = Field(
+        default=300, ge=1, le=3600, description="The longest orchestrator_next_task(wait_seconds) may wait."
+    )
+    wait_recheck_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often waiting next_task calls re-check the queue even without a signal (a signal "
+        "lost with a crashed replica never strands a waiter longer than this).",
+    )
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

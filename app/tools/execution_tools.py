@@ -64,16 +64,27 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         lease_seconds: LeaseSeconds = None,
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
+        wait_seconds: Annotated[
+            float,
+            Field(
+                ge=0,
+                le=holder.settings.max_wait_seconds,
+                description="When nothing is ready, wait up to this many seconds for a task and claim it "
+                "(0: answer at once). Cheaper than calling again: the server wakes you when work appears.",
+            ),
+        ] = 0,
     ) -> NextTaskResult:
         """Atomically find and claim the best ready task of the session (highest priority, then earliest due
         date, then oldest) and get its brief, exactly like orchestrator_execute_task. When nothing is ready
-        the result is {task: null, reason} and the reason says what the queue is waiting for."""
+        the result is {task: null, reason} and the reason says what the queue is waiting for. Pass
+        wait_seconds (e.g. 60) to wait for work instead of polling; reason "draining" means reconnect."""
         return await holder.services.execution.next_task(
             resolve_caller(ctx, agent),
             session_id=session_id,
             specialist_types=list(specialist_type),
             lease_seconds=lease_seconds,
             request_id=request_id,
+            wait_seconds=wait_seconds,
         )
 
     @server.tool(name="orchestrator_complete_task", title="Hand back work on a task", annotations=WRITE)

@@ -19,6 +19,7 @@ from typing import Any
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.subscriptions import SubscriptionBus
 from mcp.types import Tool as MCPTool
 
 from app.auth import identity, scopes
@@ -139,6 +140,7 @@ def build_server(
     version: str,
     token_verifier: TokenVerifier | None = None,
     auth: AuthSettings | None = None,
+    subscriptions: SubscriptionBus | None = None,
 ) -> OrchestratorMCP:
     server = OrchestratorMCP(
         holder,
@@ -147,6 +149,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         token_verifier=token_verifier,
         auth=auth,
+        subscriptions=subscriptions,
     )
     for family in TOOL_FAMILIES:
         family.register(server, holder)
