@@ -8,105 +8,20 @@ so a waiter that wakes was woken by a signal. Waits are bounded (``fail_after``)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
 from mcp.types import ResourceUpdatedNotification
 
-from app.settings import Settings
+from app.domain.clock import SystemClock
+from app.services.caller import Caller
+from app.services.graph.planning import SubtaskSpec, TaskPlanningService
 from tests.support.mcp import call_ok
-from tests.support.server import RunningServer, client, serve
+from tests.support.server import RunningServer, client
+from tests.support.waiting import BOUND, LONG_WAIT, Waiters, new_session, plan, replicas, until, waiters, wakeups
 
 pytestmark = pytest.mark.anyio
-BOUND = 30  # seconds; every wait below ends on its condition well before this
-LONG_WAIT = 120  # a next_task wait that must not run out during a test
-NO_RECHECK = 300.0  # the periodic re-check never fires within a test: wake-ups come from signals
-
-
-def settings_for(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"wait_recheck_seconds": NO_RECHECK, **overrides}
-    return Settings(database_url=database_url, data_dir=data_dir, log_format="console", **values)
-
-
-@asynccontextmanager
-async def replicas(
-    database_url: str, backend: str, data_dir: Path, **overrides: Any
-) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
-    """(A, B): two apps on one PostgreSQL database; on SQLite one app in both roles."""
-    settings = settings_for(database_url, data_dir, **overrides)
-    if backend == "sqlite":
-        async with serve(settings) as one:
-            yield one, one
-        return
-    async with serve(settings) as a, serve(settings) as b:
-        yield a, b
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait, bounded, until ``condition()`` holds (it reads state other tasks change)."""
-    with anyio.fail_after(BOUND):
-        while not condition():  # noqa: ASYNC110  # the state changes in other tasks of this loop
-            await anyio.sleep(0.01)
-
-
-def waiters(server: RunningServer) -> int:
-    return int(server.runtime.signals.waiters.count)
-
-
-def wakeups(server: RunningServer, cause: str) -> float:
-    value = server.runtime.holder.metrics.registry.get_sample_value(
-        "orchestrator_waiter_wakeups_total", {"cause": cause}
-    )
-    return float(value or 0)
-
-
-async def new_session(c: Client) -> str:
-    return str((await call_ok(c, "orchestrator_initialize_session", working_directory="/repo"))["session"]["id"])
-
-
-async def plan(c: Client, session_id: str, title: str, **more: Any) -> dict[str, Any]:
-    planned = await call_ok(
-        c,
-        "orchestrator_plan_task",
-        session_id=session_id,
-        title=title,
-        description=f"{title}.",
-        agent="planner",
-        **more,
-    )
-    return dict(planned["task"])
-
-
-class Waiters:
-    """next_task(wait_seconds) calls running in a task group, started one after another (arrival order)."""
-
-    def __init__(self, c: Client, server: RunningServer, session_id: str, group: Any) -> None:
-        self.c, self.server, self.session_id, self.group = c, server, session_id, group
-        self.results: dict[str, dict[str, Any]] = {}
-
-    async def start(self, agent: str, **arguments: Any) -> None:
-        before = waiters(self.server)
-
-        async def call() -> None:
-            self.results[agent] = await call_ok(
-                self.c,
-                "orchestrator_next_task",
-                session_id=self.session_id,
-                agent=agent,
-                wait_seconds=arguments.pop("wait_seconds", LONG_WAIT),
-                **arguments,
-            )
-
-        self.group.start_soon(call)
-        await until(lambda: waiters(self.server) == before + 1)  # it is parked: nothing was ready
-
-    def claimed(self) -> dict[str, str]:
-        return {agent: result["task"]["id"] for agent, result in self.results.items() if result["task"]}
 
 
 async def test_a_task_planned_through_one_replica_is_claimed_by_the_oldest_waiter_on_another_and_the_rest_wait_on(
@@ -297,3 +212,27 @@ async def test_a_subscriber_on_one_replica_hears_of_a_task_changed_through_anoth
                 await change()
                 await until(lambda: heard >= wanted)
         assert heard == wanted
+
+
+async def test_a_lost_signal_never_strands_a_waiter_the_periodic_recheck_finds_the_task(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    # A write whose signal never comes: a planning service with no sink (as a replica that crashed between
+    # its commit and its NOTIFY, or another process writing the SQLite file).
+    async with replicas(database_url, backend, tmp_path, wait_recheck_seconds=0.2) as (a, _):
+        async with client(a, "2026-07-28") as c:
+            session_id = await new_session(c)
+            silent = TaskPlanningService(a.runtime.uow, SystemClock())
+            async with anyio.create_task_group() as group:
+                parked = Waiters(c, a, session_id, group)
+                await parked.start("patient")
+                planned = await silent.plan_task(
+                    Caller(actor="elsewhere"),
+                    SubtaskSpec(title="Unsignalled", description="Nobody was told."),
+                    parent_task_id=None,
+                    session_id=session_id,
+                    request_id=None,
+                )
+                await until(lambda: len(parked.results) == 1)
+        assert parked.claimed() == {"patient": planned.task.id}
+        assert wakeups(a, "interval") >= 1

@@ -23,6 +23,8 @@ from typing import Protocol, TypeVar
 
 import anyio
 
+from app import errors
+
 T = TypeVar("T")
 DRAINING = "draining"
 
@@ -201,6 +203,9 @@ async def claim_or_wait(
             return await claim()
         except NothingReady as again:
             last[0] = again.reason
+            return None
+        except errors.Unavailable as down:  # the database is away: keep waiting, the reconnect re-checks
+            last[0] = down.message
             return None
 
     outcome = await waiters.wait(session_id, filtered=filtered, seconds=seconds, attempt=attempt)
