@@ -77,7 +77,7 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         """Atomically find and claim the best ready task of the session (highest priority, then earliest due
         date, then oldest) and get its brief, exactly like orchestrator_execute_task. When nothing is ready
         the result is {task: null, reason} and the reason says what the queue is waiting for. Pass
-        wait_seconds (e.g. 60) to wait for work instead of polling; reason "draining" means reconnect."""
+        wait_seconds (e.g. 60) to wait for work instead of polling; reason "draining": call again shortly."""
         return await holder.services.execution.next_task(
             resolve_caller(ctx, agent),
             session_id=session_id,
