@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import anyio
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -84,4 +85,7 @@ async def report(sink: object, session: AsyncSession, *, transitions: list[tuple
         return
     change = collected(session, transitions=transitions, claims=claims)
     if change is not None:
-        await sink.changed(change)
+        # Shielded: the write has committed, so a cancellation here (a restart's drain) must not turn its
+        # answer into "nothing was kept"; the sink bounds its own time (the NOTIFY has a timeout).
+        with anyio.CancelScope(shield=True):
+            await sink.changed(change)
