@@ -35,7 +35,7 @@ class BoardFeed(Protocol):
 class ChangeReader(Protocol):
     """The read side the poller needs (``BoardService`` implements it)."""
 
-    async def latest_event_id(self) -> int: ...
+    async def watch_start(self) -> BoardChanges: ...
 
     async def changes_after(self, high_water: int, seen_ids: list[int]) -> BoardChanges: ...
 
@@ -53,11 +53,16 @@ class EventTablePoller:
         self._interval = interval
 
     async def changes(self) -> AsyncIterator[BoardChange]:
-        high_water = await (await self._reader()).latest_event_id()
-        seen: list[int] = []
+        # The reads are shielded: a watcher that goes away is cancelled at the sleep, never in the middle of
+        # a query (cancelling an asyncpg query mid-flight throws its connection away). Each read is one
+        # short statement, bounded by the database timeouts.
+        with anyio.CancelScope(shield=True):
+            start = await (await self._reader()).watch_start()
+        high_water, seen = start.high_water, start.seen_ids
         while True:
             await anyio.sleep(self._interval)
-            found = await (await self._reader()).changes_after(high_water, seen)
+            with anyio.CancelScope(shield=True):
+                found = await (await self._reader()).changes_after(high_water, seen)
             high_water, seen = found.high_water, found.seen_ids
             if found.session_ids or found.task_ids:
                 yield BoardChange(session_ids=frozenset(found.session_ids), task_ids=frozenset(found.task_ids))

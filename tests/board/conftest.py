@@ -86,14 +86,19 @@ async def board_server(database_url: str, tmp_path: Path) -> AsyncIterator[Runni
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+def chromium() -> Path:
     if not CHROMIUM.exists():
         message = f"the browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        launched = await playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
             yield launched
         finally:

@@ -292,13 +292,14 @@ class BoardService(Service):
 
         return await self._read(work)
 
-    async def latest_event_id(self) -> int:
-        """Where a new watcher of :meth:`changes_after` starts: the highest event id now."""
+    async def watch_start(self) -> BoardChanges:
+        """Where a new watcher of :meth:`changes_after` starts: the events so far, as already seen."""
 
-        async def work(repos: Repositories) -> int:
-            return await EventFeedRepository(repos.session).last_id()
+        async def work(repos: Repositories) -> BoardChanges:
+            return await _changes(repos, await EventFeedRepository(repos.session).last_id(), [])
 
-        return await self._read(work)
+        found = await self._read(work)
+        return found.model_copy(update={"session_ids": [], "task_ids": []})
 
     async def changes_after(self, high_water: int, seen_ids: list[int]) -> BoardChanges:
         """The sessions and tasks with events above ``high_water - FEED_LOOKBACK`` not in ``seen_ids``.
@@ -308,20 +309,24 @@ class BoardService(Service):
         """
 
         async def work(repos: Repositories) -> BoardChanges:
-            floor = max(0, high_water - FEED_LOOKBACK)
-            rows = await EventFeedRepository(repos.session).list_after(floor, limit=FEED_BATCH)
-            seen = set(seen_ids)
-            fresh = [r for r in rows if r[0] not in seen]
-            new_high = max([high_water, *(r[0] for r in rows)])
-            keep = sorted({*seen, *(r[0] for r in fresh)})
-            return BoardChanges(
-                session_ids=sorted({r[1] for r in fresh}),
-                task_ids=sorted({r[2] for r in fresh if r[2] is not None}),
-                seen_ids=[i for i in keep if i > new_high - FEED_LOOKBACK],
-                high_water=new_high,
-            )
+            return await _changes(repos, high_water, seen_ids)
 
         return await self._read(work)
+
+
+async def _changes(repos: Repositories, high_water: int, seen_ids: list[int]) -> BoardChanges:
+    floor = max(0, high_water - FEED_LOOKBACK)
+    rows = await EventFeedRepository(repos.session).list_after(floor, limit=FEED_BATCH)
+    seen = set(seen_ids)
+    fresh = [r for r in rows if r[0] not in seen]
+    new_high = max([high_water, *(r[0] for r in rows)])
+    keep = sorted({*seen, *(r[0] for r in fresh)})
+    return BoardChanges(
+        session_ids=sorted({r[1] for r in fresh}),
+        task_ids=sorted({r[2] for r in fresh if r[2] is not None}),
+        seen_ids=[i for i in keep if i > new_high - FEED_LOOKBACK],
+        high_water=new_high,
+    )
 
 
 def _waiting(view: TaskView, by_id: dict[str, TaskView], children: dict[str, list[TaskView]]) -> WaitingTask:
