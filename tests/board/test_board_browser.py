@@ -93,9 +93,7 @@ async def test_board_shows_a_task_move_from_ready_to_in_progress_to_done_without
         await expect(card(page, "ready", design["id"])).to_have_count(0)
         await call_ok(c, "orchestrator_execute_task", task_id=docs["id"], agent="writer-1")
         await expect(card(page, "in_progress", docs["id"])).to_be_visible()
-        path = await screenshot(page, "board", backend)
-        if backend == "sqlite" and os.environ.get("ORCHESTRATOR_UPDATE_README_SCREENSHOT") == "1":
-            shutil.copyfile(path, README_SCREENSHOT)
+        await screenshot(page, "board", backend)
 
         await call_ok(
             c,
@@ -112,7 +110,9 @@ async def test_board_shows_a_task_move_from_ready_to_in_progress_to_done_without
 
     assert await page.evaluate("window.__notReloaded") is True
     assert int(await page.evaluate("document.body.dataset.refreshes")) >= 3
-    await screenshot(page, "board-after", backend)
+    path = await screenshot(page, "board-after", backend)
+    if backend == "sqlite" and os.environ.get("ORCHESTRATOR_UPDATE_README_SCREENSHOT") == "1":
+        shutil.copyfile(path, README_SCREENSHOT)
 
 
 async def test_a_task_titled_with_markup_renders_as_text(board_server: RunningServer, page: Page, backend: str) -> None:

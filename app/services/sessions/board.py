@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+from pydantic import Field
+
 from app import errors
 from app.db.models import Task
 from app.db.repositories import Repositories
@@ -104,6 +106,7 @@ class SessionBoard(View):
     tree: list[TreeNode]
     agents: list[BoardAgent]
     recent_events: list[EventView]
+    titles: dict[str, str] = Field(description="task id -> title, for the events")
     generated_at: str
 
 
@@ -237,6 +240,7 @@ class BoardService(Service):
                 tree=_tree([v for v in views if v.parent_id is None or v.parent_id not in by_id], by_id, children),
                 agents=await _agents(repos, session_id, tasks, now),
                 recent_events=[event_view(e) for e in reversed(events)],
+                titles={v.id: v.title for v in views},
                 generated_at=iso(now) or "",
             )
 
