@@ -138,8 +138,12 @@ class Board:
             return secure_headers(RedirectResponse(next_path, status_code=303))
         if request.method == "GET":
             return secure_headers(self.render("login.html", None, next_path=next_path, failed=False))
-        body = await request.body()
-        form = parse_qs(body[:LOGIN_BODY_LIMIT].decode("utf-8", "replace"))
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > LOGIN_BODY_LIMIT:  # a token is short; stop reading a flood
+                return secure_headers(Response("The login form is too large.", status_code=413))
+        form = parse_qs(body.decode("utf-8", "replace"))
         now = self.parts.clock.now()
         login = await access.login((form.get("token") or [""])[0].strip(), now)
         if login is None:

@@ -9,6 +9,7 @@ Screenshots of every browser test land in ``build/board-screenshots/``; with
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
 from app.main import create_app
+from app.runtime.serving import DrainingServer
 from app.settings import Settings
 from tests.support.server import RunningServer
 
@@ -59,12 +61,19 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def serve_at(settings: Settings, port: int) -> AsyncIterator[RunningServer]:
-    """Like ``tests.support.server.serve`` but on a given port, so a restarted server has the same address."""
+    """Like ``tests.support.server.serve`` but on a given port, so a restarted server has the same address,
+    and stopped the way ``task-orchestrator serve`` stops on SIGTERM (drain first, then shut down), so
+    open board streams end as they do in production."""
     app = create_app(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=5))
+    server = DrainingServer(
+        uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=5),
+        reboot=app.state.runtime.holder.reboot,
+        drain_timeout=5,
+        before_shutdown=app.state.before_shutdown,
+    )
     async with anyio.create_task_group() as group:
         group.start_soon(server.serve, [sock])
         with anyio.fail_after(30):
@@ -75,7 +84,7 @@ async def serve_at(settings: Settings, port: int) -> AsyncIterator[RunningServer
         try:
             yield RunningServer(app=app, base_url=f"http://127.0.0.1:{port}")
         finally:
-            server.should_exit = True
+            server.handle_exit(signal.SIGTERM, None)
     sock.close()
 
 

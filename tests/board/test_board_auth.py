@@ -16,7 +16,7 @@ from playwright.async_api import Browser, expect
 
 from app.board.cookie import COOKIE_NAME, CookieSigner
 from tests.board.conftest import board_settings, free_port, screenshot, serve_at
-from tests.support.auth import bearer_client, write_tokens_file
+from tests.support.auth import Issuer, JwksServer, bearer_client, write_tokens_file
 from tests.support.mcp import call_ok
 from tests.support.server import RunningServer
 
@@ -103,6 +103,8 @@ async def test_login_with_a_wrong_token_is_refused_and_sets_no_cookie(secured: R
             assert "was not accepted" in answer.text
             assert answer.headers.get_list("set-cookie") == []
         assert (await http.get("/board")).status_code == 303
+        flood = await http.post("/board/login", data={"token": "x" * 20_000})
+        assert (flood.status_code, flood.headers.get_list("set-cookie")) == (413, [])
 
 
 async def test_logout_clears_the_cookie_and_the_board_asks_for_a_login_again(
@@ -190,3 +192,19 @@ async def test_browser_logs_in_with_a_read_token_and_scripts_cannot_read_the_coo
         await expect(page.locator('input[name="token"]')).to_be_visible()
     finally:
         await context.close()
+
+
+async def test_login_with_a_jwt_needs_the_read_scope(
+    database_url: str, tmp_path: Path, issuer: Issuer, jwks: JwksServer
+) -> None:
+    audience = "https://orchestrator.test/mcp"
+    settings = board_settings(
+        database_url, tmp_path, jwks_url=jwks.url, jwt_issuer=issuer.issuer, jwt_audience=audience
+    )
+    async with serve_at(settings, free_port()) as running, httpx2.AsyncClient(base_url=running.base_url) as http:
+        refused = await login(http, issuer.mint(audience, subject="pat", scope="profile email"))
+        assert (refused.status_code, refused.headers.get_list("set-cookie")) == (401, [])
+        accepted = await login(http, issuer.mint(audience, subject="carol", scope="tasks:read"))
+        assert accepted.status_code == 303
+        page = await http.get("/board")
+    assert page.status_code == 200 and '<span class="who">carol</span>' in page.text
