@@ -11,6 +11,7 @@ shows. A stream is never opened while the service is not ready, so a draining pr
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
 import anyio
@@ -20,6 +21,7 @@ from app import errors
 from app.board.feed import BoardFeed
 from app.runtime.reboot_manager import RebootManager, ServiceState
 
+log = logging.getLogger("app.board")
 RETRY_MILLISECONDS = 2000
 KEEPALIVE_SECONDS = 15.0
 HEADERS = [
@@ -57,8 +59,9 @@ class EventStream:
             async for change in self._feed.changes():
                 data = json.dumps({"sessions": sorted(change.session_ids), "tasks": sorted(change.task_ids)})
                 await send(_chunk(f"event: change\ndata: {data}\n\n"))
-        except errors.OrchestratorError:
-            pass  # unavailable: end the stream; the page reconnects and re-reads once the service is back
+        except errors.OrchestratorError as exc:
+            # Unavailable (the database or a restart): end the stream; the page reconnects and re-reads.
+            log.info("board_stream_ended", extra={"event": "board_stream_ended", "code": exc.code})
         done()
 
     async def _keepalive(self, send: Send) -> None:
