@@ -8,7 +8,8 @@ with its own agent name, looping for ``--minutes``:
     plan_task (one task) → next_task → complete_task (when it claimed one) → query_tasks (20 pending
     rows) → every ``--status-every``-th loop get_status
 
-so the session keeps about as many pending tasks as it started with while its history grows. Every
+so the session keeps about as many pending tasks as it started with while its history grows. An agent
+that gets a retryable error waits as long as the error says before its next call (counted as an error). Every
 ``--sample-seconds`` the benchmark reads the server's resident set (``VmRSS`` in ``/proc/<pid>/status``)
 and its open descriptors (``/proc/<pid>/fd``). The report: the least-squares slope of each over the
 samples after ``--warmup-minutes`` (MiB per hour; descriptors per hour), against issue 14's targets —
@@ -74,6 +75,9 @@ async def call(client: Client, log: AgentLog, tool: str, arguments: dict[str, An
     log.latencies[tool].append(time.perf_counter() - started)
     if result.is_error or result.structured_content is None:
         log.errors.append(f"{tool}: {result.structured_content or result.content}")
+        error = (result.structured_content or {}).get("error") or {}
+        if error.get("retryable"):  # as an agent would: wait as told before the next call
+            await anyio.sleep(float(error.get("retry_after_seconds") or 1.0))
         return None
     return result.structured_content
 
