@@ -192,7 +192,7 @@ PLAN = [
     invalid("plan-no-current-session", "plan_task", plan_args(agent="newcomer"), "session_id", None),
     invalid("plan-empty-request-id", "plan_task", plan_args(request_id=""), "request_id", "", {"min_length": 1}),
     invalid("plan-long-request-id", "plan_task", plan_args(request_id=long(65)), "request_id", long(65), {"max_length": 64}),
-    invalid("plan-request-id-of-another-tool", "plan_task", plan_args(request_id="world-edit"), "request_id", "world-edit"),
+    case("plan-request-id-of-another-tool", "plan_task", plan_args(request_id="world-edit"), "idempotency_conflict", "request_id", "world-edit"),
     invalid("plan-unknown-argument", "plan_task", plan_args(parent_id=Ref("pending")), "parent_id", Ref("pending"), NOT_NULL),
 ]  # fmt: skip
 
@@ -234,7 +234,7 @@ UPDATE = [
     invalid("update-dependency-pattern", "update_task", {"task_id": Ref("pending"), "add_dependencies": ["bad"]}, "add_dependencies[0]", "bad", TASK_PATTERN),
     invalid("update-dependencies-object", "update_task", {"task_id": Ref("pending"), "add_dependencies": {"id": "x"}}, "add_dependencies", {"id": "x"}, "an array"),
     invalid("update-remove-pattern", "update_task", {"task_id": Ref("pending"), "remove_dependencies": [Ref("dep_a"), "nope"]}, "remove_dependencies[1]", "nope", TASK_PATTERN),
-    invalid("update-request-id-of-another-tool", "update_task", {"task_id": Ref("pending"), "title": "x", "request_id": "world-plan"}, "request_id", "world-plan"),
+    case("update-request-id-of-another-tool", "update_task", {"task_id": Ref("pending"), "title": "x", "request_id": "world-plan"}, "idempotency_conflict", "request_id", "world-plan"),
     invalid("update-unknown-argument", "update_task", {"task_id": Ref("pending"), "state": "completed"}, "state", "completed", NOT_NULL),
 ]  # fmt: skip
 
@@ -250,7 +250,7 @@ DELETE = [
     case("delete-archive-claimed-by-other", "delete_task", {"task_id": Ref("claimed")}, "claimed_by_other", "task_id", Ref("claimed"), holder="bob", lease_expires_at=NOT_NULL),
     case("delete-hard-claimed-by-other", "delete_task", {"task_id": Ref("claimed"), "archive_instead": False}, "claimed_by_other", "task_id", Ref("claimed"), holder="bob"),
     case("delete-archive-subtree-claimed-by-other", "delete_task", {"task_id": Ref("held_parent")}, "claimed_by_other", "task_id", Ref("held_child"), holder="bob"),
-    invalid("delete-request-id-of-another-tool", "delete_task", {"task_id": Ref("pending"), "request_id": "world-edit"}, "request_id", "world-edit"),
+    case("delete-request-id-of-another-tool", "delete_task", {"task_id": Ref("pending"), "request_id": "world-edit"}, "idempotency_conflict", "request_id", "world-edit"),
     invalid("delete-unknown-argument", "delete_task", {"task_id": Ref("pending"), "hard": True}, "hard", True, ["agent", "archive_instead", "force", "request_id", "task_id"]),
 ]  # fmt: skip
 
@@ -266,7 +266,7 @@ CANCEL = [
     invalid("cancel-long-reason", "cancel_task", {"task_id": Ref("pending"), "reason": long(2001)}, "reason", shown(long(2001)), {"max_length": 2000}),
     invalid("cancel-cascade-not-bool", "cancel_task", {"task_id": Ref("pending"), "cascade": "yes please"}, "cascade", "yes please", BOOLEAN),
     invalid("cancel-preserve-not-bool", "cancel_task", {"task_id": Ref("pending"), "preserve_work": 3}, "preserve_work", 3, BOOLEAN),
-    invalid("cancel-request-id-of-another-tool", "cancel_task", {"task_id": Ref("pending"), "request_id": "world-plan"}, "request_id", "world-plan"),
+    case("cancel-request-id-of-another-tool", "cancel_task", {"task_id": Ref("pending"), "request_id": "world-plan"}, "idempotency_conflict", "request_id", "world-plan"),
 ]  # fmt: skip
 
 QUERY = [
