@@ -42,7 +42,9 @@ class WriteLock:
 async def hold_write_lock(database_url: str) -> AsyncIterator[WriteLock]:
     """Hold the task table (PostgreSQL) or the whole database (SQLite) against writers until released."""
     if make_url(database_url).get_backend_name() == "sqlite":
-        conn = sqlite3.connect(sqlite_path(database_url), isolation_level=None)
+        # The server's own writers (a session's first call, a monitor's sweep) may hold the lock for a moment on a
+        # loaded machine: wait for it as long as any test waits, not sqlite3's default five seconds.
+        conn = sqlite3.connect(sqlite_path(database_url), isolation_level=None, timeout=60)
         conn.execute("BEGIN IMMEDIATE")
 
         async def release_sqlite() -> None:
