@@ -108,7 +108,7 @@ def build_services(runtime: Runtime, uow: UnitOfWork) -> Services:
         synthesis=SynthesisService(uow, runtime.clock, **kwargs),
         status=StatusService(uow, runtime.clock, probe=probe, **kwargs),
         leases=LeaseService(uow, runtime.clock, **kwargs),
-        session_overview=SessionOverviewService(uow, runtime.clock, **kwargs),
+        session_overview=SessionOverviewService(uow, runtime.clock, roles=runtime.roles, **kwargs),
         session_cleanup=SessionCleanupService(uow, runtime.clock, **kwargs),
         maintenance=MaintenanceService(
             uow, runtime.clock, stale_pending_days=runtime.settings.stale_pending_days, **kwargs

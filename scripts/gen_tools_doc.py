@@ -28,12 +28,22 @@ HINTS = (
 
 
 async def list_tools() -> list[Any]:
+    from mcp.server.mcpserver import MCPServer
+
     from app.main import create_app
     from app.settings import Settings
+    from app.tools import schema_compaction
 
     with tempfile.TemporaryDirectory() as data_dir:
         app = create_app(Settings(data_dir=Path(data_dir)))
-        return list(await app.state.server.list_tools())
+        server = app.state.server
+        # tools/list serves output schemas one level deep (the DESIGN §4 budget); this document shows the
+        # whole result shapes, from the schemas the tools declare.
+        declared = {tool.name: tool.output_schema for tool in await MCPServer.list_tools(server)}
+        return [
+            tool.model_copy(update={"output_schema": schema_compaction.compact(declared[tool.name])})
+            for tool in await server.list_tools()
+        ]
 
 
 def cell(text: object) -> str:
@@ -155,9 +165,9 @@ def collect_types(tools: list[Any]) -> dict[str, dict[str, Any]]:
 
 
 def render(tools: list[Any]) -> str:
-    from app.tools.boundary import ERROR_ENVELOPE_SCHEMA
+    from app.tools.boundary import ERROR_CODES
 
-    codes = ERROR_ENVELOPE_SCHEMA["properties"]["error"]["properties"]["code"]["enum"]
+    codes = ERROR_CODES
     tools = sorted(tools, key=lambda t: t.name)
     out = [
         "# Tools",

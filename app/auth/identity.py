@@ -47,13 +47,18 @@ def client_name(ctx: Any) -> str | None:
 
 
 def resolve_caller(ctx: Any, agent: str | None) -> Caller:
-    """Who is calling, and what they may do."""
+    """Who is calling, and what they may do.
+
+    The principal (token subject, else client name) is what several agents of one client or token share;
+    a call without a session falls back to the principal's single active session.
+    """
     token = get_access_token()
     if token is not None:
         subject = token.subject or token.client_id
         actor = f"{subject}/{agent}" if agent else subject
-        return Caller(actor=actor, scopes=frozenset(token.scopes))
-    return Caller(actor=agent or client_name(ctx) or ANONYMOUS, scopes=ALL_SCOPES)
+        return Caller(actor=actor, scopes=frozenset(token.scopes), principal=subject)
+    client = client_name(ctx)
+    return Caller(actor=agent or client or ANONYMOUS, scopes=ALL_SCOPES, principal=client)
 
 
 def granted_scopes(auth_enabled: bool) -> frozenset[str]:

@@ -17,6 +17,9 @@ class Caller:
 
     actor: str
     scopes: frozenset[str] = field(default=ALL_SCOPES)
+    # Who the caller is beneath its agent names (DESIGN §3 Actors): the token's subject, else the MCP
+    # client's name; None when neither is known. Only session resolution's fallback reads it.
+    principal: str | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -1,33 +1,65 @@
-"""Finding a call's session: the one named, else the actor's current session.
+"""Finding a call's session (DESIGN §3 Actors): the one named, else the actor's current session, else the
+principal's single active session.
 
 Graph, work and session use cases all take an optional ``session_id``; this is the one rule they share,
 kept at the top of the services so each wing uses it without importing another wing.
+
+"The principal's sessions" (docs/decisions.md): active sessions that the caller's actor, its principal
+(token subject, else client name) or any actor named ``principal/…`` created, has as its current session,
+or visited (``initialize_session`` / ``resume_session``). With auth on every actor of a token is
+``subject`` or ``subject/agent``, so this is every session that token's agents work in.
 """
 
 from __future__ import annotations
 
 from app import errors
+from app.db.models import OrchestrationSession
 from app.db.repositories import Repositories
 from app.services.caller import Caller
 
+LISTED_SESSIONS = 5
+
 
 async def resolve_session_id(repos: Repositories, caller: Caller, session_id: str | None) -> str:
-    """The session a call works in: the one named, else the actor's current session.
+    """The session a call works in: the one named, else the actor's current session, else the
+    principal's only active session.
 
     Raises:
         not_found: the named session does not exist.
-        invalid_argument: none named and the actor has no current session.
+        invalid_argument: none named, no current session, and the principal has no single active
+            session; the error lists up to five active sessions (``allowed``).
     """
     if session_id is not None:
         if await repos.sessions.get(session_id) is None:
             raise errors.SessionNotFound(session_id)
         return session_id
     current = await repos.agents.current_session_id(caller.actor)
-    if current is None:
-        raise errors.InvalidArgument(
-            f"No session_id given and actor {caller.actor!r} has no current session; call "
-            "orchestrator_initialize_session first (or pass session_id).",
-            field="session_id",
-            value=None,
+    if current is not None:
+        return current
+    actors = [caller.actor] if caller.principal is None else [caller.actor, caller.principal]
+    own = await repos.sessions.list_active_of_actors(actors, caller.principal, limit=LISTED_SESSIONS)
+    if len(own) == 1:
+        return own[0].id
+    listed = own or await repos.sessions.list_active(limit=LISTED_SESSIONS)
+    raise _no_session(caller, listed, several=bool(own))
+
+
+def _no_session(caller: Caller, listed: list[OrchestrationSession], *, several: bool) -> errors.InvalidArgument:
+    if listed:
+        names = "; ".join(
+            f"{row.id} {row.name!r}" + (f" ({row.working_directory})" if row.working_directory else "")
+            for row in listed
         )
-    return current
+        whose = "your active sessions" if several else "active sessions"
+        found = f" Pass session_id (and the same agent on every call); {whose}: {names}."
+    else:
+        found = " There is no active session."
+    return errors.InvalidArgument(
+        f"No session_id given and actor {caller.actor!r} has no current session.{found} Or call "
+        "orchestrator_initialize_session(working_directory=…, agent=…) to start or resume your project's "
+        "session; later calls with the same agent may then omit session_id.",
+        field="session_id",
+        value=None,
+        allowed=[row.id for row in listed],
+        hint="orchestrator_initialize_session",
+    )

@@ -96,6 +96,26 @@ class TaskView(View):
     open_children: int = Field(description="subtasks not yet terminal; a parent is ready only at 0")
 
 
+class TaskSummary(View):
+    """A task as a row of a list (DESIGN §4): what an agent scans; ``view=full`` reads the rest."""
+
+    id: str
+    parent_id: str | None
+    title: str
+    status: TaskStatusName
+    ready: bool
+    priority: PriorityName
+    specialist_type: SpecialistName
+    task_type: TaskTypeName
+    assigned_to: str | None
+    lease_expires_at: str | None
+    open_children: int
+    blocked_by: list[str]
+    version: int
+    created_at: str
+    updated_at: str
+
+
 class ArtifactView(View):
     id: str
     session_id: str
@@ -184,6 +204,48 @@ async def task_views_as(view_type: type[V], repos: Repositories, tasks: Sequence
     deps = await repos.dependencies.statuses_for(ids)
     children = await repos.tasks.open_children_of(ids)
     return [task_view_as(view_type, t, deps.get(t.id, []), len(children.get(t.id, ()))) for t in tasks]
+
+
+S = TypeVar("S", bound=TaskSummary)
+
+
+async def task_summaries_as(view_type: type[S], repos: Repositories, tasks: Sequence[Task]) -> list[S]:
+    """Summary rows for many tasks (one dependency query, one open-children query).
+
+    Reads only the columns a summary shows, so the rows may come from a light query; ``ready`` is derived
+    exactly as in :func:`task_view_as`.
+    """
+    ids = [t.id for t in tasks]
+    deps = await repos.dependencies.statuses_for(ids)
+    children = await repos.tasks.open_children_of(ids)
+    rows: list[S] = []
+    for task in tasks:
+        blocked_by = [dep_id for dep_id, status in deps.get(task.id, []) if status != TaskStatus.COMPLETED]
+        open_children = len(children.get(task.id, ()))
+        rows.append(
+            view_type(
+                id=task.id,
+                parent_id=task.parent_id,
+                title=task.title,
+                status=task.status,
+                ready=task.status == TaskStatus.PENDING and not blocked_by and open_children == 0,
+                priority=task.priority,
+                specialist_type=task.specialist_type,
+                task_type=task.task_type,
+                assigned_to=task.assigned_to,
+                lease_expires_at=iso(task.lease_expires_at),
+                open_children=open_children,
+                blocked_by=blocked_by,
+                version=task.version,
+                created_at=iso(task.created_at) or "",
+                updated_at=iso(task.updated_at) or "",
+            )
+        )
+    return rows
+
+
+async def task_summaries(repos: Repositories, tasks: Sequence[Task]) -> list[TaskSummary]:
+    return await task_summaries_as(TaskSummary, repos, tasks)
 
 
 async def one_task_view(repos: Repositories, task: Task) -> TaskView:

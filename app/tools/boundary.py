@@ -41,37 +41,32 @@ TYPE_ERRORS = {
     "datetime_from_date_parsing": "an ISO 8601 date or date-time",
 }
 
+# The codes an error may carry (DESIGN §6); the served schema keeps only the envelope's shape, since it is
+# repeated in every tool's output schema (DESIGN §4 budget) and the codes are listed in docs/tools.md.
+ERROR_CODES = (
+    "invalid_argument",
+    "not_found",
+    "invalid_transition",
+    "version_conflict",
+    "claimed_by_other",
+    "not_claimed",
+    "dependencies_unmet",
+    "dependency_cycle",
+    "children_open",
+    "idempotency_conflict",
+    "rate_limited",
+    "forbidden",
+    "unavailable",
+    "internal",
+)
 ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "title": "ToolError",
     "properties": {
         "error": {
             "type": "object",
             "properties": {
-                "code": {
-                    "type": "string",
-                    "enum": [
-                        "invalid_argument",
-                        "not_found",
-                        "invalid_transition",
-                        "version_conflict",
-                        "claimed_by_other",
-                        "not_claimed",
-                        "dependencies_unmet",
-                        "dependency_cycle",
-                        "children_open",
-                        "idempotency_conflict",
-                        "rate_limited",
-                        "forbidden",
-                        "unavailable",
-                        "internal",
-                    ],
-                },
+                "code": {"type": "string"},
                 "message": {"type": "string"},
-                "field": {"type": ["string", "null"]},
-                "value": {},
-                "allowed": {},
-                "retryable": {"type": "boolean"},
                 "hint": {"type": "string"},
             },
             "required": ["code", "message", "retryable"],
@@ -119,6 +114,7 @@ def to_orchestrator_error(tool: str, exc: BaseException) -> errors.OrchestratorE
             f"There is no tool named {tool!r}; call tools/list for the available tools.",
             field="name",
             value=tool,
+            hint="tools/list",
         )
     reference = secrets.token_hex(6)
     log.error(

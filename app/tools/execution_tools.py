@@ -22,22 +22,20 @@ LeaseSeconds = Annotated[
     Field(
         ge=30,
         le=86400,
-        description="How long the claim lasts before it returns to the queue unless renewed (seconds); "
-        "default: the server's ORCHESTRATOR_LEASE_SECONDS (900).",
+        description="Claim seconds (default 900); renew with execute_task.",
     ),
 ]
 NextActionName = Annotated[
     Literal["continue", "needs_revision", "blocked", "complete"],
     Field(
-        description="complete: done. continue: done, and also return the next ready tasks. needs_revision: "
-        "send it back to the queue with summary as the revision note. blocked: cannot go on; summary is the "
-        "reason."
+        description="complete: done; continue: done, and list next ready tasks; needs_revision: back to the "
+        "queue (releases the claim); blocked: cannot go on (summary says why)."
     ),
 ]
 
 
 def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter per tool
-    @server.tool(name="orchestrator_execute_task", title="Claim a task and get its brief", annotations=WRITE)
+    @server.tool(name="orchestrator_execute_task", title="Claim a task", annotations=WRITE)
     async def execute_task(
         ctx: Context,
         task_id: s.TaskId,
@@ -45,29 +43,25 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
     ) -> ExecuteTaskResult:
-        """Claim a ready task (or renew your own claim) and get everything needed to do it: the specialist
-        role, a ready-made Markdown prompt, the results of its dependencies and concrete instructions.
-        Errors: dependencies_unmet (the 'blocking' list says which tasks must complete first),
-        claimed_by_other (someone else holds it until lease_expires_at: pick another with
-        orchestrator_next_task), invalid_transition (it is not pending, e.g. blocked or completed)."""
+        """Claim a chosen ready task (or renew your claim); returns its brief (task, claim, specialist prompt,
+        dependency results, instructions). Finish with orchestrator_complete_task; release with
+        update_task status=pending."""
         return await holder.services.execution.execute_task(
             resolve_caller(ctx, agent), task_id, lease_seconds=lease_seconds, request_id=request_id
         )
 
-    @server.tool(name="orchestrator_next_task", title="Claim the best ready task", annotations=WRITE)
+    @server.tool(name="orchestrator_next_task", title="Claim next task", annotations=WRITE)
     async def next_task(
         ctx: Context,
         session_id: s.SessionId = None,
-        specialist_type: Annotated[
-            s.SpecialistList, Field(description="Only consider tasks for these specialists (empty: any).")
-        ] = [],  # noqa: B006  # the SDK copies defaults per call via pydantic
+        specialist_type: Annotated[s.SpecialistList, Field(description="Only tasks for these specialists.")] = [],  # noqa: B006  # the SDK copies defaults per call via pydantic
         lease_seconds: LeaseSeconds = None,
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
     ) -> NextTaskResult:
-        """Atomically find and claim the best ready task of the session (highest priority, then earliest due
-        date, then oldest) and get its brief, exactly like orchestrator_execute_task. When nothing is ready
-        the result is {task: null, reason} and the reason says what the queue is waiting for."""
+        """The work loop's step: claims the best ready task (priority, due date, age) and returns its brief as
+        orchestrator_execute_task does; do it, then orchestrator_complete_task. Nothing ready: {task: null,
+        reason}; call again later."""
         return await holder.services.execution.next_task(
             resolve_caller(ctx, agent),
             session_id=session_id,
@@ -76,7 +70,7 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
             request_id=request_id,
         )
 
-    @server.tool(name="orchestrator_complete_task", title="Hand back work on a task", annotations=WRITE)
+    @server.tool(name="orchestrator_complete_task", title="Complete a task", annotations=WRITE)
     async def complete_task(
         ctx: Context,
         task_id: s.TaskId,
@@ -88,25 +82,21 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
             Field(
                 min_length=1,
                 max_length=1_000_000,
-                description="The full result (code, report, findings), stored as an artifact in the database.",
+                description="The full result, stored as an artifact.",
             ),
         ],
         next_action: NextActionName,
         file_paths: Annotated[
             list[Annotated[str, Field(min_length=1, max_length=1024)]],
-            Field(max_length=500, description="Files you created or changed."),
+            Field(max_length=500, description="Files you changed."),
         ] = [],  # noqa: B006
-        artifact_type: Annotated[ArtifactKindName, Field(description="The kind of the stored artifact.")] = "general",
+        artifact_type: Annotated[ArtifactKindName, Field(description="Kind of the artifact.")] = "general",
         force: s.Force = False,
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
     ) -> CompleteTaskResult:
-        """Store your work on a task and move it on, in one transaction. complete/continue mark it completed
-        and return the dependents that became ready ('unblocked'); continue also lists the next ready tasks.
-        A pending, ready task may be completed without claiming it first. Errors: claimed_by_other (another
-        agent holds it), dependencies_unmet, not_claimed (needs_revision on a task nobody works on),
-        invalid_transition (already completed, or blocked). Pass request_id so a retry after a lost response
-        returns the first result instead of storing the work twice."""
+        """Hand back a task: stores the work and completes it, releases it (needs_revision) or blocks it.
+        Returns {task, artifact, unblocked, next_ready}. Next: orchestrator_next_task."""
         return await holder.services.completion.complete_task(
             resolve_caller(ctx, agent),
             task_id,
@@ -119,39 +109,31 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
             request_id=request_id,
         )
 
-    @server.tool(name="orchestrator_synthesize_results", title="Roll up a task's subtasks", annotations=WRITE)
+    @server.tool(name="orchestrator_synthesize_results", title="Roll up subtasks", annotations=WRITE)
     async def synthesize_results(
         ctx: Context,
-        parent_task_id: Annotated[s.TaskId, Field(description="The task whose subtasks to roll up.")],
-        complete_parent: Annotated[
-            bool, Field(description="Also complete the parent when every subtask is finished.")
-        ] = False,
+        parent_task_id: Annotated[s.TaskId, Field(description="The parent task.")],
+        complete_parent: Annotated[bool, Field(description="Complete the parent if all subtasks ended.")] = False,
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
     ) -> SynthesizeResult:
-        """Roll up the subtasks of a task: counts, outcomes, failures with reasons, artifacts, timeline and
-        recommendations for what to do next; stores the roll-up as a Markdown 'synthesis' artifact on the
-        parent. With complete_parent=true the parent is completed when every subtask is finished; otherwise
-        parent_not_completed_reason says why not. Errors: not_found, invalid_argument (no subtasks)."""
+        """When a parent's subtasks are done: rolls them up (outcomes, failures, artifacts, recommendations)
+        into a synthesis artifact; complete_parent=true completes the parent. Next: orchestrator_next_task."""
         return await holder.services.synthesis.synthesize_results(
             resolve_caller(ctx, agent), parent_task_id, complete_parent=complete_parent, request_id=request_id
         )
 
-    @server.tool(name="orchestrator_get_status", title="Session and service status", annotations=READ)
+    @server.tool(name="orchestrator_get_status", title="Session board", annotations=READ)
     async def get_status(
         ctx: Context,
         session_id: s.SessionId = None,
-        include_completed: Annotated[bool, Field(description="Also list recently completed tasks.")] = False,
-        include_performance_metrics: Annotated[
-            bool, Field(description="Per-tool call counts, errors and latency percentiles of this server process.")
-        ] = False,
-        include_resource_usage: Annotated[
-            bool, Field(description="Memory, CPU, open files and database pool of this server process.")
-        ] = False,
+        include_completed: Annotated[bool, Field(description="Add recently completed tasks.")] = False,
+        include_performance_metrics: Annotated[bool, Field(description="Add per-tool latency.")] = False,
+        include_resource_usage: Annotated[bool, Field(description="Add process memory and CPU.")] = False,
         agent: s.AgentName = None,
     ) -> StatusResult:
-        """Where the session stands: counts by status and specialist, the ready queue, who holds what and
-        until when, what is blocked and why, and the health of the service."""
+        """See where the session stands: counts, ready queue, who holds what, what is blocked and why, and
+        the service's health. Next: orchestrator_next_task."""
         return await holder.services.status.get_status(
             resolve_caller(ctx, agent),
             session_id=session_id,

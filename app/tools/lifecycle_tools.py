@@ -35,88 +35,54 @@ def _session_header(ctx: Context) -> str | None:
 def register(server: MCPServer, holder: ServiceHolder) -> None:
     holder.reboot.admit_always(*OPERATOR_TOOLS)
 
-    @server.tool(name="orchestrator_health_check", title="Check the service's health", annotations=READ)
+    @server.tool(name="orchestrator_health_check", title="Health check", annotations=READ)
     async def health_check(
-        include_reboot_readiness: Annotated[
-            bool, Field(description="Include the service state and every monitor's supervision record.")
-        ] = True,
-        include_connection_status: Annotated[
-            bool, Field(description="Include the calls in flight, the connection pool and the database circuit.")
-        ] = True,
-        include_database_status: Annotated[
-            bool, Field(description="Include a live database round trip and the schema revision against head.")
-        ] = True,
+        include_reboot_readiness: Annotated[bool, Field(description="Add service state and monitors.")] = True,
+        include_connection_status: Annotated[bool, Field(description="Add calls in flight and the pool.")] = True,
+        include_database_status: Annotated[bool, Field(description="Add a database round trip.")] = True,
     ) -> HealthReport:
-        """Live health of this server process: healthy is the AND of the checks included, and each check
-        that is not ok says why in `reason`. Works while the service drains or restarts."""
+        """Is this server process healthy? Returns healthy and each check with its reason, also while
+        draining. Next: orchestrator_restart_server (admin) if not."""
         return await holder.lifecycle.health_check(
             include_reboot_readiness=include_reboot_readiness,
             include_connection_status=include_connection_status,
             include_database_status=include_database_status,
         )
 
-    @server.tool(name="orchestrator_restart_server", title="Warm-restart the service (admin)", annotations=CONTROL)
+    @server.tool(name="orchestrator_restart_server", title="Restart (admin)", annotations=CONTROL)
     async def restart_server(
         ctx: Context,
-        graceful: Annotated[
-            bool,
-            Field(
-                description="true: wait up to `timeout` for the other calls in flight (then cancel the rest); "
-                "false: cancel them now (their changes roll back and their clients get a retryable unavailable)."
-            ),
-        ] = True,
-        preserve_state: Annotated[
-            bool, Field(description="false also returns every live claim to pending (agents must claim again).")
-        ] = True,
-        timeout: Annotated[
-            float, Field(ge=10, le=300, description="Seconds the drain waits for the other calls in flight.")
-        ] = 30,
-        reason: Annotated[RestartReason, Field(description="Why; recorded in the restart history.")] = "manual_request",
+        graceful: Annotated[bool, Field(description="Wait up to timeout for calls in flight (else cancel).")] = True,
+        preserve_state: Annotated[bool, Field(description="false also releases every claim.")] = True,
+        timeout: Annotated[float, Field(ge=10, le=300, description="Drain wait in seconds.")] = 30,
+        reason: Annotated[RestartReason, Field(description="Why (recorded).")] = "manual_request",
         agent: s.AgentName = None,
     ) -> RestartResult:
-        """Restart the service's components inside this process (drain, stop monitors, rebuild the database
-        engine, check the schema, start monitors) and answer when it is done, or failed (failed_phase says
-        where; the service is brought back either way). The process does not exit and MCP sessions are kept.
-        Calls made meanwhile get a retryable unavailable. Errors: forbidden (needs admin), unavailable (a
-        restart is already running: follow it with orchestrator_restart_status)."""
+        """Admin: restart the service's components in this process (drain, rebuild, start) and answer when
+        done or failed. Calls meanwhile get a retryable unavailable. Follow with orchestrator_restart_status."""
         return await holder.lifecycle.restart(
             resolve_caller(ctx, agent), graceful=graceful, preserve_state=preserve_state, timeout=timeout, reason=reason
         )
 
-    @server.tool(name="orchestrator_restart_status", title="Restart progress and history", annotations=READ)
+    @server.tool(name="orchestrator_restart_status", title="Restart status", annotations=READ)
     async def restart_status(
-        include_history: Annotated[
-            bool, Field(description="Also list recent restarts (all replicas) from the system_event history.")
-        ] = False,
+        include_history: Annotated[bool, Field(description="Add recent restarts.")] = False,
     ) -> RestartStatus:
-        """The service state, the restart in progress (phase, progress 0-1), the last restart's outcome and
-        phases, and with include_history the recent restarts. Works while a restart runs."""
+        """Follow a restart: the state, the restart in progress and the last outcome. Next:
+        orchestrator_reconnect_test."""
         return await holder.lifecycle.restart_status(include_history=include_history)
 
-    @server.tool(
-        name="orchestrator_shutdown_prepare", title="Check readiness to shut down (admin)", annotations=CONTROL
-    )
+    @server.tool(name="orchestrator_shutdown_prepare", title="Prepare shutdown (admin)", annotations=CONTROL)
     async def shutdown_prepare(
         ctx: Context,
-        check_active_tasks: Annotated[bool, Field(description="Count live task claims.")] = True,
-        check_database_state: Annotated[
-            bool, Field(description="Count open transactions and checked-out database connections.")
-        ] = True,
-        check_client_connections: Annotated[
-            bool, Field(description="Count other tool calls in flight and live legacy MCP sessions.")
-        ] = True,
-        begin_drain: Annotated[
-            bool,
-            Field(
-                description="Turn readiness off and refuse new calls (a preStop hook); undo with "
-                "orchestrator_restart_server."
-            ),
-        ] = False,
+        check_active_tasks: Annotated[bool, Field(description="Count live claims.")] = True,
+        check_database_state: Annotated[bool, Field(description="Count open transactions.")] = True,
+        check_client_connections: Annotated[bool, Field(description="Count calls and MCP sessions.")] = True,
+        begin_drain: Annotated[bool, Field(description="Stop taking calls (preStop hook).")] = False,
         agent: s.AgentName = None,
     ) -> ShutdownReport:
-        """Real numbers for deciding whether this process can stop now: ready_for_shutdown is true when no
-        check found a blocking issue. Counts leave out this call and its own MCP session.
-        Errors: forbidden (needs admin)."""
+        """Admin, before stopping this process: returns ready_for_shutdown and the blocking issues. Next:
+        stop it, or orchestrator_restart_server."""
         return await holder.lifecycle.shutdown_prepare(
             resolve_caller(ctx, agent),
             check_active_tasks=check_active_tasks,
@@ -126,22 +92,17 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
             own_session_id=_session_header(ctx),
         )
 
-    @server.tool(name="orchestrator_reconnect_test", title="Prove the connection after a restart", annotations=READ)
+    @server.tool(name="orchestrator_reconnect_test", title="Test a reconnect", annotations=READ)
     async def reconnect_test(
         ctx: Context,
         session_id: Annotated[
             str | None,
-            Field(
-                max_length=64,
-                pattern=r"^sess_[0-9a-f]{16}$",
-                description="List only your claims in this session; omit it for your claims in every session.",
-            ),
+            Field(max_length=64, pattern=r"^sess_[0-9a-f]{16}$", description="Only claims here (default: all)."),
         ] = None,
         agent: s.AgentName = None,
     ) -> ReconnectReport:
-        """Call after a restart or reconnect: echoes the protocol version and MCP session you are on, who you
-        are, which server process answered (server_instance_id changes only when the process restarts), a
-        database round trip, and the tasks you still hold. Errors: not_found (session), unavailable (retry)."""
+        """After a reconnect: who you are, which process answered, a database round trip, and the tasks
+        you still hold. Next: orchestrator_resume_session."""
         return await holder.lifecycle.reconnect_test(
             resolve_caller(ctx, agent),
             session_id=session_id,

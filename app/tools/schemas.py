@@ -15,31 +15,18 @@ from app.services.views import ComplexityName, PriorityName, SpecialistName, Tas
 
 TASK_ID_PATTERN = r"^task_[0-9a-f]{16}$"
 AGENT_PATTERN = r"^[A-Za-z0-9._:@-]+$"
-TaskId = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=64,
-        pattern=TASK_ID_PATTERN,
-        description="A task id as returned by the tools (task_ + 16 hex digits).",
-    ),
-]
+TaskId = Annotated[str, Field(max_length=64, pattern=TASK_ID_PATTERN, description="Task id.")]
 SessionId = Annotated[
     str | None,
     Field(
         max_length=64,
         pattern=r"^sess_[0-9a-f]{16}$",
-        description="The session; omit it to use your current session (set by orchestrator_initialize_session).",
+        description="Default: current session.",
     ),
 ]
 RequestId = Annotated[
     str | None,
-    Field(
-        min_length=1,
-        max_length=64,
-        description="Idempotency key: a retry with the same request_id returns the first result and writes "
-        "nothing again. Use a new one for each distinct operation.",
-    ),
+    Field(min_length=1, max_length=64, description="Idempotency key (safe retries)."),
 ]
 AgentName = Annotated[
     str | None,
@@ -47,29 +34,22 @@ AgentName = Annotated[
         min_length=1,
         max_length=64,
         pattern=AGENT_PATTERN,
-        description="A stable, unique name for this agent process. Pass it whenever several agents share one "
-        "client name or one token: claims belong to actors.",
+        description="Your agent name (same every call).",
     ),
 ]
 Reason = Annotated[str | None, Field(min_length=1, max_length=2000, description="Why (recorded).")]
-Force = Annotated[bool, Field(description="Admin only: override another actor's claim or the safety checks.")]
-When = Annotated[
-    datetime | None,
-    Field(description="ISO 8601 date-time; a time without zone means UTC."),
-]
-StatusList = Annotated[list[TaskStatusName], Field(max_length=7)]
-TaskTypeList = Annotated[list[TaskTypeName], Field(max_length=11)]
-SpecialistList = Annotated[list[SpecialistName], Field(max_length=10)]
-ComplexityList = Annotated[list[ComplexityName], Field(max_length=5)]
-PriorityList = Annotated[list[PriorityName], Field(max_length=4)]
-SortField = Literal["created_at", "updated_at", "priority", "due_date"]
-SortOrder = Literal["asc", "desc"]
-RequiredSessionId = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=64,
-        pattern=r"^sess_[0-9a-f]{16}$",
-        description="A session id (sess_ + 16 hex digits), as listed by orchestrator_list_sessions.",
-    ),
-]
+Force = Annotated[bool, Field(description="Admin: override claims and checks.")]
+When = Annotated[datetime | None, Field(description="ISO 8601 date-time (UTC if no zone).")]
+StatusList = Annotated[list[TaskStatusName], Field(max_length=7, description="Any of these statuses.")]
+TaskTypeList = Annotated[list[TaskTypeName], Field(max_length=11, description="Any of these task types.")]
+SpecialistList = Annotated[list[SpecialistName], Field(max_length=10, description="Any of these specialists.")]
+ComplexityList = Annotated[list[ComplexityName], Field(max_length=5, description="Any of these complexities.")]
+PriorityList = Annotated[list[PriorityName], Field(max_length=4, description="Any of these priorities.")]
+SortField = Annotated[Literal["created_at", "updated_at", "priority", "due_date"], Field(description="Sort key.")]
+SortOrder = Annotated[Literal["asc", "desc"], Field(description="Sort direction.")]
+Limit = Annotated[int, Field(ge=1, le=500, description="Page size (at most 100 for whole tasks).")]
+Offset = Annotated[int, Field(ge=0, le=1_000_000, description="Rows to skip (next_offset of the last page).")]
+TaskType = Annotated[TaskTypeName, Field(description="Kind of work.")]
+Complexity = Annotated[ComplexityName, Field(description="How hard.")]
+Specialist = Annotated[SpecialistName, Field(description="Who should do it (next_task filters on it).")]
+Priority = Annotated[PriorityName, Field(description="Claimed first: critical > high > medium > low.")]

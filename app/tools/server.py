@@ -16,9 +16,18 @@ import re
 import time
 from typing import Any
 
+from mcp import MCPError
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import (
+    INVALID_PARAMS,
+    GetPromptResult,
+    InputRequiredResult,
+    ListResourcesResult,
+    PaginatedRequestParams,
+)
 from mcp.types import Tool as MCPTool
 
 from app.auth import identity, scopes
@@ -29,9 +38,11 @@ from app.tools import (
     execution_tools,
     lifecycle_tools,
     maintenance_tools,
-    schema_compaction,
+    prompts,
+    resources,
     schemas,
     session_tools,
+    surface,
     task_tools,
 )
 from app.tools.holder import ServiceHolder
@@ -42,6 +53,8 @@ TASK_ID_PATTERN = re.compile(schemas.TASK_ID_PATTERN)
 MAX_AGENT_CHARS = 64
 # Each tool family module has ``register(server, holder)``; add a family by adding it here.
 TOOL_FAMILIES = (session_tools, task_tools, execution_tools, maintenance_tools, lifecycle_tools)
+# Prompts and resources (DESIGN §4.6) register the same way.
+CONTENT_FAMILIES = (prompts, resources)
 
 INSTRUCTIONS = """\
 A shared task graph for many agents. Start with orchestrator_initialize_session (pass your working
@@ -59,18 +72,32 @@ class OrchestratorMCP(MCPServer[Any]):
     def __init__(self, holder: ServiceHolder, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.holder = holder
+        self._served_tools: list[MCPTool] | None = None
 
     async def list_tools(self) -> list[MCPTool]:
-        tools = await super().list_tools()
-        return [
-            tool.model_copy(
-                update={
-                    "input_schema": boundary.closed_input(tool.input_schema),
-                    "output_schema": boundary.with_error_envelope(schema_compaction.compact(tool.output_schema)),
-                }
-            )
-            for tool in tools
-        ]
+        """The served tool list (``surface``), built on the first call and then reused: tools are all
+        registered when the server is built, and rebuilding the list cost every tools/list ~2 ms."""
+        if self._served_tools is None:
+            self._served_tools = surface.served(await super().list_tools())
+        return self._served_tools
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        """An unknown prompt is the caller's mistake (-32602 naming the prompts), not an internal error."""
+        if self._prompt_manager.get_prompt(name) is None:
+            known = ", ".join(p.name for p in self._prompt_manager.list_prompts())
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt {name[:64]!r}; the prompts are: {known}.")
+        resources.require_read(self)
+        return await super().get_prompt(name, arguments, context)
+
+    async def _handle_list_resources(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        """``resources/list``: the caller's active sessions, each as its board (DESIGN §4.6)."""
+        resources.require_read(self)
+        sessions = await self.holder.services.session_overview.sessions_of(identity.resolve_caller(ctx, None))
+        return ListResourcesResult(resources=[resources.session_resource(s) for s in sessions])
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
         registered = self._tool_manager.get_tool(name)
@@ -150,6 +177,6 @@ def build_server(
         token_verifier=token_verifier,
         auth=auth,
     )
-    for family in TOOL_FAMILIES:
+    for family in (*TOOL_FAMILIES, *CONTENT_FAMILIES):
         family.register(server, holder)
     return server

@@ -12,7 +12,7 @@ from app.services.sessions.cleanup import CleanupSessionsResult
 from app.services.sessions.overview import ListSessionsResult, ResumeSessionResult, SessionStatusResult
 from app.services.sessions.sessions import InitializeSessionResult
 from app.tools.holder import ServiceHolder
-from app.tools.schemas import AgentName, RequestId, RequiredSessionId
+from app.tools.schemas import AgentName, Limit, Offset, RequestId, SessionId
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
@@ -21,7 +21,7 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idemp
 def register(server: MCPServer, holder: ServiceHolder) -> None:
     @server.tool(
         name="orchestrator_initialize_session",
-        title="Start or resume a session",
+        title="Start a session",
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
@@ -30,17 +30,15 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
         ctx: Context,
         working_directory: Annotated[
             str | None,
-            Field(min_length=1, max_length=1024, description="The project directory; its active session is resumed."),
+            Field(min_length=1, max_length=1024, description="Your project directory; its session is resumed."),
         ] = None,
         name: Annotated[str | None, Field(min_length=1, max_length=200, description="Name for a new session.")] = None,
-        description: Annotated[str | None, Field(max_length=5000)] = None,
-        new_session: Annotated[
-            bool, Field(description="Start a new session even if one is active for this directory.")
-        ] = False,
+        description: Annotated[str | None, Field(max_length=5000, description="What it is for.")] = None,
+        new_session: Annotated[bool, Field(description="Start a new one even if one is active.")] = False,
         agent: AgentName = None,
     ) -> InitializeSessionResult:
-        """Call this first. Returns the active session for the working directory (resumed: true) or creates
-        one, and makes it your current session so later tools may omit session_id."""
+        """Call first, with your agent name: joins the directory's active session or starts one, and makes it
+        your current session. Returns {session, resumed, counts}. Next: orchestrator_next_task."""
         return await holder.services.sessions.initialize_session(
             resolve_caller(ctx, agent),
             working_directory=working_directory,
@@ -51,17 +49,15 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
 
     @server.tool(name="orchestrator_list_sessions", title="List sessions", annotations=READ)
     async def list_sessions(
-        include_completed: Annotated[
-            bool, Field(description="Also list completed (every task terminal) and archived sessions.")
-        ] = False,
+        include_completed: Annotated[bool, Field(description="Also completed and archived sessions.")] = False,
         working_directory: Annotated[
-            str | None, Field(min_length=1, max_length=1024, description="Only sessions of this directory.")
+            str | None, Field(min_length=1, max_length=1024, description="Only this directory's.")
         ] = None,
-        limit: Annotated[int, Field(ge=1, le=200)] = 10,
-        offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0,
+        limit: Annotated[Limit, Field(le=200)] = 10,
+        offset: Offset = 0,
     ) -> ListSessionsResult:
-        """List sessions, most recently active first, each with task counts and last activity; total_count
-        counts every match. Resume one with orchestrator_resume_session."""
+        """Sessions, most recently active first, with task counts. Returns {sessions, total_count}. Next:
+        orchestrator_resume_session."""
         return await holder.services.session_overview.list_sessions(
             include_completed=include_completed, working_directory=working_directory, limit=limit, offset=offset
         )
@@ -74,43 +70,38 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
         ),
     )
     async def resume_session(
-        ctx: Context, session_id: RequiredSessionId, agent: AgentName = None
+        ctx: Context, session_id: SessionId = None, agent: AgentName = None
     ) -> ResumeSessionResult:
-        """Make this session your current one and get what you need to pick up the work: who holds what,
-        what is blocked and why, the next ready tasks in next_task order, the events since your last visit
-        of this session (recent_events_omitted counts older ones not shown) and the latest handover.
-        Errors: not_found (call orchestrator_list_sessions)."""
+        """Pick up after a restart or hand-off: makes the session current; returns held (briefs of your
+        claims), in_progress, waiting (and why), blocked, ready_next, recent_events, latest_handover."""
         return await holder.services.session_overview.resume_session(resolve_caller(ctx, agent), session_id)
 
     @server.tool(name="orchestrator_session_status", title="Session status", annotations=READ)
-    async def session_status(session_id: RequiredSessionId) -> SessionStatusResult:
-        """Counts by status and specialist, progress_ratio (terminal tasks / all tasks), the agents active in
-        the session with the tasks they hold, and the last activity. Errors: not_found."""
-        return await holder.services.session_overview.session_status(session_id)
+    async def session_status(
+        ctx: Context, session_id: SessionId = None, agent: AgentName = None
+    ) -> SessionStatusResult:
+        """Progress of a session: counts, progress_ratio (finished/all) and the active agents with what they
+        hold. For the queue itself use orchestrator_get_status."""
+        return await holder.services.session_overview.session_status(resolve_caller(ctx, agent), session_id)
 
     @server.tool(name="orchestrator_cleanup_sessions", title="Clean up sessions", annotations=DESTRUCTIVE)
     async def cleanup_sessions(
         ctx: Context,
         cleanup_type: Annotated[
             Literal["completed", "orphaned", "old", "all"],
-            Field(
-                description="completed: every task terminal; orphaned: no tasks; old: no activity for "
-                "older_than_days; all: any of these. Sessions with a live claim are never touched."
-            ),
+            Field(description="completed: all tasks done; orphaned: no tasks; old: idle older_than_days; all."),
         ] = "completed",
-        older_than_days: Annotated[int, Field(ge=0, le=3650, description="Age limit for cleanup_type old/all.")] = 7,
+        older_than_days: Annotated[int, Field(ge=0, le=3650, description="Idle age for old/all.")] = 7,
         action: Annotated[
             Literal["archive", "delete"],
-            Field(description="archive: the session and its tasks become archived; delete: removed for good."),
+            Field(description="archive, or delete for good (admin)."),
         ] = "archive",
-        dry_run: Annotated[
-            bool, Field(description="true (default): only list what would change; false: do it.")
-        ] = True,
+        dry_run: Annotated[bool, Field(description="true: only list what would change.")] = True,
         request_id: RequestId = None,
         agent: AgentName = None,
     ) -> CleanupSessionsResult:
-        """Archive or delete completed, orphaned or idle sessions. Call with dry_run=true first and check
-        `matched`; then dry_run=false applies it. Deleting needs the admin scope."""
+        """Tidy up finished, empty or idle sessions (archive or delete). Returns {dry_run, matched,
+        changed_count}. Next: the same call with dry_run=false."""
         return await holder.services.session_cleanup.cleanup_sessions(
             resolve_caller(ctx, agent),
             cleanup_type=cleanup_type,

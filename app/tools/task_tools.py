@@ -1,7 +1,7 @@
 """MCP adapters for the task-graph tools (DESIGN §4.1). Thin: the signature is the input schema, the
 return annotation the output schema; each adapter resolves the caller and calls one service method."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
@@ -20,47 +20,46 @@ from app.services.graph.planning import (
 from app.services.graph.queries import QueryTasksResult
 from app.services.graph.removal import CancelTaskResult, DeleteTaskResult
 from app.services.graph.updates import TaskChanges, UpdateTaskResult
-from app.services.views import ComplexityName, PriorityName, SpecialistName, TaskStatusName, TaskTypeName
+from app.services.views import TaskStatusName
 from app.tools import schemas as s
 from app.tools.holder import ServiceHolder
 
 WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-Context_ = Annotated[dict[str, Any], Field(description="Free-form JSON object of facts for whoever works on it.")]
+Context_ = Annotated[dict[str, Any], Field(description="JSON object of facts for whoever does it.")]
 
 
 def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter per tool
-    @server.tool(name="orchestrator_plan_task", title="Plan a task (with subtasks)", annotations=WRITE)
+    @server.tool(name="orchestrator_plan_task", title="Plan tasks", annotations=WRITE)
     async def plan_task(
         ctx: Context,
         title: Title,
         description: Description,
-        task_type: TaskTypeName = "standard",
+        task_type: s.TaskType = "standard",
         parent_task_id: Annotated[s.TaskId | None, Field(description="Make it a subtask of this task.")] = None,
-        complexity: ComplexityName = "moderate",
-        specialist_type: SpecialistName = "generic",
-        priority: PriorityName = "medium",
+        complexity: s.Complexity = "moderate",
+        specialist_type: s.Specialist = "generic",
+        priority: s.Priority = "medium",
         estimated_effort: Effort | None = None,
         due_date: DueDate | None = None,
         context: Context_ | None = None,
         dependencies: Annotated[
-            list[s.TaskId], Field(max_length=100, description="Existing tasks that must complete first.")
+            list[s.TaskId], Field(max_length=100, description="Tasks that must complete first.")
         ] = [],  # noqa: B006  # the SDK copies defaults per call via pydantic
         subtasks: Annotated[
             list[SubtaskSpec],
             Field(
                 max_length=100,
-                description="A tree of subtasks created in the same transaction; a subtask's "
-                "depends_on names the keys of earlier siblings.",
+                description="Subtasks created with it, as a tree; depends_on names earlier siblings' keys.",
             ),
         ] = [],  # noqa: B006
         session_id: s.SessionId = None,
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
     ) -> PlanTaskResult:
-        """Create a task, and optionally a whole subtree of subtasks, in one transaction. Errors: not_found
-        (parent or dependency), invalid_argument (cross-session, closed parent, bad key)."""
+        """Create a task, or a whole plan: subtasks nest, depends_on orders siblings, a parent waits for its
+        subtasks. Returns {task, created}. Next: orchestrator_next_task."""
         spec = SubtaskSpec(
             title=title,
             description=description,
@@ -88,32 +87,32 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         task_id: s.TaskId,
         expected_version: Annotated[
             int | None,
-            Field(ge=1, description="The version you read; if it moved on you get version_conflict."),
+            Field(ge=1, description="The version you read; stale gives version_conflict."),
         ] = None,
         title: Title | None = None,
         description: Description | None = None,
         status: Annotated[
             TaskStatusName | None,
-            Field(description="Moves under the status machine; only the claim holder may move an in_progress task."),
+            Field(description="New status. The holder releases a claim with pending; completed is not allowed."),
         ] = None,
-        specialist_type: SpecialistName | None = None,
-        complexity: ComplexityName | None = None,
-        priority: PriorityName | None = None,
+        specialist_type: s.Specialist | None = None,
+        complexity: s.Complexity | None = None,
+        priority: s.Priority | None = None,
         estimated_effort: Effort | None = None,
         due_date: DueDate | None = None,
         context: Annotated[
             dict[str, Any] | None,
-            Field(description="JSON merge-patch (RFC 7396) of the context: keys you omit are kept, null deletes."),
+            Field(description="JSON merge-patch of the context (null deletes a key)."),
         ] = None,
-        add_dependencies: Annotated[list[s.TaskId], Field(max_length=100)] = [],  # noqa: B006
-        remove_dependencies: Annotated[list[s.TaskId], Field(max_length=100)] = [],  # noqa: B006
+        add_dependencies: Annotated[list[s.TaskId], Field(max_length=100, description="Tasks to wait for.")] = [],  # noqa: B006
+        remove_dependencies: Annotated[list[s.TaskId], Field(max_length=100, description="Edges to drop.")] = [],  # noqa: B006
         reason: s.Reason = None,
         force: s.Force = False,
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
     ) -> UpdateTaskResult:
-        """Change any fields of a task in one transaction. Errors: version_conflict (re-read and retry),
-        claimed_by_other, invalid_transition (lists the allowed moves), dependency_cycle, dependencies_unmet."""
+        """Change a task's fields; release your claim with status=pending (complete with
+        orchestrator_complete_task). Returns {task, changed}. version_conflict: re-read and retry."""
         changes = TaskChanges(
             title=title,
             description=description,
@@ -137,20 +136,20 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
             request_id=request_id,
         )
 
-    @server.tool(name="orchestrator_delete_task", title="Archive or delete a task", annotations=DESTRUCTIVE)
+    @server.tool(name="orchestrator_delete_task", title="Delete a task", annotations=DESTRUCTIVE)
     async def delete_task(
         ctx: Context,
         task_id: s.TaskId,
         archive_instead: Annotated[
             bool,
-            Field(description="true: archive the task and its subtree (reversible history); false: delete."),
+            Field(description="true: archive with its subtree; false: delete for good."),
         ] = True,
         force: s.Force = False,
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
     ) -> DeleteTaskResult:
-        """Archive (default) or permanently delete a task with its subtree. A hard delete is refused while the
-        task has children or dependents unless force=true (admin)."""
+        """Remove a task you no longer need: archive (default) or delete it with its subtree. Returns {task_id,
+        action, affected}. Next: orchestrator_get_status."""
         return await holder.services.removal.delete_task(
             resolve_caller(ctx, agent),
             task_id,
@@ -164,13 +163,13 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         ctx: Context,
         task_id: s.TaskId,
         reason: s.Reason = None,
-        preserve_work: Annotated[bool, Field(description="false also removes the task's artifacts.")] = True,
-        cascade: Annotated[bool, Field(description="Also cancel the open descendants.")] = False,
+        preserve_work: Annotated[bool, Field(description="false also removes its artifacts.")] = True,
+        cascade: Annotated[bool, Field(description="Also cancel open subtasks.")] = False,
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
     ) -> CancelTaskResult:
-        """Cancel an open task (pending, in_progress or blocked), recording a cancellation artifact. Returns the
-        open tasks that now wait on a dependency that will never complete."""
+        """Stop an open task that should not be done. Returns {task, cancelled, dependents_now_blocked}. Next:
+        orchestrator_update_task on those dependents."""
         return await holder.services.removal.cancel_task(
             resolve_caller(ctx, agent),
             task_id,
@@ -189,25 +188,28 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         specialist_type: s.SpecialistList = [],  # noqa: B006
         complexity: s.ComplexityList = [],  # noqa: B006
         priority: s.PriorityList = [],  # noqa: B006
-        parent_task_id: s.TaskId | None = None,
-        assigned_to: Annotated[str | None, Field(min_length=1, max_length=200)] = None,
-        ready_only: Annotated[bool, Field(description="Only pending tasks whose dependencies are done.")] = False,
+        parent_task_id: Annotated[s.TaskId | None, Field(description="Only subtasks of this task.")] = None,
+        assigned_to: Annotated[str | None, Field(min_length=1, max_length=200, description="Holder.")] = None,
+        ready_only: Annotated[bool, Field(description="Only tasks ready to claim.")] = False,
         search_text: Annotated[
-            str | None,
-            Field(min_length=1, max_length=500, description="Words to find in title, description, summary."),
+            str | None, Field(min_length=1, max_length=500, description="Words in title, description or summary.")
         ] = None,
         created_after: s.When = None,
         created_before: s.When = None,
-        include_children: bool = False,
-        include_artifacts: bool = False,
+        task_ids: Annotated[
+            list[s.TaskId], Field(max_length=100, description="Read these tasks in full (no other filters).")
+        ] = [],  # noqa: B006
+        view: Annotated[Literal["summary", "full"], Field(description="summary rows, or full TaskViews.")] = "summary",
+        include_children: Annotated[bool, Field(description="Add subtasks (implies full).")] = False,
+        include_artifacts: Annotated[bool, Field(description="Add stored work (implies full).")] = False,
         sort: s.SortField = "created_at",
         order: s.SortOrder = "desc",
-        limit: Annotated[int, Field(ge=1, le=500)] = 50,
-        offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0,
+        limit: s.Limit = 50,
+        offset: s.Offset = 0,
         agent: s.AgentName = None,
     ) -> QueryTasksResult:
-        """List the session's tasks matching every given filter, one page at a time; total_count counts all
-        matches and next_offset is the offset of the next page (null at the end)."""
+        """Find tasks: one page of summary rows matching every filter, or whole tasks (view=full, task_ids).
+        Returns {tasks, total_count, next_offset}. Next: orchestrator_execute_task on a ready one."""
         return await holder.services.queries.query_tasks(
             resolve_caller(ctx, agent),
             session_id=session_id,
@@ -228,4 +230,6 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
             order=order,
             limit=limit,
             offset=offset,
+            view=view,
+            task_ids=list(task_ids),
         )

@@ -28,6 +28,8 @@ QUERY_DEFAULTS: dict[str, Any] = {
     "order": "asc",
     "limit": 500,
     "offset": 0,
+    "view": "summary",
+    "task_ids": None,
 }
 
 

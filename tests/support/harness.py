@@ -100,8 +100,9 @@ class Harness:
             include_artifacts=False,
             sort="created_at",
             order="asc",
-            limit=500,
+            limit=100,
             offset=0,
+            view="full",
         )
 
     async def close(self) -> None:

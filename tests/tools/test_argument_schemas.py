@@ -32,6 +32,9 @@ async def test_input_schemas_refuse_undeclared_arguments() -> None:
         if tool.annotations is not None and not tool.annotations.read_only_hint:
             # DESIGN §3: every mutating tool accepts an optional agent name.
             assert "agent" in tool.input_schema["properties"], tool.name
+        if "session_id" in tool.input_schema["properties"]:
+            # DESIGN §3: every tool that takes session_id takes agent too (reads included).
+            assert "agent" in tool.input_schema["properties"], tool.name
 
 
 async def test_due_date_accepts_a_date_or_a_date_time_wherever_it_appears() -> None:
@@ -43,25 +46,31 @@ async def test_due_date_accepts_a_date_or_a_date_time_wherever_it_appears() -> N
         plan["$defs"]["SubtaskSpec"]["properties"]["due_date"],
         tools["orchestrator_update_task"].input_schema["properties"]["due_date"],
     ):
-        [value, null] = where["anyOf"]
-        assert (sorted(value["anyOf"], key=str), null) == (sorted(expected, key=str), {"type": "null"})
-        assert "ISO 8601" in value["description"]
+        assert sorted(where["anyOf"], key=str) == sorted(expected, key=str)
+        assert "ISO 8601" in where["description"]
 
 
-async def test_bounds_and_enums_are_declared_for_the_model() -> None:
+async def test_bounds_and_enums_are_declared_for_the_model_without_null_wrappers() -> None:
     tools = await listed_tools()
     query = tools["orchestrator_query_tasks"].input_schema["properties"]
     assert (query["limit"]["minimum"], query["limit"]["maximum"], query["limit"]["default"]) == (1, 500, 50)
     assert query["offset"]["minimum"] == 0
     assert query["order"]["enum"] == ["asc", "desc"]
     assert query["status"]["items"]["enum"][0] == "pending"
+    assert query["view"] == {
+        "default": "summary",
+        "description": query["view"]["description"],
+        "enum": ["summary", "full"],
+    }
     update = tools["orchestrator_update_task"].input_schema["properties"]
-    assert update["task_id"]["pattern"] == "^task_[0-9a-f]{16}$"
-    [version, _] = update["expected_version"]["anyOf"]
-    assert version["minimum"] == 1
+    assert update["task_id"]["maxLength"] == 64
+    assert update["expected_version"] == {
+        "minimum": 1,
+        "type": "integer",
+        "description": update["expected_version"]["description"],
+    }
     session = tools["orchestrator_initialize_session"].input_schema["properties"]
-    [directory, _] = session["working_directory"]["anyOf"]
-    assert (directory["minLength"], directory["maxLength"]) == (1, 1024)
+    assert (session["working_directory"]["type"], session["working_directory"]["maxLength"]) == ("string", 1024)
 
 
 def test_an_undeclared_argument_is_named_with_the_tools_arguments() -> None:
@@ -102,3 +111,11 @@ def test_bad_arguments_are_the_callers_mistake_but_a_validation_error_inside_a_t
     assert "not a number" not in error.message
     [record] = [r for r in caplog.records if getattr(r, "event", None) == "tool_internal_error"]
     assert getattr(record, "reference", None) == error.details["reference"]
+
+
+def test_boundary_errors_send_a_hint_only_when_it_names_the_next_call() -> None:
+    invalid = boundary.error_result(boundary.invalid_arguments(_validation_error())).structured_content or {}
+    unknown_error = boundary.to_orchestrator_error("orchestrator_nope", ToolError("Unknown tool: orchestrator_nope"))
+    unknown = boundary.error_result(unknown_error).structured_content or {}
+    assert "hint" not in invalid["error"]
+    assert (unknown["error"]["code"], unknown["error"]["hint"]) == ("invalid_argument", "tools/list")

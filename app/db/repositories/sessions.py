@@ -81,6 +81,46 @@ class SessionRepository:
             self._read[row.id] = row
         return row
 
+    async def list_active_of_actors(
+        self, actors: Sequence[str], prefix: str | None, *, limit: int
+    ) -> list[OrchestrationSession]:
+        """Active sessions, most recently active first, that one of these actors (or any actor named
+        ``prefix/…``) created, has as its current session, or visited (``agent_visit``)."""
+
+        def matches(column: Any) -> ColumnElement[bool]:
+            preds: list[ColumnElement[bool]] = [column.in_(list(actors))]
+            if prefix is not None:
+                escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                preds.append(column.like(f"{escaped}/%", escape="\\"))
+            return or_(*preds)
+
+        current = select(Agent.current_session_id).where(matches(Agent.actor), Agent.current_session_id.is_not(None))
+        visited = select(AgentVisit.session_id).where(matches(AgentVisit.actor))
+        rows = await self._session.scalars(
+            select(OrchestrationSession)
+            .where(
+                OrchestrationSession.status == "active",
+                or_(
+                    matches(OrchestrationSession.created_by),
+                    OrchestrationSession.id.in_(current),
+                    OrchestrationSession.id.in_(visited),
+                ),
+            )
+            .order_by(OrchestrationSession.last_activity_at.desc(), OrchestrationSession.id)
+            .limit(limit)
+        )
+        return list(rows.all())
+
+    async def list_active(self, *, limit: int) -> list[OrchestrationSession]:
+        """The most recently active sessions (status active), newest first."""
+        rows = await self._session.scalars(
+            select(OrchestrationSession)
+            .where(OrchestrationSession.status == "active")
+            .order_by(OrchestrationSession.last_activity_at.desc(), OrchestrationSession.id)
+            .limit(limit)
+        )
+        return list(rows.all())
+
     async def lock(self, session_id: str) -> None:
         """Row lock on the session (PostgreSQL ``FOR UPDATE``) to serialise graph-shape changes."""
         await self._session.execute(

@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, load_only
 from sqlalchemy.sql.elements import BindParameter
 
 from app.db.models import Task, TaskDependency
@@ -41,6 +41,24 @@ OPEN_STATUS_VALUES = sorted(status.value for status in OPEN_STATUSES)
 WORD = re.compile(r"\w+", re.UNICODE)
 # The text searched by search_text; ix_task_search indexes exactly this expression on PostgreSQL.
 SEARCH_DOCUMENT = "task.title || ' ' || task.description || ' ' || coalesce(task.summary, '')"
+
+
+# What a summary row (orchestrator_query_tasks view=summary) reads of a task.
+SUMMARY_COLUMNS = (
+    Task.id,
+    Task.session_id,
+    Task.parent_id,
+    Task.title,
+    Task.status,
+    Task.priority,
+    Task.specialist_type,
+    Task.task_type,
+    Task.assigned_to,
+    Task.lease_expires_at,
+    Task.version,
+    Task.created_at,
+    Task.updated_at,
+)
 
 
 @dataclass(frozen=True)
@@ -423,9 +441,12 @@ class TaskRepository:
         return and_(*[haystack.like(f"%{_escape_like(w)}%", escape="\\") for w in words])
 
     async def query(
-        self, flt: TaskFilter, *, sort: str, descending: bool, limit: int, offset: int
+        self, flt: TaskFilter, *, sort: str, descending: bool, limit: int, offset: int, light: bool = False
     ) -> tuple[list[Task], int]:
-        """One page of matches and the count of all matches (two statements, one snapshot-free read)."""
+        """One page of matches and the count of all matches (two statements, one snapshot-free read).
+
+        ``light`` loads only the columns of a summary row (``SUMMARY_COLUMNS``); reading another raises.
+        """
         preds = self._predicates(flt)
         total = await self._session.scalar(select(func.count()).select_from(Task).where(*preds))
         sort_column: Any = {
@@ -439,7 +460,10 @@ class TaskRepository:
             # Tasks without a due date sort last in either direction.
             ordering.insert(0, case((Task.due_at.is_(None), 1), else_=0))
         ordering.append(Task.id.desc() if descending else Task.id.asc())
-        rows = await self._session.scalars(select(Task).where(*preds).order_by(*ordering).limit(limit).offset(offset))
+        query = select(Task).where(*preds).order_by(*ordering).limit(limit).offset(offset)
+        if light:
+            query = query.options(load_only(*SUMMARY_COLUMNS, raiseload=True))
+        rows = await self._session.scalars(query)
         return list(rows.all()), int(total or 0)
 
     async def count_all_by_status(self) -> dict[str, int]:

@@ -42,10 +42,10 @@ from app.services.views import (
 
 MAX_PLANNED_TASKS = 500
 Title = Annotated[str, Field(min_length=1, max_length=500, description="Short imperative title.")]
-Description = Annotated[str, Field(min_length=1, max_length=20000, description="What to do and what done looks like.")]
-Effort = Annotated[str, Field(min_length=1, max_length=100, description="Free text, e.g. '2h' or '3 points'.")]
+Description = Annotated[str, Field(min_length=1, max_length=20000, description="What to do; what done means.")]
+Effort = Annotated[str, Field(min_length=1, max_length=100, description="Free text, e.g. '2h'.")]
 TaskId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^task_[0-9a-f]{16}$")]
-Key = Annotated[str, Field(min_length=1, max_length=64, description="Name for depends_on among siblings.")]
+Key = Annotated[str, Field(min_length=1, max_length=64, description="Name siblings use in depends_on.")]
 # One datetime type (pydantic parses a plain date as midnight), not a ``datetime | date`` union: a union's
 # errors carry the member names in their location ("due_date.datetime"), not the argument's own path.
 DueDate = Annotated[
@@ -53,7 +53,7 @@ DueDate = Annotated[
     WithJsonSchema(
         {
             "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
-            "description": "ISO 8601 date or date-time; a date means 00:00 UTC, a time without zone means UTC.",
+            "description": "ISO 8601 date or date-time (UTC).",
         }
     ),
 ]
@@ -67,18 +67,18 @@ class SubtaskSpec(BaseModel):
     key: Key | None = None
     title: Title
     description: Description
-    task_type: TaskTypeName = "standard"
-    complexity: ComplexityName = "moderate"
-    specialist_type: SpecialistName = "generic"
-    priority: PriorityName = "medium"
+    task_type: Annotated[TaskTypeName, Field(description="As above.")] = "standard"
+    complexity: Annotated[ComplexityName, Field(description="As above.")] = "moderate"
+    specialist_type: Annotated[SpecialistName, Field(description="As above.")] = "generic"
+    priority: Annotated[PriorityName, Field(description="As above.")] = "medium"
     estimated_effort: Effort | None = None
     due_date: DueDate | None = None
-    context: dict[str, Any] = Field(default_factory=dict)
-    dependencies: list[TaskId] = Field(default_factory=list, max_length=100)
+    context: dict[str, Any] = Field(default_factory=dict, description="As above.")
+    dependencies: list[TaskId] = Field(default_factory=list, max_length=100, description="Existing task ids.")
     depends_on: list[Key] = Field(
         default_factory=list, max_length=100, description="Keys of EARLIER siblings this one waits for."
     )
-    subtasks: list[SubtaskSpec] = Field(default_factory=list, max_length=100)
+    subtasks: list[SubtaskSpec] = Field(default_factory=list, max_length=100, description="Its own subtasks.")
 
 
 class PlanTaskResult(View):

@@ -1,14 +1,17 @@
 """Reading the task graph: the filtered, sorted, paged ``orchestrator_query_tasks``.
 
 Every filter is a SQL predicate (see ``TaskRepository.query``); ``total_count`` counts every match, not
-the page. Children and artifacts are loaded for the whole page with one query each, and views are built
-straight into the result's model.
+the page. Rows are :class:`TaskSummary` by default, read with a light query (the summary's columns only);
+``view=full`` (or ``task_ids``) builds whole TaskViews, with children and artifacts loaded for the whole
+page with one query each. ``include_children`` / ``include_artifacts`` imply ``view=full``
+(docs/decisions.md).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
 from app import errors
 from app.db.repositories import Repositories
@@ -16,7 +19,32 @@ from app.db.repositories.tasks import WORD, TaskFilter
 from app.services.base import Service
 from app.services.caller import Caller
 from app.services.session_resolution import resolve_session_id
-from app.services.views import ArtifactView, TaskView, View, artifact_view, task_views, task_views_as
+from app.services.views import (
+    ArtifactView,
+    TaskSummary,
+    TaskView,
+    View,
+    artifact_view,
+    task_summaries,
+    task_views,
+    task_views_as,
+)
+
+MAX_FULL_LIMIT = 100
+# Filters that select tasks; with task_ids they would be ignored, so they are refused instead.
+SELECTING_FILTERS = (
+    "status",
+    "task_type",
+    "specialist_type",
+    "complexity",
+    "priority",
+    "parent_task_id",
+    "assigned_to",
+    "ready_only",
+    "search_text",
+    "created_after",
+    "created_before",
+)
 
 
 class QueriedTask(TaskView):
@@ -25,14 +53,51 @@ class QueriedTask(TaskView):
 
 
 class QueryTasksResult(View):
-    tasks: list[QueriedTask]
+    tasks: list[TaskSummary | QueriedTask]
     total_count: int
     limit: int
     offset: int
     next_offset: int | None
 
 
+class ArtifactMeta(View):
+    """An artifact without its content (the ``orchestrator://tasks/{id}`` resource lists these)."""
+
+    id: str
+    kind: str
+    name: str
+    file_paths: list[str]
+    size_bytes: int
+    sha256: str
+    created_by: str
+    created_at: str
+
+
+class TaskWithArtifacts(TaskView):
+    artifacts: list[ArtifactMeta]
+
+
 class TaskQueryService(Service):
+    async def read_task(self, task_id: str) -> TaskWithArtifacts:
+        """One task's view with its artifacts' metadata, in one read transaction.
+
+        Raises:
+            not_found: the task does not exist.
+        """
+
+        async def work(repos: Repositories) -> TaskWithArtifacts:
+            row = await repos.tasks.get(task_id)
+            if row is None:
+                raise errors.TaskNotFound(task_id)
+            [view] = await task_views(repos, [row])
+            metas = [
+                ArtifactMeta(**artifact_view(a).model_dump(exclude={"content", "session_id", "task_id"}))
+                for a in await repos.artifacts.list_by_task_ids([task_id])
+            ]
+            return TaskWithArtifacts(**view.model_dump(), artifacts=metas)
+
+        return await self._read(work)
+
     async def query_tasks(
         self,
         caller: Caller,
@@ -55,13 +120,34 @@ class TaskQueryService(Service):
         order: str,
         limit: int,
         offset: int,
+        view: str = "summary",
+        task_ids: list[str] | None = None,
     ) -> QueryTasksResult:
-        """One page of the session's tasks matching every given filter.
+        """One page of the session's tasks matching every given filter, as summary rows or whole tasks;
+        or, with ``task_ids``, those tasks in full, in the order given.
 
         Raises:
-            not_found (session), invalid_argument (no session given and no current session; a search_text
-            without any word).
+            not_found (session; a task of task_ids), invalid_argument (no session given and none to fall
+            back on; a search_text without any word; limit above 100 for whole tasks; task_ids with a filter).
         """
+        full = view == "full" or bool(task_ids) or include_children or include_artifacts
+        _check_full_limit(full, limit)
+        if task_ids:
+            _refuse_filters_with_task_ids(
+                {
+                    "status": statuses,
+                    "task_type": task_types,
+                    "specialist_type": specialist_types,
+                    "complexity": complexities,
+                    "priority": priorities,
+                    "parent_task_id": parent_task_id,
+                    "assigned_to": assigned_to,
+                    "ready_only": ready_only,
+                    "search_text": search_text,
+                    "created_after": created_after,
+                    "created_before": created_before,
+                }
+            )
 
         if search_text is not None and not WORD.search(search_text):
             # A search without a single word would silently match everything.
@@ -72,7 +158,51 @@ class TaskQueryService(Service):
                 value=search_text,
             )
 
+        async def by_ids(repos: Repositories, ids: list[str]) -> QueryTasksResult:
+            if session_id is not None:
+                await resolve_session_id(repos, caller, session_id)
+            rows = await repos.tasks.get_many(ids)
+            found = {row.id for row in rows}
+            for index, task_id in enumerate(ids):
+                if task_id not in found or (session_id is not None and session_id != _session_of(rows, task_id)):
+                    raise errors.TaskNotFound(task_id, field=f"task_ids[{index}]")
+            window = rows[offset : offset + limit]
+            return await page_of(repos, window, len(rows))
+
+        async def page_of(repos: Repositories, rows: list[Any], total: int) -> QueryTasksResult:
+            tasks: list[TaskSummary | QueriedTask]
+            tasks = list(await full_rows(repos, rows)) if full else list(await task_summaries(repos, rows))
+            end = offset + len(rows)
+            return QueryTasksResult(
+                tasks=tasks,
+                total_count=total,
+                limit=limit,
+                offset=offset,
+                next_offset=end if end < total else None,
+            )
+
+        async def full_rows(repos: Repositories, rows: list[Any]) -> list[QueriedTask]:
+            page = await task_views_as(QueriedTask, repos, rows)
+            ids = [t.id for t in rows]
+            if include_children:
+                children = await repos.tasks.list_children(ids)
+                child_views = await task_views(repos, children)
+                by_parent: dict[str, list[TaskView]] = defaultdict(list)
+                for child in child_views:
+                    by_parent[child.parent_id or ""].append(child)
+                for item in page:
+                    item.children = by_parent.get(item.id, [])
+            if include_artifacts:
+                by_task: dict[str, list[ArtifactView]] = defaultdict(list)
+                for art in await repos.artifacts.list_by_task_ids(ids):
+                    by_task[art.task_id or ""].append(artifact_view(art))
+                for item in page:
+                    item.artifacts = by_task.get(item.id, [])
+            return page
+
         async def work(repos: Repositories) -> QueryTasksResult:
+            if task_ids:
+                return await by_ids(repos, list(dict.fromkeys(task_ids)))
             # A named session is checked only when nothing matched: a matching task proves it exists
             # (tasks reference their session), and the common case then saves a round trip.
             sid = session_id if session_id is not None else await resolve_session_id(repos, caller, None)
@@ -91,33 +221,38 @@ class TaskQueryService(Service):
                 created_before=created_before,
             )
             rows, total = await repos.tasks.query(
-                flt, sort=sort, descending=order == "desc", limit=limit, offset=offset
+                flt, sort=sort, descending=order == "desc", limit=limit, offset=offset, light=not full
             )
             if total == 0 and session_id is not None:
                 await resolve_session_id(repos, caller, session_id)  # raises not_found for an unknown session
-            page = await task_views_as(QueriedTask, repos, rows)
-            ids = [t.id for t in rows]
-            if include_children:
-                children = await repos.tasks.list_children(ids)
-                child_views = await task_views(repos, children)
-                by_parent: dict[str, list[TaskView]] = defaultdict(list)
-                for child in child_views:
-                    by_parent[child.parent_id or ""].append(child)
-                for item in page:
-                    item.children = by_parent.get(item.id, [])
-            if include_artifacts:
-                by_task: dict[str, list[ArtifactView]] = defaultdict(list)
-                for art in await repos.artifacts.list_by_task_ids(ids):
-                    by_task[art.task_id or ""].append(artifact_view(art))
-                for item in page:
-                    item.artifacts = by_task.get(item.id, [])
-            end = offset + len(page)
-            return QueryTasksResult(
-                tasks=page,
-                total_count=total,
-                limit=limit,
-                offset=offset,
-                next_offset=end if end < total else None,
-            )
+            return await page_of(repos, rows, total)
 
         return await self._read(work)
+
+
+def _session_of(rows: list[Any], task_id: str) -> str | None:
+    return next((row.session_id for row in rows if row.id == task_id), None)
+
+
+def _check_full_limit(full: bool, limit: int) -> None:
+    """Whole tasks are heavy: a page of them is at most ``MAX_FULL_LIMIT``."""
+    if full and limit > MAX_FULL_LIMIT:
+        raise errors.InvalidArgument(
+            f"limit {limit} is too large for whole tasks (view=full, task_ids, include_children or "
+            f"include_artifacts): at most {MAX_FULL_LIMIT}. Lower limit and page with offset, or read "
+            "summary rows.",
+            field="limit",
+            value=limit,
+            allowed={"minimum": 1, "maximum": MAX_FULL_LIMIT},
+        )
+
+
+def _refuse_filters_with_task_ids(given: dict[str, Any]) -> None:
+    """task_ids names the tasks; a filter beside it would be ignored, so it is refused instead."""
+    clash = next((name for name in SELECTING_FILTERS if given[name]), None)
+    if clash is not None:
+        raise errors.InvalidArgument(
+            f"task_ids reads the named tasks; it does not combine with {clash}. Pass either task_ids or filters.",
+            field=clash,
+            value=given[clash],
+        )

@@ -1,10 +1,13 @@
 """Reading and resuming sessions: the list of sessions, what an agent needs to pick up the work, and one
 session's state at a glance.
 
-``resume_session`` is the agent's way back in after a restart or a hand-off: it makes the session current
-and answers with who holds what, what is blocked and why, what to do next (in ``next_task`` order), the
-latest handover document, and exactly the events since this actor's previous visit of the session
-(``agent_visit``; ``initialize_session`` and ``resume_session`` both count as visits).
+``resume_session`` is the agent's way back in after a restart or a hand-off, in one call: it makes the
+session current and answers with the brief of every task the actor holds (exactly as ``execute_task``
+gives it), who else holds what, what waits and on what (dependencies or open subtasks), what is blocked
+and why, what to do next (in ``next_task`` order), the latest handover document, and exactly the events
+since this actor's previous visit of the session (``agent_visit``; ``initialize_session`` and
+``resume_session`` both count as visits). Without a session id it resolves the session as every other
+call does (``session_resolution``).
 """
 
 from __future__ import annotations
@@ -14,28 +17,38 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import Field
+
 from app import errors
 from app.db.models import OrchestrationSession, Task, TaskEvent
 from app.db.repositories import Repositories
 from app.db.repositories.tasks import TaskScope
-from app.domain.clock import iso
+from app.db.uow import UnitOfWork
+from app.domain.clock import Clock, iso
 from app.domain.enums import TERMINAL_STATUSES, ArtifactKind, TaskStatus
-from app.services.base import Service, Tx
+from app.domain.roles import RoleCatalog
+from app.services.base import OutcomeSink, Service, ServiceConfig, Tx
 from app.services.caller import Caller
 from app.services.graph import rules
+from app.services.session_resolution import resolve_session_id
 from app.services.views import (
     ArtifactView,
     SessionView,
     StatusCounts,
+    TaskSummary,
     TaskView,
     View,
     artifact_view,
     session_view,
     status_counts,
+    task_summaries,
     task_views,
 )
+from app.services.work.briefs import ExecuteTaskResult, build_brief
 
 READY_NEXT_LIMIT = 10
+WAITING_LIMIT = 100
+SESSIONS_OF_LIMIT = 50
 RECENT_EVENTS_LIMIT = 500
 ACTIVE_AGENT_WINDOW = timedelta(hours=24)
 STATUS_EVENT = "status_changed"
@@ -71,15 +84,36 @@ class BlockedTask(TaskView):
     reported_by: str | None
 
 
+class WaitReason(View):
+    dependencies: list[str] = Field(description="Dependencies not completed yet.")
+    children: list[str] = Field(description="Subtasks not finished yet (the task waits for all of them).")
+
+
+class WaitingTask(TaskSummary):
+    why: WaitReason
+
+
 class ResumeSessionResult(View):
     session: SessionView
     counts: StatusCounts
-    in_progress: list[HeldTask]
+    held: list[ExecuteTaskResult] = Field(description="Your claims, each as orchestrator_execute_task returns it.")
+    in_progress: list[HeldTask] = Field(description="Tasks other agents hold.")
+    waiting: list[WaitingTask] = Field(description=f"Pending tasks that are not ready (up to {WAITING_LIMIT}).")
     blocked: list[BlockedTask]
-    ready_next: list[TaskView]
+    ready_next: list[TaskSummary]
     recent_events: list[EventView]
     recent_events_omitted: int
     latest_handover: ArtifactView | None
+
+
+class SessionBoard(View):
+    """One session at a glance (the ``orchestrator://sessions/{id}`` resource)."""
+
+    session: SessionView
+    counts: StatusCounts
+    ready: list[TaskSummary] = Field(description=f"The first {READY_NEXT_LIMIT} in orchestrator_next_task order.")
+    claims: list[TaskSummary]
+    waiting: list[WaitingTask]
 
 
 class DetailedCounts(StatusCounts):
@@ -144,6 +178,19 @@ async def blocked_tasks(repos: Repositories, tasks: Sequence[Task]) -> list[Bloc
     return result
 
 
+async def waiting_tasks(repos: Repositories, pending: Sequence[Task]) -> list[WaitingTask]:
+    """The pending tasks that are not ready, each with what it waits for: dependencies, open subtasks."""
+    children = await repos.tasks.open_children_of([t.id for t in pending])
+    waiting = [row for row in await task_summaries(repos, pending) if not row.ready][:WAITING_LIMIT]
+    return [
+        WaitingTask(
+            **row.model_dump(),
+            why=WaitReason(dependencies=row.blocked_by, children=[child for child, _ in children.get(row.id, [])]),
+        )
+        for row in waiting
+    ]
+
+
 async def _session_or_raise(repos: Repositories, session_id: str) -> OrchestrationSession:
     row = await repos.sessions.get(session_id)
     if row is None:
@@ -153,6 +200,18 @@ async def _session_or_raise(repos: Repositories, session_id: str) -> Orchestrati
 
 class SessionOverviewService(Service):
     """Lists, resumes and summarises sessions."""
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        clock: Clock,
+        *,
+        roles: RoleCatalog,
+        config: ServiceConfig | None = None,
+        sink: OutcomeSink | None = None,
+    ) -> None:
+        super().__init__(uow, clock, config=config, sink=sink)
+        self.roles = roles
 
     async def list_sessions(
         self, *, include_completed: bool, working_directory: str | None, limit: int, offset: int
@@ -176,38 +235,45 @@ class SessionOverviewService(Service):
 
         return await self._read(work)
 
-    async def resume_session(self, caller: Caller, session_id: str) -> ResumeSessionResult:
-        """Make ``session_id`` the actor's current session and return what is needed to continue there.
+    async def resume_session(self, caller: Caller, session_id: str | None) -> ResumeSessionResult:
+        """Make the session the actor's current one and return, in one call, what is needed to continue.
 
         Raises:
-            not_found: the session does not exist.
+            not_found: the named session does not exist.
+            invalid_argument: none named and none to fall back on (``session_resolution``).
         """
 
         async def work(tx: Tx) -> ResumeSessionResult:
             repos = tx.repos
-            row = await _session_or_raise(repos, session_id)
-            visit = await repos.agents.get_visit(caller.actor, session_id)
+            sid = await resolve_session_id(repos, caller, session_id)
+            row = await _session_or_raise(repos, sid)
+            visit = await repos.agents.get_visit(caller.actor, sid)
             after = visit.last_event_id if visit is not None else 0
             # Fix the window's upper end first, so an event committed meanwhile is shown next time.
-            upto = await repos.events.last_id(session_id)
-            events = await repos.events.list_window(session_id, after_id=after, upto_id=upto, limit=RECENT_EVENTS_LIMIT)
-            new_events = await repos.events.count_in_window(session_id, after_id=after, upto_id=upto)
-            await repos.agents.set_current_session(caller.actor, session_id, tx.now)
-            await repos.agents.record_visit(caller.actor, session_id, upto, tx.now)
-            await repos.sessions.touch(session_id, tx.now)
-            scope = TaskScope(session_id=session_id)
-            counts = await status_counts(repos, session_id)
-            handover = await repos.artifacts.latest_for_session(session_id, ArtifactKind.HANDOVER.value)
+            upto = await repos.events.last_id(sid)
+            events = await repos.events.list_window(sid, after_id=after, upto_id=upto, limit=RECENT_EVENTS_LIMIT)
+            new_events = await repos.events.count_in_window(sid, after_id=after, upto_id=upto)
+            await repos.agents.set_current_session(caller.actor, sid, tx.now)
+            await repos.agents.record_visit(caller.actor, sid, upto, tx.now)
+            await repos.sessions.touch(sid, tx.now)
+            scope = TaskScope(session_id=sid)
+            counts = await status_counts(repos, sid)
+            handover = await repos.artifacts.latest_for_session(sid, ArtifactKind.HANDOVER.value)
+            claimed = await repos.tasks.list_in_scope(scope, statuses=[TaskStatus.IN_PROGRESS.value])
+            mine = [t for t in claimed if rules.live_holder(t, tx.now) == caller.actor]
+            held = [await build_brief(repos, t, self.roles, max_attempts=self.config.max_attempts) for t in mine]
             return ResumeSessionResult(
                 session=session_view(row, counts),
                 counts=counts,
-                in_progress=await held_tasks(
-                    repos, await repos.tasks.list_in_scope(scope, statuses=[TaskStatus.IN_PROGRESS.value]), tx.now
+                held=held,
+                in_progress=await held_tasks(repos, [t for t in claimed if t not in mine], tx.now),
+                waiting=await waiting_tasks(
+                    repos, await repos.tasks.list_in_scope(scope, statuses=[TaskStatus.PENDING.value])
                 ),
                 blocked=await blocked_tasks(
                     repos, await repos.tasks.list_in_scope(scope, statuses=[TaskStatus.BLOCKED.value])
                 ),
-                ready_next=await task_views(
+                ready_next=await task_summaries(
                     repos, await repos.tasks.list_ready_in_scope(scope, limit=READY_NEXT_LIMIT)
                 ),
                 recent_events=[event_view(e) for e in events],
@@ -217,15 +283,53 @@ class SessionOverviewService(Service):
 
         return await self._write(caller, "orchestrator_resume_session", None, ResumeSessionResult, work)
 
-    async def session_status(self, session_id: str) -> SessionStatusResult:
-        """Counts, progress and the agents working in one session, from the database.
+    async def session_board(self, session_id: str) -> SessionBoard:
+        """Counts, the ready queue, the claims and what waits (and why) in one session.
 
         Raises:
             not_found: the session does not exist.
         """
+
+        async def work(repos: Repositories) -> SessionBoard:
+            row = await _session_or_raise(repos, session_id)
+            scope = TaskScope(session_id=session_id)
+            counts = await status_counts(repos, session_id)
+            return SessionBoard(
+                session=session_view(row, counts),
+                counts=counts,
+                ready=await task_summaries(repos, await repos.tasks.list_ready_in_scope(scope, limit=READY_NEXT_LIMIT)),
+                claims=await task_summaries(
+                    repos, await repos.tasks.list_in_scope(scope, statuses=[TaskStatus.IN_PROGRESS.value])
+                ),
+                waiting=await waiting_tasks(
+                    repos, await repos.tasks.list_in_scope(scope, statuses=[TaskStatus.PENDING.value])
+                ),
+            )
+
+        return await self._read(work)
+
+    async def sessions_of(self, caller: Caller) -> list[SessionView]:
+        """The caller's active sessions (as ``session_resolution`` defines them), most recent first."""
+
+        async def work(repos: Repositories) -> list[SessionView]:
+            actors = [caller.actor] if caller.principal is None else [caller.actor, caller.principal]
+            rows = await repos.sessions.list_active_of_actors(actors, caller.principal, limit=SESSIONS_OF_LIMIT)
+            return [session_view(row, await status_counts(repos, row.id)) for row in rows]
+
+        return await self._read(work)
+
+    async def session_status(self, caller: Caller, session_id: str | None) -> SessionStatusResult:
+        """Counts, progress and the agents working in one session, from the database.
+
+        Raises:
+            not_found: the session does not exist.
+            invalid_argument: none named and none to fall back on (``session_resolution``).
+        """
         now = self.clock.now()
+        requested = session_id
 
         async def work(repos: Repositories) -> SessionStatusResult:
+            session_id = await resolve_session_id(repos, caller, requested)
             row = await _session_or_raise(repos, session_id)
             by_status = await repos.tasks.count_by(session_id, "status")
             by_specialist = await repos.tasks.count_by(session_id, "specialist_type")

@@ -12,6 +12,8 @@ import pytest
 from app import errors
 from app.db.repositories import Repositories
 from app.services.artifacts import new_artifact
+from app.services.graph.queries import QueriedTask
+from app.services.views import TaskSummary
 from tests.support.calls import query, update
 from tests.support.execution import complete
 from tests.support.harness import Harness
@@ -201,9 +203,9 @@ async def test_search_without_any_word_is_invalid_argument(harness: Harness) -> 
 
 async def test_children_and_artifacts_are_included_on_request(harness: Harness) -> None:
     w = await build_world(harness)
-    plain = await query(harness)
-    assert {(t.children, t.artifacts) for t in plain.tasks} == {(None, None)}
-    full = await query(harness, include_children=True, include_artifacts=True)
+    plain = await query(harness, view="full", limit=100)
+    assert {(t.children, t.artifacts) for t in plain.tasks} == {(None, None)}  # type: ignore[union-attr]
+    full = await query(harness, include_children=True, include_artifacts=True, limit=100)
     by_title = {title: task for title, task in zip(w.titles([t.id for t in full.tasks]), full.tasks, strict=True)}
     t5 = next(t for t in plain.tasks if t.id == w.ids["t5"])
     assert [c.id for c in by_title["t1"].children or []] == [w.ids["t5"]]
@@ -253,3 +255,26 @@ async def test_query_needs_a_session(harness: Harness) -> None:
     with pytest.raises(errors.NotFound) as missing:
         await query(harness, session_id="sess_0000000000000000")
     assert (missing.value.field, missing.value.value) == ("session_id", "sess_0000000000000000")
+
+
+async def test_rows_are_summaries_by_default_with_the_same_readiness_as_full_views(harness: Harness) -> None:
+    await build_world(harness)
+    summary = await query(harness, limit=100)
+    full = await query(harness, view="full", limit=100)
+    keys = set(TaskSummary.model_fields)
+    assert [type(t) for t in summary.tasks] == [TaskSummary] * len(full.tasks)
+    assert [t.model_dump() for t in summary.tasks] == [t.model_dump(include=keys) for t in full.tasks]
+
+
+async def test_task_ids_read_the_named_tasks_in_full_and_refuse_filters_and_unknown_ids(harness: Harness) -> None:
+    w = await build_world(harness)
+    named = await query(harness, task_ids=[w.ids["t2"], w.ids["t1"]], limit=100)
+    with pytest.raises(errors.InvalidArgument) as clash:
+        await query(harness, task_ids=[w.ids["t1"]], statuses=["pending"], limit=100)
+    with pytest.raises(errors.NotFound) as missing:
+        await query(harness, task_ids=[w.ids["t1"], "task_0000000000000000"], limit=100)
+    with pytest.raises(errors.InvalidArgument) as too_many:
+        await query(harness, view="full", limit=101)
+    assert [(type(t), t.id) for t in named.tasks] == [(QueriedTask, w.ids["t2"]), (QueriedTask, w.ids["t1"])]
+    assert (named.total_count, named.next_offset) == (2, None)
+    assert (clash.value.field, missing.value.field, too_many.value.field) == ("status", "task_ids[1]", "limit")

@@ -93,7 +93,7 @@ async def test_archive_moves_the_session_and_its_tasks_to_archived(harness: Harn
     # An archived session is not archived again, and the busy one was never touched.
     again = await cleanup(h, "all", dry_run=True, days=0)
     assert [m.session_id for m in again.matched] == []
-    status = await h.services.session_overview.session_status(sids["busy"])
+    status = await h.services.session_overview.session_status(caller("carol"), sids["busy"])
     assert status.session.status == "active"
 
 

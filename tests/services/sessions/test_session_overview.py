@@ -156,7 +156,7 @@ async def test_session_status_counts_progress_and_the_agents_at_work(harness: Ha
     h.clock.advance(60)
     await h.session("bob")  # bob seen later than carol
 
-    status = await h.services.session_overview.session_status(sid)
+    status = await h.services.session_overview.session_status(caller("alice"), sid)
     # Tasks planned at one instant are ordered by id, so carol's holdings are listed in id order.
     assert status.counts.model_dump() == {
         "by_status": {"completed": 1, "in_progress": 2, "pending": 1},
@@ -172,5 +172,5 @@ async def test_session_status_counts_progress_and_the_agents_at_work(harness: Ha
     assert status.last_activity_at == "2026-01-01T00:01:00Z"
 
     h.clock.advance(3600)  # carol's leases (900 s) ran out: she holds nothing any more
-    later = await h.services.session_overview.session_status(sid)
+    later = await h.services.session_overview.session_status(caller("alice"), sid)
     assert [(a.actor, a.holding) for a in later.active_agents] == [("bob", []), ("alice", [])]
