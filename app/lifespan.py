@@ -94,7 +94,12 @@ def load_roles(settings: Settings) -> roles.RoleCatalog:
 
 
 def build_services(runtime: Runtime, uow: UnitOfWork) -> Services:
-    config = ServiceConfig(lease_seconds=runtime.settings.lease_seconds, max_attempts=runtime.settings.max_attempts)
+    config = ServiceConfig(
+        lease_seconds=runtime.settings.lease_seconds,
+        max_attempts=runtime.settings.max_attempts,
+        max_context_bytes=runtime.settings.max_context_bytes,
+        max_artifact_bytes=runtime.settings.max_artifact_bytes,
+    )
     kwargs: dict[str, Any] = {"config": config, "sink": runtime.holder.metrics}
     probe = ProcessStatus(runtime.holder.reboot, runtime.holder.metrics, uow.database, lambda: runtime.supervisor)
     return Services(

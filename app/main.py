@@ -85,7 +85,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
         stateless_http=settings.stateless_http,
         json_response=True,
         transport_security=transport_security(settings),
-        max_request_body_size=settings.max_request_body_bytes,
+        max_request_body_size=settings.request_body_limit,
     )
 
     events = SystemEventLog(components, runtime.clock)

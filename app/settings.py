@@ -63,7 +63,12 @@ class Settings(BaseSettings):
         default="task-orchestrator",
         validation_alias=AliasChoices("OTEL_SERVICE_NAME", "ORCHESTRATOR_SERVICE_NAME"),
     )
-    max_request_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_request_body_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest HTTP request body; unset means what a maximum-size call needs (request_body_limit).",
+    )
     public_url: str | None = Field(
         default=None,
         pattern=r"^https?://[^/?#\s]+$",
@@ -86,6 +91,25 @@ class Settings(BaseSettings):
     db_circuit_cooldown_seconds: float = Field(
         default=5.0, gt=0, le=600, description="How long the open circuit refuses calls before probing again."
     )
+    max_context_bytes: int = Field(
+        default=65_536, ge=1024, le=16 * 1024 * 1024, description="Largest `context` of a task, as compact JSON."
+    )
+    max_artifact_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=32 * 1024 * 1024,
+        description="Largest `detailed_work` of orchestrator_complete_task, in bytes of UTF-8.",
+    )
+
+    @property
+    def request_body_limit(self) -> int:
+        """``max_request_body_bytes``, else what the largest legal call needs: a ``detailed_work`` at its bound
+        with every byte JSON-escaped to two (quotes, backslashes, newlines), plus 1 MiB for the rest of the
+        call (a summary, 500 file paths). A bigger body could only be refused after it was parsed, and parsing
+        is where a hostile body costs memory (DESIGN §7)."""
+        if self.max_request_body_bytes is not None:
+            return self.max_request_body_bytes
+        return 2 * self.max_artifact_bytes + 1024 * 1024
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

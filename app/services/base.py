@@ -4,9 +4,11 @@ A write runs as ``await self._write(caller, tool, request_id, ResultModel, work)
 :class:`Tx` (the repositories, the call's ``now`` and the caller) and returns the result model. When a
 ``request_id`` is given, the stored result of an earlier call with the same actor and request id is
 returned instead and nothing is written; otherwise the result is stored in the same transaction as the
-write, so a replay can never see a result whose write was rolled back. Metrics about what happened
-(status transitions, claims) are reported only after the commit; a call refused because another actor
-holds the claim (``claimed_by_other``) is reported as a claim ``conflict`` after its rollback.
+write, so a replay can never see a result whose write was rolled back. Nothing is stored that cannot be
+read back (DESIGN §3): the result is serialized inside the transaction, once, and a failure rolls it back.
+Metrics about what happened (status transitions, claims) are reported only after the commit; a call
+refused because another actor holds the claim (``claimed_by_other``) is reported as a claim ``conflict``
+after its rollback.
 
 Each public call runs under one tracing span named after the service method (``TaskUpdateService.update_task``),
 the parent of the statement spans of its transaction.
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+import pydantic_core
 from pydantic import BaseModel
 
 from app import errors
@@ -65,6 +68,8 @@ class Tx:
 class ServiceConfig:
     lease_seconds: int = 900
     max_attempts: int = 3
+    max_context_bytes: int = 65_536  # ORCHESTRATOR_MAX_CONTEXT_BYTES: a merge-patch result's bound
+    max_artifact_bytes: int = 1_048_576  # ORCHESTRATOR_MAX_ARTIFACT_BYTES: detailed_work's bound
 
 
 class Service:
@@ -112,9 +117,10 @@ class Service:
                         raise errors.IdempotencyConflict(request_id, stored.tool, same_tool=True)
                     return result_type.model_validate(stored.result)
             result = await work(tx)
+            reply = serialized(result)
             if request_id is not None:
                 await repos.requests.insert(
-                    caller.actor, request_id, tool, result.model_dump(mode="json"), tx.now, args_digest=digest
+                    caller.actor, request_id, tool, pydantic_core.from_json(reply), tx.now, args_digest=digest
                 )
             if not caller.is_system and self.uow.actor_touches.due(caller.actor, tx.now):
                 await repos.agents.touch(caller.actor, tx.now)
@@ -156,3 +162,19 @@ class Service:
         if marker and "." in owner:
             return owner
         return f"{type(self).__name__}.{fallback or getattr(work, '__name__', 'call')}"
+
+
+class UnserializableResult(Exception):
+    """A write's reply could not be serialized; its transaction is rolled back (answered ``internal``)."""
+
+
+def serialized(result: BaseModel) -> bytes:
+    """``result`` as the JSON the wire will carry, made inside the transaction so a failure rolls it back.
+
+    Raises:
+        UnserializableResult: e.g. text that is not valid Unicode reached the reply.
+    """
+    try:
+        return pydantic_core.to_json(result)
+    except pydantic_core.PydanticSerializationError as exc:
+        raise UnserializableResult(f"the reply ({type(result).__name__}) cannot be serialized: {exc}") from exc

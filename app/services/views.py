@@ -7,12 +7,14 @@ the wire. Derived values (``ready``, ``blocked_by``) are computed from the depen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.db.models import Artifact, OrchestrationSession, Task
 from app.db.repositories import Repositories
+from app.domain import json_bounds
 from app.domain.clock import iso
 from app.domain.enums import TERMINAL_STATUSES, TaskStatus
 
@@ -94,6 +96,12 @@ class TaskView(View):
     started_at: str | None
     completed_at: str | None
     open_children: int = Field(description="subtasks not yet terminal; a parent is ready only at 0")
+    unreadable: str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="present only when the stored row holds values that cannot be sent (written before input "
+        "checks existed): says which fields were left out or repaired, and how to fix them",
+    )
 
 
 class TaskSummary(View):
@@ -162,12 +170,13 @@ def task_view_as(view_type: type[V], task: Task, deps: Sequence[tuple[str, str]]
     completed, and no open subtask (a parent waits for its children, DESIGN §3).
     """
     blocked_by = [dep_id for dep_id, status in deps if status != TaskStatus.COMPLETED]
+    guard = RenderGuard.of(task)
     return view_type(
         id=task.id,
         session_id=task.session_id,
         parent_id=task.parent_id,
-        title=task.title,
-        description=task.description,
+        title=guard.text(task.title),
+        description=guard.text(task.description),
         task_type=task.task_type,
         status=task.status,
         ready=task.status == TaskStatus.PENDING and not blocked_by and open_children == 0,
@@ -175,22 +184,94 @@ def task_view_as(view_type: type[V], task: Task, deps: Sequence[tuple[str, str]]
         complexity=task.complexity,
         specialist_type=task.specialist_type,
         priority=task.priority,
-        estimated_effort=task.estimated_effort,
+        estimated_effort=guard.text(task.estimated_effort),
         due_date=iso(task.due_at),
-        context=dict(task.context or {}),
+        context=guard.context(task.context),
         dependencies=[dep_id for dep_id, _ in deps],
-        assigned_to=task.assigned_to,
+        assigned_to=guard.text(task.assigned_to),
         lease_expires_at=iso(task.lease_expires_at),
         attempt_count=task.attempt_count,
-        summary=task.summary,
+        summary=guard.text(task.summary),
         version=task.version,
-        created_by=task.created_by,
+        created_by=guard.text(task.created_by),
         created_at=iso(task.created_at) or "",
         updated_at=iso(task.updated_at) or "",
         started_at=iso(task.started_at),
         completed_at=iso(task.completed_at),
         open_children=open_children,
+        unreadable=guard.marker,
     )
+
+
+TEXT_COLUMNS = ("title", "description", "estimated_effort", "summary", "assigned_to", "created_by")
+
+
+@dataclass(frozen=True)
+class RenderGuard:
+    """How one stored task row is sent when parts of it cannot be (DESIGN §3: one row never breaks a read).
+
+    Rows written before input hygiene existed may hold a lone surrogate (SQLite stored it) or a context
+    nested hundreds of levels deep (a reply no JSON parser reads back). Such a row is still served: text is
+    repaired (each bad character shown as U+FFFD), a context that cannot be sent is left out (``{}``), and
+    ``marker`` (the view's ``unreadable``) says what happened and how to fix it. ``RenderGuard.of`` is cheap
+    for a clean row: one regex per text column and one serialization of the context.
+    """
+
+    task_id: str
+    problems: tuple[str, ...] = ()
+    context_keys: tuple[str, ...] | None = None  # set when the context is left out
+
+    @classmethod
+    def of(cls, task: Task) -> RenderGuard:
+        problems = [
+            f"{name} holds an invalid character (shown as U+FFFD)"
+            for name in TEXT_COLUMNS
+            if isinstance(value := getattr(task, name), str) and json_bounds.bad_character(value)
+        ]
+        context_problem = json_bounds.unrenderable(task.context) if task.context else None
+        if context_problem is None and not problems:
+            return cls(task.id)
+        keys = None
+        if context_problem is not None:
+            keys = tuple(json_bounds.readable(str(k)) for k in (task.context or {}))
+            problems.append(f"context is left out: {context_problem}")
+        return cls(task.id, tuple(problems), keys)
+
+    @overload
+    def text(self, value: str) -> str: ...
+
+    @overload
+    def text(self, value: str | None) -> str | None: ...
+
+    def text(self, value: str | None) -> str | None:
+        return json_bounds.readable(value) if self.problems and value is not None else value
+
+    def context(self, value: dict[str, Any] | None) -> dict[str, Any]:
+        return {} if self.context_keys is not None else dict(value or {})
+
+    @property
+    def marker(self) -> str | None:
+        """The view's ``unreadable``: what was repaired or left out, and how to fix the row."""
+        if not self.problems:
+            return None
+        return (
+            f"This task was stored before input checks existed and cannot be sent whole: {'; '.join(self.problems)}. "
+            f"To fix it, {self.fix}."
+        )
+
+    @property
+    def fix(self) -> str:
+        """The calls that make the row whole again (a merge-patch that drops the context's top-level keys)."""
+        steps = []
+        if self.context_keys is not None:
+            patch = ", ".join(f'"{k}": null' for k in self.context_keys[:20])
+            steps.append(
+                f"clear the context with orchestrator_update_task(task_id={self.task_id!r}, context={{{patch}}}) "
+                "and then set the keys you need"
+            )
+        if any(not p.startswith("context") for p in self.problems):
+            steps.append("rewrite the repaired text with orchestrator_update_task")
+        return " and ".join(steps)
 
 
 async def task_views(repos: Repositories, tasks: Sequence[Task]) -> list[TaskView]:

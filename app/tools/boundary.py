@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -146,7 +147,13 @@ def check_argument_names(parameters: dict[str, Any], arguments: dict[str, Any]) 
 
 def invalid_arguments(exc: ValidationError) -> errors.InvalidArgument:
     """pydantic's errors as one ``invalid_argument`` (the first problem leads; all are listed)."""
-    problems = [_problem(err) for err in exc.errors(include_url=False)]
+    return invalid_from_errors(exc.errors(include_url=False))
+
+
+def invalid_from_errors(details: Sequence[Any]) -> errors.InvalidArgument:
+    """Like :func:`invalid_arguments`, from pydantic's error dicts (``ValidationError.errors()``), which the
+    edge may have filtered or rewritten first."""
+    problems = [_problem(err) for err in details]
     first = problems[0]
     more = f" ({len(problems) - 1} more problem(s) listed in 'problems')" if len(problems) > 1 else ""
     return errors.InvalidArgument(

@@ -31,11 +31,13 @@ from mcp.types import (
 from mcp.types import Tool as MCPTool
 
 from app.auth import identity, scopes
+from app.domain import json_bounds
 from app.observability.logging import log_context
 from app.services import idempotency
 from app.tools import (
     boundary,
     execution_tools,
+    input_hygiene,
     lifecycle_tools,
     maintenance_tools,
     prompts,
@@ -116,6 +118,9 @@ class OrchestratorMCP(MCPServer[Any]):
                     try:
                         if registered is not None:
                             boundary.check_argument_names(registered.parameters, arguments)
+                            input_hygiene.check(
+                                registered, arguments, max_context_bytes=self.holder.settings.max_context_bytes
+                            )
                         with idempotency.bound_arguments(arguments):
                             return await super().call_tool(name, arguments, context)
                     finally:
@@ -148,7 +153,7 @@ def call_log_fields(tool: str, arguments: dict[str, Any], context: Context[Any, 
         "tool": tool,
         "actor": identity.resolve_caller(context, agent).actor,
         "task_id": task_id if isinstance(task_id, str) and TASK_ID_PATTERN.fullmatch(task_id) else None,
-        "request_id": request_id[:64] if isinstance(request_id, str) else None,
+        "request_id": json_bounds.printable(request_id[:64]) if isinstance(request_id, str) else None,
         "mcp_request_id": _mcp_request_id(context),
     }
 

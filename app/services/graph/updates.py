@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from app import errors
-from app.domain import graph, transitions
+from app.domain import graph, json_bounds, transitions
 from app.domain.enums import TaskStatus
 from app.domain.merge_patch import merge_patch
 from app.services.base import Service, Tx
@@ -124,6 +124,8 @@ class TaskUpdateService(Service):
                     changed.append("due_date")
             if changes.context is not None:
                 merged = merge_patch(task.context or {}, changes.context)
+                # A patch within bounds can still grow the stored value past them: bound the result.
+                json_bounds.check_free_form("context", merged, max_bytes=self.config.max_context_bytes)
                 if merged != task.context:
                     task.context = merged
                     changed.append("context")

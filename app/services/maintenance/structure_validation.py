@@ -3,7 +3,8 @@
 The write paths refuse every fault checked here, so a finding means a row was changed behind the
 service's back (a manual SQL fix, a restore, a bug). Levels add checks: ``basic`` covers the graph's hard
 rules (dependency cycles, edges to missing tasks, open children under archived or completed parents,
-parents in another session or missing, claim/status mismatches); ``comprehensive`` adds parent-link cycles,
+parents in another session or missing, claim/status mismatches, rows that cannot be sent whole);
+``comprehensive`` adds parent-link cycles,
 cross-session dependencies, dependencies that can never complete, and artifact digests; ``full_audit``
 adds the schema revision against this build's head and the event log against the rows.
 """
@@ -22,7 +23,7 @@ from app.db.repositories.tasks import TaskScope
 from app.db.schema import SchemaState
 from app.domain import graph
 from app.domain.enums import OPEN_STATUSES, TaskStatus
-from app.services.views import View
+from app.services.views import RenderGuard, View
 
 Severity = Literal["info", "warning", "error"]
 ValidationLevel = Literal["basic", "comprehensive", "full_audit"]
@@ -77,6 +78,7 @@ async def validate_structure(repos: Repositories, spec: ValidationInput) -> list
         *_dangling_edges(await repos.integrity.dangling_dependencies(), spec.scope),
         *_parent_problems(tasks, parents),
         *_claim_mismatches(tasks),
+        *_unreadable_rows(tasks),
     ]
     if spec.level in ("comprehensive", "full_audit"):
         issues += _parent_cycles(tasks, parents)
@@ -258,6 +260,27 @@ def _claim_mismatches(tasks: Sequence[Task]) -> list[StructureIssue]:
                     f"{SCAN_CLEANUP.capitalize()} (it clears the stale holder).",
                 )
             )
+    return issues
+
+
+def _unreadable_rows(tasks: Sequence[Task]) -> list[StructureIssue]:
+    """Rows stored before input hygiene that reads serve only in part (``RenderGuard``)."""
+    issues = []
+    for task in tasks:
+        guard = RenderGuard.of(task)
+        if guard.marker is None:
+            continue
+        issues.append(
+            _issue(
+                "unreadable_row",
+                "error",
+                [task.id],
+                task.session_id,
+                f"Task {task.id} holds values that cannot be sent: {'; '.join(guard.problems)}. Reads serve it "
+                "with those fields repaired or left out.",
+                guard.fix[:1].upper() + guard.fix[1:] + ".",
+            )
+        )
     return issues
 
 

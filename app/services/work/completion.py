@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from app import errors
 from app.db.models import Task
+from app.domain import json_bounds
 from app.domain.clock import iso
 from app.domain.enums import ArtifactKind, NextAction, TaskStatus
 from app.services.artifacts import new_artifact
@@ -57,8 +58,10 @@ class CompletionService(Service):
             not_found; claimed_by_other; dependencies_unmet (implicit claim of a task that is not ready);
             children_open (complete/continue of a task with open subtasks; a holder keeps its claim);
             not_claimed (needs_revision of a task nobody is working on); invalid_transition (e.g. the task
-            is already completed, or blocked); forbidden (force without admin).
+            is already completed, or blocked); forbidden (force without admin); invalid_argument
+            (detailed_work over ORCHESTRATOR_MAX_ARTIFACT_BYTES).
         """
+        json_bounds.check_text_bytes("detailed_work", detailed_work, max_bytes=self.config.max_artifact_bytes)
 
         async def work(tx: Tx) -> CompleteTaskResult:
             rules.require_force_allowed(tx, force)

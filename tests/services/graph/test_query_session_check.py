@@ -44,7 +44,7 @@ async def test_queried_views_equal_the_views_plan_task_returned(harness: Harness
     harness.clock.advance(1)
     second = (await harness.plan(title="second", dependencies=[first.id])).task
 
-    result = await _query(harness, session_id)
+    result = await _query(harness, session_id, view="full")
 
     assert second.blocked_by == [first.id] and first.ready
     assert [t.model_dump() for t in result.tasks] == [
