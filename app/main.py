@@ -18,8 +18,14 @@ from app.auth.bearer import build_bearer_auth, resource_metadata_routes
 from app.auth.exposure import check_exposure
 from app.db.repositories import Repositories
 from app.domain.clock import Clock, SystemClock
-from app.http.middleware import HttpMetricsMiddleware, RequestTracker, RequestTrackingMiddleware
+from app.http.middleware import (
+    HttpMetricsMiddleware,
+    RequestBodyTimeoutMiddleware,
+    RequestTracker,
+    RequestTrackingMiddleware,
+)
 from app.http.routes import Probes, build_routes
+from app.http.session_limits import install_session_quota
 from app.lifespan import Runtime, assembler, build_lifespan
 from app.observability.metrics import Metrics
 from app.runtime.component_stack import ComponentStack
@@ -86,7 +92,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
         json_response=True,
         transport_security=transport_security(settings),
         max_request_body_size=settings.request_body_limit,
+        session_idle_timeout=settings.session_idle_seconds,
     )
+    if not settings.stateless_http:
+        install_session_quota(server.session_manager, max_per_principal=settings.max_sessions_per_principal)
 
     events = SystemEventLog(components, runtime.clock)
     holder.lifecycle = Lifecycle(
@@ -127,6 +136,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
         ],
         middleware=[
             Middleware(HttpMetricsMiddleware, metrics=metrics),
+            Middleware(RequestBodyTimeoutMiddleware, timeout=settings.request_body_timeout_seconds),
             Middleware(RequestTrackingMiddleware, tracker=requests),
         ],
         lifespan=build_lifespan(runtime, server),

@@ -89,7 +89,38 @@ class Settings(BaseSettings):
         default=5, ge=1, le=1000, description="Consecutive connection failures that open the database circuit."
     )
     db_circuit_cooldown_seconds: float = Field(
-        default=5.0, gt=0, le=600, description="How long the open circuit refuses calls before probing again."
+        default=5.0,
+        gt=0,
+        le=600,
+        description="The longest the open circuit waits between probes; it starts at a fraction of a second "
+        "and doubles after each failed probe up to this.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=1200, ge=1, le=1_000_000, description="Calls a minute each actor may make (a token bucket)."
+    )
+    rate_limit_burst: int = Field(
+        default=100, ge=1, le=100_000, description="Calls an actor may make at once before its rate applies."
+    )
+    max_in_flight_per_actor: int = Field(
+        default=16, ge=1, le=10_000, description="Tool calls one actor may have running at once (waits count)."
+    )
+    max_sessions_per_principal: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Legacy (2025-11-25) MCP sessions one principal (token subject, else client name) may hold.",
+    )
+    session_idle_seconds: float = Field(
+        default=600.0, gt=0, le=86400, description="A legacy MCP session with no request for this long is closed."
+    )
+    request_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="A request body not fully received in this time is cut off."
+    )
+    db_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="The most one call waits on the database in all: pool checkout, connect, statements, commit.",
     )
     max_context_bytes: int = Field(
         default=65_536, ge=1024, le=16 * 1024 * 1024, description="Largest `context` of a task, as compact JSON."

@@ -63,6 +63,15 @@ def test_database_url_is_a_secret_in_the_settings_repr(monkeypatch: pytest.Monke
         ("ORCHESTRATOR_DB_POOL_SIZE", "many", ["'many'"]),
         ("ORCHESTRATOR_AUTO_MIGRATE", "perhaps", ["'perhaps'", "bool"]),
         ("ORCHESTRATOR_DRAIN_TIMEOUT_SECONDS", "-1", ["'-1'", "0"]),
+        ("ORCHESTRATOR_RATE_LIMIT_PER_MINUTE", "0", ["'0'", "greater than or equal to 1"]),
+        ("ORCHESTRATOR_RATE_LIMIT_PER_MINUTE", "fast", ["'fast'", "integer"]),
+        ("ORCHESTRATOR_RATE_LIMIT_BURST", "0", ["'0'", "greater than or equal to 1"]),
+        ("ORCHESTRATOR_MAX_IN_FLIGHT_PER_ACTOR", "-3", ["'-3'", "greater than or equal to 1"]),
+        ("ORCHESTRATOR_MAX_SESSIONS_PER_PRINCIPAL", "20000", ["'20000'", "less than or equal to 10000"]),
+        ("ORCHESTRATOR_SESSION_IDLE_SECONDS", "0", ["'0'", "greater than 0"]),
+        ("ORCHESTRATOR_REQUEST_BODY_TIMEOUT_SECONDS", "never", ["'never'", "number"]),
+        ("ORCHESTRATOR_DB_TIMEOUT_SECONDS", "0", ["'0'", "greater than 0"]),
+        ("ORCHESTRATOR_DB_TIMEOUT_SECONDS", "601", ["'601'", "less than or equal to 600"]),
     ],
 )
 def test_bad_value_stops_with_a_message_naming_the_variable(
@@ -158,3 +167,17 @@ def test_auth_is_configured_by_a_tokens_file_or_a_jwks_url(tmp_path: Path) -> No
     assert Settings().auth_configured is False
     assert Settings(auth_tokens_file=tmp_path / "tokens").auth_configured is True
     assert Settings(jwks_url="https://idp.example/jwks").auth_configured is True
+
+
+def test_fair_share_session_and_time_bound_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert (settings.rate_limit_per_minute, settings.rate_limit_burst, settings.max_in_flight_per_actor) == (
+        1200,
+        100,
+        16,
+    )
+    assert (settings.max_sessions_per_principal, settings.session_idle_seconds) == (100, 600.0)
+    assert (settings.request_body_timeout_seconds, settings.db_timeout_seconds) == (30.0, 10.0)
+    monkeypatch.setenv("ORCHESTRATOR_RATE_LIMIT_PER_MINUTE", "600")
+    monkeypatch.setenv("ORCHESTRATOR_DB_TIMEOUT_SECONDS", "2.5")
+    assert (load_settings().rate_limit_per_minute, load_settings().db_timeout_seconds) == (600, 2.5)

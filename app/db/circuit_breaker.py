@@ -2,10 +2,12 @@
 
 It implements the unit of work's ``ConnectionGate``. Closed, every transaction may try the database;
 after ``failure_threshold`` consecutive *connection* failures it opens, and every transaction fails at
-once with a retryable ``unavailable`` (no connect attempt, no waiting on a connect timeout). After
-``cooldown_seconds`` it lets exactly one attempt through (half-open): a success closes it, a failure
-opens it again for another cooldown. Conflicts and constraint errors are not failures here: the database
-answered. A listener hears when it opens and closes, so readiness can say why it is false.
+once with a retryable ``unavailable`` (no connect attempt, no waiting on a connect timeout). It lets
+exactly one attempt through (half-open) soon: ``first_backoff_seconds`` (a fraction of a second) after
+opening, and twice as long after each failed probe, up to ``max_backoff_seconds``. A success closes it
+and resets the backoff. So a short outage costs about its own length (DESIGN §7), while a long one is
+probed every few seconds, not hammered. Conflicts and constraint errors are not failures here: the
+database answered. A listener hears when it opens and closes, so readiness can say why it is false.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Protocol
 from app import errors
 
 log = logging.getLogger("app.db")
+FIRST_BACKOFF_SECONDS = 0.1  # the first probe after opening: a restart of a few tenths costs about that
 
 
 class CircuitState(StrEnum):
@@ -34,18 +37,21 @@ class CircuitListener(Protocol):
 
 
 class CircuitBreaker:
-    """Consecutive-failure breaker with a single half-open probe after a cooldown."""
+    """Consecutive-failure breaker with a single half-open probe after an exponential backoff."""
 
     def __init__(
         self,
         *,
         failure_threshold: int = 5,
-        cooldown_seconds: float = 5.0,
+        max_backoff_seconds: float = 5.0,
+        first_backoff_seconds: float = FIRST_BACKOFF_SECONDS,
         listener: CircuitListener | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.failure_threshold = failure_threshold
-        self.cooldown_seconds = cooldown_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.first_backoff_seconds = min(first_backoff_seconds, max_backoff_seconds)
+        self._backoff = self.first_backoff_seconds  # how long the circuit stays open this time
         self._listener = listener
         self._now = monotonic
         self._state = CircuitState.CLOSED
@@ -67,6 +73,7 @@ class CircuitBreaker:
         self._state = CircuitState.CLOSED
         self._failures = 0
         self._probe_started_at = None
+        self._backoff = self.first_backoff_seconds
         if was_open and self._listener is not None:
             self._listener.circuit_closed()
 
@@ -81,16 +88,16 @@ class CircuitBreaker:
             return
         now = self._now()
         if self._state == CircuitState.OPEN:
-            remaining = self._opened_at + self.cooldown_seconds - now
+            remaining = self._opened_at + self._backoff - now
             if remaining > 0:
                 raise self._refusal(remaining)
             self._state = CircuitState.HALF_OPEN
             self._probe_started_at = now
             log.info("circuit_half_open", extra={"event": "circuit_half_open"})
             return
-        # Half-open: one probe at a time; a probe that never reported back is given up after a cooldown.
-        if self._probe_started_at is not None and now - self._probe_started_at < self.cooldown_seconds:
-            raise self._refusal(self._probe_started_at + self.cooldown_seconds - now)
+        # Half-open: one probe at a time; a probe that never reported back is given up after the longest backoff.
+        if self._probe_started_at is not None and now - self._probe_started_at < self.max_backoff_seconds:
+            raise self._refusal(self._probe_started_at + self.max_backoff_seconds - now)
         self._probe_started_at = now
 
     def record_success(self) -> None:
@@ -98,6 +105,7 @@ class CircuitBreaker:
         if self._state != CircuitState.CLOSED:
             self._state = CircuitState.CLOSED
             self._probe_started_at = None
+            self._backoff = self.first_backoff_seconds
             log.info("circuit_closed", extra={"event": "circuit_closed"})
             if self._listener is not None:
                 self._listener.circuit_closed()
@@ -107,6 +115,10 @@ class CircuitBreaker:
         if self._state == CircuitState.HALF_OPEN or (
             self._state == CircuitState.CLOSED and self._failures >= self.failure_threshold
         ):
+            if self._state == CircuitState.HALF_OPEN:  # the probe failed: wait twice as long for the next
+                self._backoff = min(self._backoff * 2, self.max_backoff_seconds)
+            else:
+                self._backoff = self.first_backoff_seconds
             self._state = CircuitState.OPEN
             self._opened_at = self._now()
             self._probe_started_at = None
@@ -115,17 +127,23 @@ class CircuitBreaker:
             if self._listener is not None:
                 self._listener.circuit_opened(reason)
 
+    def retry_after_seconds(self) -> float:
+        """When a caller refused now should try again: the next probe while open, else at once (soon)."""
+        if self._state == CircuitState.OPEN:
+            return round(max(self._opened_at + self._backoff - self._now(), FIRST_BACKOFF_SECONDS), 1)
+        return FIRST_BACKOFF_SECONDS
+
     def describe(self) -> str:
         """Why the circuit is not closed, for readiness and health answers."""
         if self._state == CircuitState.CLOSED:
             return "closed"
         return (
             f"circuit {self._state.value} after {self._failures} consecutive connection failures; "
-            f"probing the database every {self.cooldown_seconds:g} s"
+            f"probing the database again after {self._backoff:g} s, backing off up to {self.max_backoff_seconds:g} s"
         )
 
     def _refusal(self, remaining: float) -> errors.Unavailable:
         return errors.Unavailable(
             f"The database is unreachable ({self.describe()}); retry shortly.",
-            retry_after_seconds=round(max(remaining, 0.1), 1),
+            retry_after_seconds=round(max(remaining, FIRST_BACKOFF_SECONDS), 1),
         )

@@ -2,9 +2,10 @@
 
 PostgreSQL (asyncpg): READ COMMITTED, a bounded pool, bounded connect and statement timeouts so a dead
 server makes calls fail fast instead of hanging; reads run in autocommit (see ``Database.read_engine``).
-SQLite (aiosqlite): WAL, ``busy_timeout``, foreign keys on, and every write transaction opened with
-``BEGIN IMMEDIATE`` so two writers never both read a row and then race to change it (*immediate
-transaction (SQLite)*): the second one waits for the first to commit.
+No connect or pool wait is longer than ``call_timeout``, the bound the unit of work puts on a whole call.
+SQLite (aiosqlite): WAL, ``busy_timeout`` (at most ``call_timeout``), foreign keys on, and every write
+transaction opened with ``BEGIN IMMEDIATE`` so two writers never both read a row and then race to change
+it (*immediate transaction (SQLite)*): the second one waits for the first to commit.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from app.observability import tracing
 Backend = Literal["postgresql", "sqlite"]
 WRITE_OPTION = "orchestrator_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+DEFAULT_CALL_TIMEOUT_SECONDS = 10.0  # ORCHESTRATOR_DB_TIMEOUT_SECONDS's default
 APPLICATION_NAME = "task-orchestrator"
 
 
@@ -41,6 +43,7 @@ class Database:
     backend: Backend
     url: str
     pool_capacity: int = 0  # pool size + max overflow: the most connections this process opens
+    call_timeout: float = DEFAULT_CALL_TIMEOUT_SECONDS  # the most one call waits on the database in all
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -78,19 +81,28 @@ def create_database(
     connect_timeout: float = 5.0,
     statement_timeout: float = 30.0,
     application_name: str = APPLICATION_NAME,
+    call_timeout: float = DEFAULT_CALL_TIMEOUT_SECONDS,
 ) -> Database:
     """Build the engine for ``url`` (an async URL: ``postgresql+asyncpg://`` or ``sqlite+aiosqlite://``).
 
     ``application_name`` labels this process's PostgreSQL connections (``pg_stat_activity``), so a
-    replica can count its own open transactions.
+    replica can count its own open transactions. ``call_timeout`` bounds a whole call (the unit of work
+    enforces it, statements included); the pool checkout, the connect and the SQLite lock wait are each
+    bounded by it too, so none of them alone outlasts it.
     """
     backend = backend_of(url)
     # Bursts may open as many connections again as the pool keeps; they close when returned.
     pool_args = {"pool_size": pool_size, "max_overflow": pool_size}
     if backend == "sqlite":
-        engine = _sqlite_engine(url, pool_args)
+        engine = _sqlite_engine(url, pool_args, busy_timeout_ms=min(SQLITE_BUSY_TIMEOUT_MS, int(call_timeout * 1000)))
     else:
-        engine = _postgres_engine(url, pool_args, connect_timeout, statement_timeout, application_name[:63])
+        engine = _postgres_engine(
+            url,
+            pool_args,
+            min(connect_timeout, call_timeout),
+            statement_timeout,  # also bounds work outside calls (migrations); a call's deadline cuts it shorter
+            application_name[:63],
+        )
     tracing.instrument_engine(engine.sync_engine, backend)
     queue_pool = isinstance(engine.pool, QueuePool)
     return Database(
@@ -100,6 +112,7 @@ def create_database(
         backend=backend,
         url=url,
         pool_capacity=pool_args["pool_size"] + pool_args["max_overflow"] if queue_pool else 1,
+        call_timeout=call_timeout,
     )
 
 
@@ -127,14 +140,14 @@ def _postgres_engine(
     )
 
 
-def _sqlite_engine(url: str, pool_args: dict[str, int]) -> AsyncEngine:
+def _sqlite_engine(url: str, pool_args: dict[str, int], *, busy_timeout_ms: int) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     else:
         pool_args = {}  # in-memory: SQLAlchemy's single static connection; a queue pool would not share it
     # A file database gets the same bounded queue pool as PostgreSQL (WAL lets readers share it).
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool_args)
+    engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **pool_args)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -142,7 +155,7 @@ def _sqlite_engine(url: str, pool_args: dict[str, int]) -> AsyncEngine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

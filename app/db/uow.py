@@ -6,7 +6,10 @@ a lost or refused connection becomes ``unavailable`` (retryable), a PostgreSQL s
 deadlock and a SQLite lock timeout are retried a bounded number of times with jittered backoff, and a
 race on an idempotency record re-runs the work so it finds the stored result. A pooled connection found
 dead before the commit (the database restarted) is replaced and the work run once more, which is why
-the engine needs no pre-ping.
+the engine needs no pre-ping. A call waits on the database at most ``Database.call_timeout`` in all
+(``ORCHESTRATOR_DB_TIMEOUT_SECONDS``: pool checkout, connect, statements, commit and retries together);
+past it the transaction is abandoned, its connection closed without a round trip, and the call answers
+``unavailable``.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app import errors
 from app.db.engine import Database
@@ -35,6 +38,7 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})  # serialization, d
 CONNECTION_SQLSTATE_PREFIXES = ("08", "57P")  # connection exceptions, admin/crash shutdown
 MAX_ATTEMPTS = 5
 SETTLE_TIMEOUT_SECONDS = 5.0  # bound on the shielded rollback/close after an error or a cancellation
+ABANDON_TIMEOUT_SECONDS = 0.5  # bound on closing a connection whose call ran out of time
 
 
 class ErrorSink(Protocol):
@@ -68,6 +72,8 @@ class ConnectionGate(Protocol):
 
     def record_failure(self) -> None: ...
 
+    def retry_after_seconds(self) -> float: ...
+
 
 class UnitOfWork:
     """Runs service work in transactions against one :class:`Database`."""
@@ -80,6 +86,7 @@ class UnitOfWork:
         gate: ConnectionGate | None = None,
     ) -> None:
         self.database = database
+        self.timeout = database.call_timeout
         self._sink = errors_sink
         self._gate = gate
         self._open = 0
@@ -98,14 +105,16 @@ class UnitOfWork:
         return self._open
 
     @asynccontextmanager
-    async def transaction(self, *, write: bool = True) -> AsyncIterator[Repositories]:
+    async def transaction(self, *, write: bool = True, deadline: float | None = None) -> AsyncIterator[Repositories]:
         """One transaction; commit on success, rollback on any error. Driver errors are translated.
 
         The connection is taken (and, for writers on SQLite, the write lock) before the work runs, so a
         dead database fails here, and the circuit breaker hears whether the database answered. However
         the transaction ends (an error, or the call being cancelled by a restart), the rollback and the
         return of the connection run shielded from cancellation and bounded in time: a cancelled call's
-        changes are rolled back and never leak into the pool.
+        changes are rolled back and never leak into the pool. Everything must be done by ``deadline``
+        (``anyio.current_time()`` based; default: ``timeout`` from now); past it the transaction is
+        abandoned (see :func:`_abandon`) and ``unavailable`` raised.
         """
         if self._gate is not None:
             try:
@@ -116,22 +125,28 @@ class UnitOfWork:
                 raise
         engine = self.database.write_engine if write else self.database.read_engine
         session = AsyncSession(engine, expire_on_commit=False, autoflush=False)
+        bound = anyio.CancelScope(deadline=anyio.current_time() + self.timeout if deadline is None else deadline)
         self._open += 1
         committing = False
+        connection: AsyncConnection | None = None
         try:
-            try:
-                await session.connection()
-                if self._gate is not None:
-                    self._gate.record_success()
-                yield Repositories(session, self.database.backend, session_touches=self.session_touches)
-                committing = True  # the work returned; what fails from here on may have committed
-                await session.commit()
-            except BaseException:
-                await _settle(session.rollback)
-                raise
-            finally:
-                await _settle(session.close)
-                self._open -= 1
+            with bound:
+                try:
+                    connection = await session.connection()
+                    if self._gate is not None:
+                        self._gate.record_success()
+                    yield Repositories(session, self.database.backend, session_touches=self.session_touches)
+                    committing = True  # the work returned; what fails from here on may have committed
+                    await session.commit()
+                except BaseException:
+                    if bound.cancel_called:
+                        await _abandon(session, connection)
+                    else:
+                        await _settle(session.rollback)
+                    raise
+                finally:
+                    await _settle(session.close)
+                    self._open -= 1
         except sa_exc.DBAPIError as exc:
             if exc.connection_invalidated and not committing:
                 self._failed("connection")
@@ -143,19 +158,28 @@ class UnitOfWork:
         except (sa_exc.TimeoutError, TimeoutError, OSError) as exc:
             self._failed("connection")
             raise errors.Unavailable(
-                "The database did not answer in time; retry shortly.", retry_after_seconds=2.0
+                "The database did not answer in time; retry shortly.", retry_after_seconds=self._retry_after()
             ) from exc
+        if bound.cancelled_caught:
+            self._failed("timeout")
+            raise errors.Unavailable(
+                f"The database did not answer within {self.timeout:g} s (ORCHESTRATOR_DB_TIMEOUT_SECONDS); "
+                "retry shortly.",
+                retry_after_seconds=self._retry_after(),
+            )
 
     async def run(self, work: Callable[[Repositories], Awaitable[T]], *, write: bool = True) -> T:
         """Run ``work`` in one transaction, retrying transient conflicts a bounded number of times.
 
         Raises:
-            unavailable: the database is unreachable, or conflicts persisted past the retry budget.
+            unavailable: the database is unreachable, did not answer within ``timeout`` (all attempts
+                together), or conflicts persisted past the retry budget.
         """
         fresh_connection_tried = False
+        deadline = anyio.current_time() + self.timeout  # one bound for every attempt together
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with self.transaction(write=write) as repos:
+                async with self.transaction(write=write, deadline=deadline) as repos:
                     return await work(repos)
             except _StaleConnection:
                 if fresh_connection_tried:
@@ -170,12 +194,16 @@ class UnitOfWork:
             "The database stayed busy with conflicting writes; retry shortly.", retry_after_seconds=1.0
         )
 
+    def _retry_after(self) -> float:
+        """The hint for a call the database just failed: the circuit's next probe (2 s with no circuit)."""
+        return self._gate.retry_after_seconds() if self._gate is not None else 2.0
+
     def _failed(self, kind: str) -> None:
         if self._sink is not None:
             self._sink.db_error(kind)
         if self._gate is not None:
-            # Only a lost or refused connection counts against the database; a conflict means it answered.
-            if kind == "connection":
+            # Only a lost, refused or silent connection counts against the database; a conflict means it answered.
+            if kind in ("connection", "timeout"):
                 self._gate.record_failure()
             else:
                 self._gate.record_success()
@@ -203,9 +231,43 @@ class UnitOfWork:
             or (isinstance(exc, sa_exc.InterfaceError))
         ):
             self._failed("connection")
-            return errors.Unavailable("The database connection failed; retry shortly.", retry_after_seconds=2.0)
+            return errors.Unavailable(
+                "The database connection failed; retry shortly.", retry_after_seconds=self._retry_after()
+            )
         self._failed("other")
         return exc
+
+
+async def _abandon(session: AsyncSession, connection: AsyncConnection | None) -> None:
+    """Give up a transaction whose call ran out of time, without waiting on the database again.
+
+    The server may be frozen, so a ROLLBACK could wait as long again. On PostgreSQL the driver connection
+    is terminated at once (no round trip; the server rolls back what a dropped connection left open) and
+    then invalidated in the pool. SQLite is a local file: its rollback waits at most the busy timeout,
+    which the engine keeps within the call bound, and is settled as usual.
+    """
+    driver = _driver_connection(connection)
+    if driver is None or not callable(getattr(driver, "terminate", None)):
+        await _settle(session.rollback)
+        return
+    with anyio.move_on_after(ABANDON_TIMEOUT_SECONDS, shield=True):
+        try:
+            driver.terminate()
+            await session.invalidate()
+        except Exception as exc:  # secondary to the timeout being raised
+            log.warning(
+                "transaction_abandon_failed", extra={"event": "transaction_abandon_failed", "error": type(exc).__name__}
+            )
+
+
+def _driver_connection(connection: AsyncConnection | None) -> Any:
+    """The driver's own connection under ``connection`` (asyncpg's or aiosqlite's), or None."""
+    if connection is None:
+        return None
+    try:
+        return connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    except (AttributeError, sa_exc.ResourceClosedError, sa_exc.InvalidRequestError):
+        return None
 
 
 async def _settle(step: Callable[[], Awaitable[None]]) -> None:

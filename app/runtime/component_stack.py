@@ -94,7 +94,7 @@ class ComponentStack:
         self.application_name = f"task-orchestrator:{reboot.instance_id}"
         self.breaker = CircuitBreaker(
             failure_threshold=settings.db_circuit_failure_threshold,
-            cooldown_seconds=settings.db_circuit_cooldown_seconds,
+            max_backoff_seconds=settings.db_circuit_cooldown_seconds,
             listener=_ReadinessListener(reboot),
         )
         self._database: Database | None = None
@@ -151,6 +151,7 @@ class ComponentStack:
             connect_timeout=self.settings.db_connect_timeout_seconds,
             statement_timeout=self.settings.db_statement_timeout_seconds,
             application_name=self.application_name,
+            call_timeout=self.settings.db_timeout_seconds,
         )
         log.info("database_open", extra={"event": "database_open", "url": redact_url(url), "backend": database.backend})
         self.breaker.reset()

@@ -2,11 +2,12 @@
 
 ``OrchestratorMCP.call_tool`` is the seam the SDK offers (MCP-SDK-NOTES §16): every call passes the
 caller's scope check (``app.auth.scopes``: the scope the tool and its arguments need, before it runs),
-then the RebootManager's gate (counted while in flight, refused with ``unavailable`` while not ready), is
-timed into the metrics, logged as one line with its actor, and any failure comes back as a structured
-``isError`` result. ``list_tools`` widens each output schema so it also admits the error envelope, and
-closes each input schema (unknown arguments are refused, not silently dropped), and writes optional
-output fields in the compact form clients validate faster (``schema_compaction``).
+then its actor's fair share (``fair_share``: call rate and calls in flight), then the RebootManager's
+gate (counted while in flight, refused with ``unavailable`` while not ready), is timed into the metrics,
+logged as one line with its actor, and any failure comes back as a structured ``isError`` result.
+``list_tools`` widens each output schema so it also admits the error envelope, and closes each input
+schema (unknown arguments are refused, not silently dropped), and writes optional output fields in the
+compact form clients validate faster (``schema_compaction``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from app.auth import identity, scopes
 from app.domain import json_bounds
 from app.observability.logging import log_context
 from app.services import idempotency
+from app.settings import Settings
 from app.tools import (
     boundary,
     execution_tools,
@@ -47,6 +49,7 @@ from app.tools import (
     surface,
     task_tools,
 )
+from app.tools.fair_share import FairShare
 from app.tools.holder import ServiceHolder
 
 log = logging.getLogger("app.tools")
@@ -75,6 +78,7 @@ class OrchestratorMCP(MCPServer[Any]):
         super().__init__(**kwargs)
         self.holder = holder
         self._served_tools: list[MCPTool] | None = None
+        self.fair_share = fair_share_for(holder.settings)
 
     async def list_tools(self) -> list[MCPTool]:
         """The served tool list (``surface``), built on the first call and then reused: tools are all
@@ -113,7 +117,8 @@ class OrchestratorMCP(MCPServer[Any]):
                 if registered is not None:  # an unknown name is answered by the SDK; there is nothing to guard
                     granted = identity.granted_scopes(auth_enabled=self.settings.auth is not None)
                     scopes.check(name, registered.annotations, arguments, granted)
-                async with self.holder.reboot.track_call(tool):
+                # Fair share first (DESIGN §7): an actor over its rate or cap is refused before any database work.
+                async with self.fair_share.admit(fields["actor"]), self.holder.reboot.track_call(tool):
                     metrics.tool_in_flight.inc()
                     try:
                         if registered is not None:
@@ -136,6 +141,15 @@ class OrchestratorMCP(MCPServer[Any]):
                     "tool_call",
                     extra={"event": "tool_call", **fields, "outcome": code, "duration_ms": round(seconds * 1000, 2)},
                 )
+
+
+def fair_share_for(settings: Settings) -> FairShare:
+    """The per-actor call rate and cap in flight of DESIGN §7, from the settings."""
+    return FairShare(
+        rate_per_minute=settings.rate_limit_per_minute,
+        burst=settings.rate_limit_burst,
+        max_in_flight=settings.max_in_flight_per_actor,
+    )
 
 
 def call_log_fields(tool: str, arguments: dict[str, Any], context: Context[Any, Any] | None) -> dict[str, Any]:

@@ -27,9 +27,11 @@ class Listener:
         self.events.append("closed")
 
 
-def make_breaker(threshold: int = 3, cooldown: float = 5.0) -> tuple[CircuitBreaker, FakeTime, Listener]:
+def make_breaker(threshold: int = 3, max_backoff: float = 5.0) -> tuple[CircuitBreaker, FakeTime, Listener]:
     clock, listener = FakeTime(), Listener()
-    breaker = CircuitBreaker(failure_threshold=threshold, cooldown_seconds=cooldown, listener=listener, monotonic=clock)
+    breaker = CircuitBreaker(
+        failure_threshold=threshold, max_backoff_seconds=max_backoff, listener=listener, monotonic=clock
+    )
     return breaker, clock, listener
 
 
@@ -43,12 +45,14 @@ def test_circuit_opens_after_the_threshold_of_consecutive_failures_and_refuses_a
     breaker.record_failure()
     assert breaker.state == CircuitState.OPEN
     assert listener.events == [
-        "open: circuit open after 3 consecutive connection failures; probing the database every 5 s"
+        "open: circuit open after 3 consecutive connection failures; "
+        "probing the database again after 0.1 s, backing off up to 5 s"
     ]
     with pytest.raises(errors.Unavailable) as refused:
         breaker.before_attempt()
     assert refused.value.retryable is True
-    assert refused.value.details["retry_after_seconds"] == 5.0
+    assert refused.value.details["retry_after_seconds"] == 0.1
+    assert breaker.retry_after_seconds() == 0.1
 
 
 def test_a_success_between_failures_resets_the_count() -> None:
@@ -59,13 +63,13 @@ def test_a_success_between_failures_resets_the_count() -> None:
     assert (breaker.state, breaker.consecutive_failures) == (CircuitState.CLOSED, 1)
 
 
-def test_after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_circuit() -> None:
-    breaker, clock, listener = make_breaker(threshold=1, cooldown=5.0)
+def test_a_fraction_of_a_second_after_opening_one_probe_goes_through_and_its_success_closes_the_circuit() -> None:
+    breaker, clock, listener = make_breaker(threshold=1)
     breaker.record_failure()
-    clock.now += 4.9
+    clock.now += 0.09
     with pytest.raises(errors.Unavailable):
         breaker.before_attempt()
-    clock.now += 0.1
+    clock.now += 0.01
     breaker.before_attempt()  # the half-open probe
     assert breaker.state == CircuitState.HALF_OPEN
     with pytest.raises(errors.Unavailable):
@@ -76,24 +80,50 @@ def test_after_the_cooldown_one_probe_goes_through_and_its_success_closes_the_ci
     assert listener.events[-1] == "closed"
 
 
-def test_a_failed_probe_opens_the_circuit_for_another_cooldown() -> None:
-    breaker, clock, listener = make_breaker(threshold=1, cooldown=5.0)
+def probe_and_fail(breaker: CircuitBreaker, clock: FakeTime) -> float:
+    """Wait out the open circuit, let the probe fail; return how long the circuit was open."""
+    waited = 0.0
+    while True:
+        try:
+            breaker.before_attempt()
+        except errors.Unavailable as refused:
+            step = refused.details["retry_after_seconds"]
+            clock.now += step
+            waited += step
+            continue
+        breaker.record_failure()
+        return round(waited, 3)
+
+
+def test_each_failed_probe_doubles_the_wait_up_to_the_longest_backoff() -> None:
+    breaker, clock, listener = make_breaker(threshold=1, max_backoff=1.0)
     breaker.record_failure()
+    waits = [probe_and_fail(breaker, clock) for _ in range(6)]
+    assert waits == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert breaker.state == CircuitState.OPEN
+    assert len([e for e in listener.events if e.startswith("open")]) == 7
+
+
+def test_a_success_resets_the_backoff_to_a_fraction_of_a_second() -> None:
+    breaker, clock, _ = make_breaker(threshold=1)
+    breaker.record_failure()
+    for _ in range(4):
+        probe_and_fail(breaker, clock)
     clock.now += 5.0
     breaker.before_attempt()
+    breaker.record_success()
+    breaker.record_failure()  # a new outage starts over
+    assert probe_and_fail(breaker, clock) == 0.1
+
+
+def test_a_probe_that_never_reports_back_is_given_up_after_the_longest_backoff() -> None:
+    breaker, clock, _ = make_breaker(threshold=1, max_backoff=5.0)
     breaker.record_failure()
-    assert breaker.state == CircuitState.OPEN
-    assert len([e for e in listener.events if e.startswith("open")]) == 2
-    clock.now += 4.0
+    clock.now += 0.1
+    breaker.before_attempt()
+    clock.now += 4.9
     with pytest.raises(errors.Unavailable):
         breaker.before_attempt()
-
-
-def test_a_probe_that_never_reports_back_is_given_up_after_a_cooldown() -> None:
-    breaker, clock, _ = make_breaker(threshold=1, cooldown=5.0)
-    breaker.record_failure()
-    clock.now += 5.0
-    breaker.before_attempt()
-    clock.now += 5.0
+    clock.now += 0.1
     breaker.before_attempt()  # a new probe, not a permanent refusal
     assert breaker.state == CircuitState.HALF_OPEN

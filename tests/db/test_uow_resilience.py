@@ -19,7 +19,7 @@ from app.db.repositories import Repositories
 from app.db.uow import UnitOfWork
 from app.observability.metrics import Metrics
 from tests.support.harness import Harness
-from tests.support.locks import plain_dsn
+from tests.support.locks import hold_write_lock, plain_dsn
 
 pytestmark = pytest.mark.anyio
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -136,7 +136,7 @@ def closed_port() -> int:
 
 async def test_an_unreachable_database_fails_fast_with_unavailable_then_the_circuit_refuses_without_trying() -> None:
     metrics = Metrics("test")
-    breaker = CircuitBreaker(failure_threshold=2, cooldown_seconds=60)
+    breaker = CircuitBreaker(failure_threshold=2, first_backoff_seconds=60, max_backoff_seconds=60)
     database = create_database(f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/postgres", connect_timeout=2.0)
     uow = UnitOfWork(database, errors_sink=metrics, gate=breaker)
 
@@ -158,3 +158,27 @@ async def test_an_unreachable_database_fails_fast_with_unavailable_then_the_circ
     sample = metrics.registry.get_sample_value
     assert sample("orchestrator_db_errors_total", {"kind": "connection"}) == 2
     assert sample("orchestrator_db_errors_total", {"kind": "circuit_open"}) == 1
+
+
+async def test_a_call_held_up_by_the_database_answers_unavailable_at_the_call_bound_and_the_pool_recovers(
+    database_url: str,
+) -> None:
+    # A call bound of half a second: the write waits on a lock held outside, past the bound.
+    metrics = Metrics("test")
+    database = create_database(database_url, call_timeout=0.5, pool_size=1)
+    uow = UnitOfWork(database, errors_sink=metrics, gate=CircuitBreaker(failure_threshold=100))
+
+    async def touch_tasks(repos: Repositories) -> None:
+        await repos.session.execute(text("UPDATE task SET title = title"))
+
+    try:
+        async with hold_write_lock(database_url):
+            with anyio.fail_after(5):  # without the bound: SQLite's 30 s busy wait, PostgreSQL's lock wait
+                with pytest.raises(errors.Unavailable) as failed:
+                    await uow.run(touch_tasks)
+            assert uow.open_transactions == 0
+        assert failed.value.retryable is True
+        with anyio.fail_after(5):
+            await uow.run(touch_tasks)  # the lock is gone, and the pool's one connection works again
+    finally:
+        await database.dispose()

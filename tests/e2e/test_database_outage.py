@@ -2,7 +2,7 @@
 
 The test owns a throwaway cluster (``.ci/pg.sh``), because it stops it; the shared test cluster is never
 touched. Waits are bounded (``fail_after``) and end on the condition, never on a fixed sleep; the only
-pauses are between readiness probes while the circuit's cooldown runs out.
+pauses are between readiness probes while the circuit's backoff runs out, and a client's retry_after.
 """
 
 from __future__ import annotations
@@ -105,9 +105,7 @@ def outage_settings(database_url: str, data_dir: Path, **overrides: Any) -> Sett
         database_url=database_url,
         data_dir=data_dir,
         log_format="console",
-        db_connect_timeout_seconds=2,
-        db_circuit_cooldown_seconds=COOLDOWN,
-        **overrides,
+        **{"db_connect_timeout_seconds": 2, "db_circuit_cooldown_seconds": COOLDOWN, **overrides},
     )
 
 
@@ -135,14 +133,15 @@ async def test_a_stopped_database_fails_calls_fast_turns_readiness_off_and_recov
         failures = []
         answered_in = []
         with anyio.fail_after(BOUND):  # fails fast: each call answers, none hangs
-            for _ in range(3):
+            for _ in range(5):
                 called = time.monotonic()
                 result = await plan(c, "during")
                 answered_in.append(time.monotonic() - called)
                 assert result.is_error and result.structured_content is not None
                 failures.append(result.structured_content["error"])
-        assert [(e["code"], e["retryable"]) for e in failures] == [("unavailable", True)] * 3
-        assert "circuit open" in failures[-1]["message"]  # the third one was refused without a connect attempt
+        assert [(e["code"], e["retryable"]) for e in failures] == [("unavailable", True)] * 5
+        # Once open, the circuit refuses without a connect attempt (between probes a fraction of a second apart).
+        assert any("circuit open" in e["message"] for e in failures[2:]), failures
         metrics = server.runtime.holder.metrics.registry
         assert metrics.get_sample_value("orchestrator_db_errors_total", {"kind": "circuit_open"}) >= 1
 
@@ -198,12 +197,15 @@ async def test_a_restart_while_the_database_is_down_fails_at_the_schema_check_an
         assert (await plan(c, "after")).is_error is False
 
 
-async def test_a_frozen_database_answers_unavailable_within_the_statement_and_connect_timeouts(
+async def test_a_frozen_database_holds_no_call_longer_than_the_call_bound(
     cluster: Cluster, outage_database: str
 ) -> None:
-    # SIGSTOP: the server accepts nothing and answers nothing, the case only timeouts can bound.
-    database = create_database(outage_database, connect_timeout=1, statement_timeout=1)
-    uow = UnitOfWork(database, gate=CircuitBreaker(failure_threshold=2, cooldown_seconds=60))
+    # SIGSTOP: the server accepts nothing and answers nothing, the case only timeouts can bound. The connect
+    # and statement timeouts keep their defaults (5 s, 30 s): the call bound alone must end each call.
+    database = create_database(outage_database, call_timeout=1)
+    uow = UnitOfWork(
+        database, gate=CircuitBreaker(failure_threshold=2, first_backoff_seconds=60, max_backoff_seconds=60)
+    )
 
     async def ping(repos: Repositories) -> float:
         return await repos.database_state.ping()
@@ -216,16 +218,48 @@ async def test_a_frozen_database_answers_unavailable_within_the_statement_and_co
     try:
         for pid in frozen:
             os.kill(pid, signal.SIGSTOP)
-        with anyio.fail_after(BOUND):
-            for _ in range(3):
-                called = time.monotonic()
-                with pytest.raises(errors.Unavailable) as failed:
-                    await uow.run(ping, write=False)
-                answered_in.append(time.monotonic() - called)
-                assert failed.value.retryable is True
+        for _ in range(3):
+            called = time.monotonic()
+            with anyio.fail_after(4), pytest.raises(errors.Unavailable) as failed:  # 1 s bound, 0.5 s to let go
+                await uow.run(ping, write=False)
+            answered_in.append(time.monotonic() - called)
+            assert failed.value.retryable is True
     finally:
         for pid in frozen:
             os.kill(pid, signal.SIGCONT)
         await database.dispose()
     assert "circuit open" in failed.value.message  # the third was refused without waiting at all
     print(f"\nfrozen database: calls answered unavailable in {', '.join(f'{t:.2f}' for t in answered_in)} s")
+
+
+async def test_a_database_stopped_for_a_fraction_of_a_second_costs_about_that_long(
+    cluster: Cluster, outage_database: str, tmp_path: Path, era: str
+) -> None:
+    # The longest backoff stays at its default (5 s): only a backoff that starts small recovers this fast.
+    settings = outage_settings(
+        outage_database, tmp_path, db_circuit_failure_threshold=1, db_circuit_cooldown_seconds=5.0
+    )
+    async with serve(settings) as server, client(server, era) as c:
+        await call_ok(c, "orchestrator_initialize_session", working_directory="/repo")
+        await call_ok(c, "orchestrator_plan_task", title="before", description="Written before the outage.")
+
+        stopped = time.monotonic()
+        await cluster.stop()
+        during = await plan(c, "during")  # fails, and opens the circuit
+        await cluster.start()
+        restarted = time.monotonic()
+        attempts = []
+        with anyio.fail_after(BOUND):
+            while (result := await plan(c, "after")).is_error:
+                error = result.structured_content["error"]
+                attempts.append(error["code"])
+                await anyio.sleep(error["retry_after_seconds"])  # what a client does when told to retry later
+        recovered_in = time.monotonic() - restarted
+
+    assert during.is_error and during.structured_content["error"]["code"] == "unavailable"
+    assert set(attempts) <= {"unavailable"}
+    print(
+        f"\ndatabase down {restarted - stopped:.2f} s (stop to start); first successful call "
+        f"{recovered_in:.2f} s after it was back, after {len(attempts)} refusals"
+    )
+    assert recovered_in < 1.5  # about a second at most; a fixed 5 s cooldown took up to 5 s

@@ -10,7 +10,9 @@ every refused call. One server per era and backend runs the whole table.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -22,11 +24,28 @@ from mcp.types import PARSE_ERROR
 from app.domain import enums
 from app.services.graph.planning import MAX_PLANNED_TASKS
 from app.services.graph.updates import UPDATABLE
+from app.settings import Settings
 from tests.support.mcp import TASK_GRAPH_TOOLS, call_ok
-from tests.support.server import RunningServer, client
+from tests.support.server import RunningServer, client, serve
 from tests.support.snapshot import callers_rows, diff, snapshot
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def server(database_url: str, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """The app as in ``conftest.server``, with a call-rate bucket one actor cannot empty: the tables send
+    hundreds of calls as fast as they can, which is what the bucket is for (tests/e2e/test_fair_share.py)."""
+    settings = Settings(
+        database_url=database_url,
+        data_dir=tmp_path,
+        log_format="console",
+        rate_limit_per_minute=1_000_000,
+        rate_limit_burst=100_000,
+    )
+    async with serve(settings) as running:
+        yield running
+
 
 ACTOR = "alice"
 UNKNOWN_TASK = "task_00000000000000ff"
