@@ -23,6 +23,7 @@ from app.db.uow import UnitOfWork
 from app.domain import roles
 from app.domain.clock import Clock
 from app.observability.logging import configure_logging
+from app.observability.metrics import WaitingMetrics
 from app.observability.tracing import configure_tracing
 from app.runtime.component_stack import ComponentStack
 from app.runtime.lease_sweeper import LeaseSweeper
@@ -30,6 +31,7 @@ from app.runtime.maintenance_monitor import MaintenanceMonitor
 from app.runtime.monitors import Monitor, MonitorSupervisor
 from app.runtime.process_status import ProcessStatus
 from app.runtime.reboot_manager import RebootManager, ServiceState
+from app.runtime.work_signals import ChangeListener, ChangeRouter, SignallingSink, drain_watch, listen_dsn
 from app.services.base import ServiceConfig
 from app.services.graph.planning import TaskPlanningService
 from app.services.graph.queries import TaskQueryService
@@ -45,6 +47,7 @@ from app.services.work.completion import CompletionService
 from app.services.work.leases import LeaseService
 from app.services.work.synthesis import SynthesisService
 from app.settings import Settings
+from app.tools.change_feed import ChangeFeed
 from app.tools.holder import ServiceHolder, Services
 from app.tools.server import OrchestratorMCP
 
@@ -61,6 +64,9 @@ class Runtime:
     components: ComponentStack | None = None
     extra_monitors: list[Monitor] = field(default_factory=list)
     roles: roles.RoleCatalog = field(default_factory=roles.builtin_catalog)
+    signals: ChangeRouter | None = None  # waiting for work and the change feed (§4.7)
+    change_feed: ChangeFeed | None = None
+    waiting_metrics: WaitingMetrics | None = None
 
     @property
     def database(self) -> Database | None:
@@ -101,6 +107,9 @@ def build_services(runtime: Runtime, uow: UnitOfWork) -> Services:
         max_artifact_bytes=runtime.settings.max_artifact_bytes,
     )
     kwargs: dict[str, Any] = {"config": config, "sink": runtime.holder.metrics}
+    if runtime.signals is not None:
+        kwargs["sink"] = SignallingSink(runtime.holder.metrics, runtime.signals)
+    waiters = runtime.signals.waiters if runtime.signals is not None else None
     probe = ProcessStatus(runtime.holder.reboot, runtime.holder.metrics, uow.database, lambda: runtime.supervisor)
     return Services(
         sessions=SessionService(uow, runtime.clock, **kwargs),
@@ -108,7 +117,7 @@ def build_services(runtime: Runtime, uow: UnitOfWork) -> Services:
         updates=TaskUpdateService(uow, runtime.clock, **kwargs),
         removal=TaskRemovalService(uow, runtime.clock, **kwargs),
         queries=TaskQueryService(uow, runtime.clock, **kwargs),
-        execution=ExecutionService(uow, runtime.clock, roles=runtime.roles, **kwargs),
+        execution=ExecutionService(uow, runtime.clock, roles=runtime.roles, waiters=waiters, **kwargs),
         completion=CompletionService(uow, runtime.clock, **kwargs),
         synthesis=SynthesisService(uow, runtime.clock, **kwargs),
         status=StatusService(uow, runtime.clock, probe=probe, **kwargs),
@@ -126,7 +135,19 @@ def build_monitors(runtime: Runtime, services: Services) -> list[Monitor]:
     settings = runtime.settings
     sweeper = LeaseSweeper(lambda: services.leases, interval=settings.lease_sweep_interval_seconds)
     maintenance = MaintenanceMonitor(lambda: services.maintenance, settings.maintenance_interval_seconds)
-    return [sweeper, maintenance, *runtime.extra_monitors]
+    monitors: list[Monitor] = [sweeper, maintenance]
+    if runtime.signals is not None:
+        monitors.append(
+            ChangeListener(
+                runtime.signals,
+                dsn=listen_dsn(settings.resolved_database_url()),
+                recheck_seconds=settings.wait_recheck_seconds,
+                connect_timeout=settings.db_connect_timeout_seconds,
+                application_name=f"task-orchestrator-listen:{runtime.holder.reboot.instance_id}",
+                metrics=runtime.waiting_metrics,
+            )
+        )
+    return [*monitors, *runtime.extra_monitors]
 
 
 def assembler(runtime: Runtime) -> Callable[[UnitOfWork], Sequence[Monitor]]:
@@ -170,6 +191,10 @@ def build_lifespan(
             stack.callback(_stop, reboot)
             await components.start_monitors()
             stack.push_async_callback(components.stop_monitors)
+            if runtime.signals is not None:
+                await stack.enter_async_context(drain_watch(reboot, runtime.signals.waiters))
+            if runtime.change_feed is not None:
+                await stack.enter_async_context(runtime.change_feed.running())
             await stack.enter_async_context(server.session_manager.run())
             reboot.move_to(ServiceState.READY)
             log.info(

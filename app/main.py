@@ -27,7 +27,7 @@ from app.http.middleware import (
 from app.http.routes import Probes, build_routes
 from app.http.session_limits import install_session_quota
 from app.lifespan import Runtime, assembler, build_lifespan
-from app.observability.metrics import Metrics
+from app.observability.metrics import Metrics, WaitingMetrics
 from app.runtime.component_stack import ComponentStack
 from app.runtime.lifecycle import Lifecycle
 from app.runtime.monitors import Monitor
@@ -35,7 +35,10 @@ from app.runtime.reboot_manager import RebootManager
 from app.runtime.restart import RestartDriver
 from app.runtime.serving import CONNECTION_CLOSE_TIMEOUT_SECONDS, close_sessions, live_session_ids
 from app.runtime.system_events import SystemEventLog
+from app.runtime.work_signals import ChangeRouter
+from app.services.work.waiting import WorkWaiters
 from app.settings import Settings
+from app.tools import change_feed
 from app.tools.holder import ServiceHolder
 from app.tools.server import build_server
 
@@ -80,12 +83,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
         errors_sink=metrics,
     )
     runtime.components = components
+    # Waiting for work and the change feed (§4.7): one router per process, fed after every commit.
+    runtime.waiting_metrics = WaitingMetrics(metrics)
+    runtime.signals = ChangeRouter(WorkWaiters(runtime.waiting_metrics), reboot.instance_id)
+    feed = change_feed.ChangeFeed(lambda: live_session_ids(server.session_manager))
+    runtime.change_feed = feed
+    runtime.signals.add_consumer(feed.on_change)
     server = build_server(
         holder,
         version=version,
         token_verifier=bearer.verifier if bearer else None,
         auth=bearer.settings if bearer else None,
+        subscriptions=feed.bus,
     )
+    change_feed.register(server, feed)
     mcp_app = server.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=settings.stateless_http,

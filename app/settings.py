@@ -142,6 +142,17 @@ class Settings(BaseSettings):
             return self.max_request_body_bytes
         return 2 * self.max_artifact_bytes + 1024 * 1024
 
+    max_wait_seconds: int = Field(
+        default=300, ge=1, le=3600, description="The longest orchestrator_next_task(wait_seconds) may wait."
+    )
+    wait_recheck_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often waiting next_task calls re-check the queue even without a signal (a signal "
+        "lost with a crashed replica never strands a waiter longer than this).",
+    )
+
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:

@@ -87,11 +87,18 @@ async def noop_loop(client: Client, log: ClientLog, calls: int) -> None:
     log.finished_at = time.monotonic()
 
 
-async def agent_loop(client: Client, log: ClientLog, session_id: str, max_tasks: int) -> None:
-    """Claim and complete until the session has nothing ready (bounded by ``max_tasks`` claims)."""
+async def agent_loop(client: Client, log: ClientLog, session_id: str, max_tasks: int, wait_seconds: float = 0) -> None:
+    """Claim and complete until the session has nothing ready (bounded by ``max_tasks`` claims).
+
+    With ``wait_seconds`` the agent waits for work (``next_task(wait_seconds)``) instead of stopping at the
+    first empty answer; the agent's finishing time is then its last completion, not the end of its last wait.
+    """
+    ask: dict[str, Any] = {"session_id": session_id, "agent": log.agent}
+    if wait_seconds:
+        ask["wait_seconds"] = wait_seconds
     for n in range(max_tasks + 1):
         started = time.perf_counter()
-        result = await client.call_tool(NEXT_TOOL, {"session_id": session_id, "agent": log.agent})
+        result = await client.call_tool(NEXT_TOOL, ask)
         log.latencies[NEXT_TOOL].append(time.perf_counter() - started)
         body = result.structured_content
         if result.is_error or body is None:
@@ -116,9 +123,12 @@ async def agent_loop(client: Client, log: ClientLog, session_id: str, max_tasks:
             log.latencies[COMPLETE_TOOL].append(time.perf_counter() - started)
             if not result.is_error and result.structured_content is not None:
                 log.completed.append(task_id)
+                if wait_seconds:
+                    log.finished_at = time.monotonic()
                 break
             log.errors.append(f"{COMPLETE_TOOL}: {result.structured_content or result.content}")
-    log.finished_at = time.monotonic()
+    if not wait_seconds or not log.finished_at:
+        log.finished_at = time.monotonic()
 
 
 async def run_worker(args: argparse.Namespace) -> None:
@@ -154,7 +164,7 @@ async def run_worker(args: argparse.Namespace) -> None:
                     if args.mode == "noop":
                         phase.start_soon(noop_loop, client, log, args.calls)
                     else:
-                        phase.start_soon(agent_loop, client, log, args.session_id, args.max_tasks)
+                        phase.start_soon(agent_loop, client, log, args.session_id, args.max_tasks, args.wait_seconds)
         cpu = time.process_time() - cpu
         done.set()
     print(json.dumps({"cpu_seconds": cpu, "clients": [log.__dict__ for log in logs]}), flush=True)
@@ -169,6 +179,7 @@ class Options:
     workers: int
     tasks: int
     floor_calls: int  # no-op calls per client
+    wait_seconds: float = 0  # agents wait for work (next_task(wait_seconds)) instead of stopping when none is ready
 
 
 def split(total: int, parts: int) -> list[int]:
@@ -227,6 +238,8 @@ async def run_phase(server: RunningServer, options: Options, mode: str, session_
                 session_id,
                 "--max-tasks",
                 str(options.tasks),
+                "--wait-seconds",
+                str(options.wait_seconds),
             ]
             process = await anyio.open_process(command, stderr=None, cwd=REPO_ROOT)
             assert process.stdout is not None
@@ -383,6 +396,7 @@ def report(
         "clients": options.clients,
         "workers": options.workers,
         "pool_size": int(os.environ[POOL_SIZE_ENV]),
+        "wait_seconds": options.wait_seconds,
         "loadavg_1m": [round(load[0], 2), round(load[1], 2)],
         "floor": {
             "calls": floor_calls,
@@ -425,8 +439,10 @@ def report(
 def print_report(out: dict[str, Any]) -> None:
     floor, agents, audit_ = out["floor"], out["agents"], out["database_audit"]
     peak = out["server_memory_mib"]["after_agents"]["VmHWM"]
+    mode = f"agents wait up to {out['wait_seconds']:g} s" if out["wait_seconds"] else "polling agents"
     print(
         f"\n{out['backend']}: {out['clients']} clients in {out['workers']} processes, pool size {out['pool_size']}, "
+        f"{mode}, "
         f"1-min load {out['loadavg_1m'][0]} -> {out['loadavg_1m'][1]} on {os.cpu_count()} CPUs"
     )
     print(
@@ -470,6 +486,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pool-size", type=int, help=f"the server's {POOL_SIZE_ENV} (default: the environment's, else 20)"
     )
+    parser.add_argument(
+        "--wait-seconds",
+        type=float,
+        default=0,
+        help="agents call next_task(wait_seconds=…) and wait for work instead of polling (default 0: polling)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     # Internal: the worker processes.
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
@@ -494,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault(POOL_SIZE_ENV, DEFAULT_POOL_SIZE)  # the server subprocess inherits it
     workers = args.workers or min(args.clients, math.ceil(args.clients / 10))
     floor_calls = args.floor_calls or max(1, math.ceil(2 * args.tasks / args.clients))
-    options = Options(args.clients, workers, args.tasks, floor_calls)
+    options = Options(args.clients, workers, args.tasks, floor_calls, args.wait_seconds)
     backends = ["postgresql", "sqlite"] if args.backend == "both" else [args.backend]
     runs = []
     try:

@@ -160,3 +160,42 @@ def _quantile(cumulative: list[tuple[float, float]], q: float) -> float:
             return prev_bound + (bound - prev_bound) * ((target - prev_count) / span if span else 1.0)
         prev_bound, prev_count = bound, count
     return prev_bound
+
+
+# --- waiting for work and the change feed (DESIGN §4.7) ------------------------------------------------
+WAKE_CAUSES = ("signal", "interval", "reconnect", "draining")
+WAKE_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class WaitingMetrics:
+    """The waiting series, on the Metrics registry: waiters now, wake-ups by cause, notify→wake latency,
+    change-listener reconnects. ``cause`` is one of ``WAKE_CAUSES``."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        r = metrics.registry
+        self.waiters = Gauge("orchestrator_task_waiters", "next_task calls waiting for work now.", registry=r)
+        self.wakeups = Counter(
+            "orchestrator_waiter_wakeups", "Waiting next_task calls woken, by cause.", ["cause"], registry=r
+        )
+        self.wake_latency = Histogram(
+            "orchestrator_wake_latency_seconds",
+            "From the commit that signalled work to the waiter waking (any replica).",
+            buckets=WAKE_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.listener_reconnects = Counter(
+            "orchestrator_change_listener_reconnects", "Times the LISTEN connection was re-established.", registry=r
+        )
+        for cause in WAKE_CAUSES:
+            self.wakeups.labels(cause=cause)
+
+    def waiters_changed(self, delta: int) -> None:
+        self.waiters.inc(delta)
+
+    def waiter_woken(self, cause: str, latency_seconds: float | None) -> None:
+        self.wakeups.labels(cause=cause if cause in WAKE_CAUSES else "signal").inc()
+        if latency_seconds is not None and cause == "signal":
+            self.wake_latency.observe(latency_seconds)
+
+    def listener_reconnected(self) -> None:
+        self.listener_reconnects.inc()

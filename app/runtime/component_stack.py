@@ -192,6 +192,10 @@ class ComponentStack:
         host, self._host = self._host, None
         if host is not None:
             await host.stop()
+            for monitor in self._monitors:  # monitors that hold a connection of their own (the LISTEN one)
+                close = getattr(monitor, "aclose", None)
+                if close is not None:
+                    await close()
 
     async def dispose_engine(self) -> None:
         """Uninstall the services and close the pool (connections still checked out close on return)."""

@@ -29,7 +29,7 @@ from app.db.repositories import Repositories
 from app.db.uow import UnitOfWork
 from app.domain.clock import Clock
 from app.observability import tracing
-from app.services import idempotency
+from app.services import changes, idempotency
 from app.services.caller import Caller
 
 R = TypeVar("R", bound=BaseModel)
@@ -108,6 +108,7 @@ class Service:
         async def attempt(repos: Repositories) -> R:
             tx = Tx(repos=repos, now=self.clock.now(), caller=caller)
             done.clear()
+            changes.watch(repos.session)  # what this attempt changes, for the signal after the commit
             if request_id is not None:
                 stored = await repos.requests.get(caller.actor, request_id)
                 if stored is not None:
@@ -148,6 +149,8 @@ class Service:
                     self.sink.task_transition(from_status, to_status)
                 for outcome in tx.claims:
                     self.sink.claim(outcome)
+                # After the commit: wake waiters and tell subscribers, on this replica and the others (§4.7).
+                await changes.report(self.sink, tx.repos.session, transitions=tx.transitions, claims=tx.claims)
             return result
 
     async def _read(self, work: Callable[[Repositories], Awaitable[T]]) -> T:

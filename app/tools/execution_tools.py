@@ -58,16 +58,26 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         lease_seconds: LeaseSeconds = None,
         request_id: s.RequestId = None,
         agent: s.AgentName = None,
+        wait_seconds: Annotated[
+            float,
+            Field(
+                ge=0,
+                le=holder.settings.max_wait_seconds,
+                description="When nothing is ready, wait up to this many seconds for a task and claim it "
+                "(0: answer at once). Cheaper than calling again: the server wakes you when work appears.",
+            ),
+        ] = 0,
     ) -> NextTaskResult:
         """The work loop's step: claims the best ready task (priority, due date, age) and returns its brief as
         orchestrator_execute_task does; do it, then orchestrator_complete_task. Nothing ready: {task: null,
-        reason}; call again later."""
+        reason}; pass wait_seconds (e.g. 60) to wait for work instead of polling."""
         return await holder.services.execution.next_task(
             resolve_caller(ctx, agent),
             session_id=session_id,
             specialist_types=list(specialist_type),
             lease_seconds=lease_seconds,
             request_id=request_id,
+            wait_seconds=wait_seconds,
         )
 
     @server.tool(name="orchestrator_complete_task", title="Complete a task", annotations=WRITE)

@@ -18,10 +18,12 @@ from app.auth.identity import resolve_caller
 from app.tools.holder import ServiceHolder
 
 PROMPT_NAMES = ("orchestrator_work_loop", "orchestrator_break_down")
-# The one sentence to change when next_task can wait for work (DESIGN §4.7: wait_seconds).
+# Waiting instead of polling (DESIGN §4.7): the loop's answer to "nothing is ready".
 WHEN_NOTHING_IS_READY = (
-    "If it answers {task: null, reason}, nothing is ready for you: read the reason, and call "
-    "orchestrator_next_task again later (after the other agents finish their claims)."
+    "If it answers {task: null, reason}, nothing is ready for you: call orchestrator_next_task again with "
+    "wait_seconds=60 instead of polling; it returns as soon as a task becomes ready for you (and claims it), "
+    "or {task: null, reason} when the wait ends. Reason \"draining\": the server is restarting, call again "
+    "shortly."
 )
 
 

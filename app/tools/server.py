@@ -22,6 +22,7 @@ from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.subscriptions import SubscriptionBus
 from mcp.types import (
     INVALID_PARAMS,
     GetPromptResult,
@@ -187,6 +188,7 @@ def build_server(
     version: str,
     token_verifier: TokenVerifier | None = None,
     auth: AuthSettings | None = None,
+    subscriptions: SubscriptionBus | None = None,
 ) -> OrchestratorMCP:
     server = OrchestratorMCP(
         holder,
@@ -195,6 +197,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         token_verifier=token_verifier,
         auth=auth,
+        subscriptions=subscriptions,
     )
     for family in (*TOOL_FAMILIES, *CONTENT_FAMILIES):
         family.register(server, holder)

@@ -37,7 +37,7 @@ async def claimed_task(c: Any, actor: str = "holder") -> dict[str, Any]:
     )
 
 
-BUILTIN_MONITORS = ("lease_sweeper", "maintenance")
+BUILTIN_MONITORS = ("lease_sweeper", "maintenance", "change_listener")
 
 
 def pop_builtin_monitors(monitors: dict[str, dict[str, object]]) -> None:

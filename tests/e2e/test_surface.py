@@ -61,6 +61,7 @@ async def test_prompts_are_listed_and_filled_with_the_sessions_numbers(server: R
     assert "1 tasks: 1 pending" in loop_text and "orchestrator_next_task(agent='ann', specialist_type=['coder'])" in (
         loop_text
     )
+    assert "wait_seconds=60 instead of polling" in loop_text  # the loop waits for work (DESIGN §4.7)
     [plan_text] = [m.content.text for m in plan.messages]  # type: ignore[union-attr]
     assert "Goal: Ship feature X" in plan_text and "depends_on" in plan_text
 

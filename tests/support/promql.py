@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from app.observability.metrics import Metrics
+from app.observability.metrics import Metrics, WaitingMetrics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "orchestrator.json"
@@ -69,7 +69,9 @@ def exported_names() -> set[str]:
     """Every sample name the Metrics object can export (counters' _total, histograms' _bucket, …)."""
     suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created")}
     names: set[str] = set()
-    for family in Metrics("names").registry.collect():
+    metrics = Metrics("names")
+    WaitingMetrics(metrics)  # the waiting series live on the same registry (app.main builds both)
+    for family in metrics.registry.collect():
         names.update(family.name + s for s in suffixes.get(family.type, ("",)))
     return names
 

@@ -32,6 +32,7 @@ from app.services.graph import rules
 from app.services.session_resolution import resolve_session_id
 from app.services.work.briefs import ExecuteTaskResult, NextTaskResult, NoReadyTask, build_brief
 from app.services.work.leases import expire_lease
+from app.services.work.waiting import NothingReady, WorkWaiters, claim_or_wait
 
 MAX_PICKS = 20  # candidates next_task re-checks before giving up (each one failed its re-check)
 
@@ -47,9 +48,11 @@ class ExecutionService(Service):
         roles: RoleCatalog,
         config: ServiceConfig | None = None,
         sink: OutcomeSink | None = None,
+        waiters: WorkWaiters | None = None,
     ) -> None:
         super().__init__(uow, clock, config=config, sink=sink)
         self.roles = roles
+        self.waiters = waiters or WorkWaiters()
 
     async def execute_task(
         self, caller: Caller, task_id: str, *, lease_seconds: int | None, request_id: str | None
@@ -84,9 +87,11 @@ class ExecutionService(Service):
         specialist_types: Sequence[str],
         lease_seconds: int | None,
         request_id: str | None,
+        wait_seconds: float = 0,
     ) -> NextTaskResult:
         """Claim the best ready task of the session (priority desc, due date asc with none last, oldest
-        first), optionally only among ``specialist_types``; or say why nothing is ready.
+        first), optionally only among ``specialist_types``; or say why nothing is ready. With
+        ``wait_seconds``, wait that long for a task to become ready (``waiting``: no connection is held).
 
         Raises:
             not_found (session), invalid_argument (no session given and no current session).
@@ -97,14 +102,26 @@ class ExecutionService(Service):
             sid = await resolve_session_id(tx.repos, caller, session_id)
             task = await _pick(tx.repos, sid, specialist_types)
             if task is None:
-                return NextTaskResult(
-                    NoReadyTask(task=None, reason=await _why_none_ready(tx.repos, sid, specialist_types))
-                )
+                reason = await _why_none_ready(tx.repos, sid, specialist_types)
+                if wait_seconds > 0:
+                    raise NothingReady(sid, reason)  # rolls back: only the wait's final answer is stored
+                return NextTaskResult(NoReadyTask(task=None, reason=reason))
             await claim(tx, task, lease_seconds=lease, max_attempts=self.config.max_attempts)
             await tx.repos.sessions.touch(sid, tx.now)
             return NextTaskResult(await build_brief(tx.repos, task, self.roles, max_attempts=self.config.max_attempts))
 
-        return await self._write(caller, "orchestrator_next_task", request_id, NextTaskResult, work)
+        async def claim_once() -> NextTaskResult:
+            return await self._write(caller, "orchestrator_next_task", request_id, NextTaskResult, work)
+
+        if wait_seconds <= 0:
+            return await claim_once()
+        return await claim_or_wait(
+            self.waiters,
+            claim_once,
+            seconds=wait_seconds,
+            filtered=bool(specialist_types),
+            no_task=lambda reason: NextTaskResult(NoReadyTask(task=None, reason=reason)),
+        )
 
 
 async def claim(tx: Tx, task: Task, *, lease_seconds: int, max_attempts: int) -> None:

@@ -1,0 +1,91 @@
+"""What a committed write changed, in ids: the input of the wait signal and the change feed (DESIGN §4.7).
+
+A write's ORM session is watched while its work runs (``watch``): every flush records the tasks it
+inserted, changed or deleted and the ``task_event`` rows it appended (which also name the tasks changed
+by bulk statements, and sessions changed without a task). After the commit, ``report`` hands the ids to
+the service's sink when the sink takes changes (:class:`ChangeSink`). The ids are all a listener gets:
+payloads stay small, and clients re-read.
+
+A change *wakes* waiters unless all it did was claim or renew claims: a claim never makes work ready.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from app.db.models import Task, TaskEvent
+
+INFO_KEY = "orchestrator_changes"
+
+
+@dataclass(frozen=True)
+class Change:
+    """Ids of what one commit changed; ``at`` is the wall-clock time of the commit (for wake latency)."""
+
+    session_ids: tuple[str, ...]
+    task_ids: tuple[str, ...]
+    wakes: bool
+    at: float = field(default_factory=time.time)
+
+
+@runtime_checkable
+class ChangeSink(Protocol):
+    """A sink that is told, after each commit, what the commit changed."""
+
+    async def changed(self, change: Change) -> None: ...
+
+
+@dataclass
+class _Collected:
+    session_ids: dict[str, None] = field(default_factory=dict)  # ordered sets
+    task_ids: dict[str, None] = field(default_factory=dict)
+
+
+def watch(session: AsyncSession) -> None:
+    """Start recording what ``session``'s flushes change (a fresh record per transaction attempt)."""
+    session.info[INFO_KEY] = _Collected()
+
+
+def _after_flush(session: Session, _context: Any) -> None:
+    collected = session.info.get(INFO_KEY)
+    if collected is None:
+        return
+    for row in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(row, Task) and (row in session.new or row in session.deleted or session.is_modified(row)):
+            collected.session_ids[row.session_id] = None
+            collected.task_ids[row.id] = None
+        elif isinstance(row, TaskEvent) and row in session.new:
+            collected.session_ids[row.session_id] = None
+            if row.task_id is not None:
+                collected.task_ids[row.task_id] = None
+
+
+event.listen(Session, "after_flush", _after_flush)
+
+
+def collected(session: AsyncSession, *, transitions: list[tuple[str, str]], claims: list[str]) -> Change | None:
+    """The change a committed transaction made, or None when it changed no task and no session."""
+    found = session.info.get(INFO_KEY)
+    if found is None or not found.session_ids:
+        return None
+    claim_only = bool(claims) and all(to == "in_progress" for _, to in transitions)
+    return Change(tuple(found.session_ids), tuple(found.task_ids), wakes=not claim_only)
+
+
+async def report(sink: object, session: AsyncSession, *, transitions: list[tuple[str, str]], claims: list[str]) -> None:
+    """Tell ``sink`` what the committed transaction changed (after the commit; never fails the write)."""
+    if not isinstance(sink, ChangeSink):
+        return
+    change = collected(session, transitions=transitions, claims=claims)
+    if change is not None:
+        # Shielded: the write has committed, so a cancellation here (a restart's drain) must not turn its
+        # answer into "nothing was kept"; the sink bounds its own time (the NOTIFY has a timeout).
+        with anyio.CancelScope(shield=True):
+            await sink.changed(change)
