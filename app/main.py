@@ -12,10 +12,13 @@ from importlib import metadata
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Mount
 
-from app.auth.bearer import build_bearer_auth, resource_metadata_routes
+from app.auth.bearer import BearerAuth, build_bearer_auth, resource_metadata_routes
 from app.auth.exposure import check_exposure
+from app.board.access import BoardAccess
+from app.board.cookie import CookieSigner
+from app.board.routes import BoardParts, build_board_routes
 from app.db.repositories import Repositories
 from app.domain.clock import Clock, SystemClock
 from app.http.middleware import (
@@ -143,6 +146,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
         routes=[
             *build_routes(probes),
             *(resource_metadata_routes(bearer.settings) if bearer else []),
+            *board_routes(settings, runtime, bearer),
             Mount("/", app=mcp_app),
         ],
         middleware=[
@@ -163,3 +167,25 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
     app.state.server = server
     app.state.before_shutdown = before_shutdown
     return app
+
+
+def board_routes(settings: Settings, runtime: Runtime, bearer: BearerAuth | None) -> list[BaseRoute]:
+    """The supervisors' board at /board (issue 16), behind the same auth and Host/Origin checks as /mcp;
+    nothing with ``ORCHESTRATOR_BOARD=false``."""
+    if not settings.board:
+        return []
+    secret = settings.board_secret.get_secret_value().encode("utf-8") if settings.board_secret else None
+    access = BoardAccess(
+        bearer.verifier if bearer else None,
+        transport_security(settings),
+        CookieSigner(secret, settings.board_session_seconds),
+        https=settings.resolved_public_url.startswith("https://"),
+    )
+    parts = BoardParts(
+        uow=lambda: runtime.uow,
+        clock=runtime.clock,
+        reboot=runtime.holder.reboot,
+        access=access,
+        poll_interval=settings.board_poll_interval_seconds,
+    )
+    return build_board_routes(parts)

@@ -152,6 +152,18 @@ class Settings(BaseSettings):
         description="How often waiting next_task calls re-check the queue even without a signal (a signal "
         "lost with a crashed replica never strands a waiter longer than this).",
     )
+    board: bool = Field(default=True, description="Serve the supervisors' board at /board (read-only HTML).")
+    board_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the board's login cookie; set the same value on every replica so a login "
+        "holds across replicas and restarts. Empty means a random key per process.",
+    )
+    board_session_seconds: int = Field(
+        default=8 * 3600, ge=60, le=7 * 86400, description="How long a board login lasts before it asks again."
+    )
+    board_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often an open board looks for changed tasks."
+    )
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh checkout: installs the project with its test extras into .venv,
 # starts a throwaway PostgreSQL cluster on loopback (unless ORCHESTRATOR_TEST_DATABASE_URL is set),
-# makes prometheus/promtool available,
+# makes prometheus/promtool and Debian's chromium available,
 # runs pytest with coverage of app/, and stops the cluster. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,12 @@ if [ -z "${ORCHESTRATOR_TEST_DATABASE_URL:-}" ]; then
   trap 'bash .ci/pg.sh stop "$PG_DIR"; rm -rf "$PG_DIR"' EXIT
   ORCHESTRATOR_TEST_DATABASE_URL="$(bash .ci/pg.sh start "$PG_DIR" "$PG_PORT")"
   export ORCHESTRATOR_TEST_DATABASE_URL
+fi
+# The board's browser tests drive Debian's Chromium (a browser downloaded by the test tool fails here);
+# in CI a missing browser fails those tests, so it is installed here like PostgreSQL in .ci/pg.sh.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Chromium (/usr/bin/chromium missing)" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2
 fi
 # The observability tests run the real prometheus and promtool (Debian's package, unpacked, not installed).
 PATH="$(bash .ci/prometheus.sh /tmp/orchestrator-prometheus):$PATH"

@@ -22,7 +22,7 @@ PROMPT_NAMES = ("orchestrator_work_loop", "orchestrator_break_down")
 WHEN_NOTHING_IS_READY = (
     "If it answers {task: null, reason}, nothing is ready for you: call orchestrator_next_task again with "
     "wait_seconds=60 instead of polling; it returns as soon as a task becomes ready for you (and claims it), "
-    "or {task: null, reason} when the wait ends. Reason \"draining\": the server is restarting, call again "
+    'or {task: null, reason} when the wait ends. Reason "draining": the server is restarting, call again '
     "shortly."
 )
 
