@@ -6,8 +6,9 @@ tasks (pending, top-level, no dependencies), starts the real app in its own proc
 1-3 ms of CPU per call, so one process could not keep 50 clients busy). Two phases, each started at once
 in every worker by a barrier once all clients are connected:
 
-1. **Floor**: every client loops ``bench_noop`` (a no-op tool on the same stack) for a fixed number of
-   calls: the throughput of the stack itself with the same clients.
+1. **Floor**: every client loops ``bench_noop`` on the SDK floor (``bench.sdk_floor``, a minimal
+   ``MCPServer`` with one no-op tool in a process of its own, DESIGN §12) for a fixed number of calls:
+   the throughput of the SDK itself with the same clients. The service sits idle meanwhile.
 2. **Agents**: every client, with its own agent name, loops ``orchestrator_next_task`` →
    ``orchestrator_complete_task`` (``next_action="complete"``) until ``next_task`` answers
    ``{task: null}``, so the session is drained.
@@ -44,8 +45,9 @@ from sqlalchemy import select
 from app.db.engine import create_database
 from app.db.models import Task, TaskEvent
 from bench.results import write_results
-from bench.seeding import BenchSetupError, fresh_database, migrate_and_seed_ready
+from bench.seeding import BenchSetupError, durability, fresh_database, migrate_and_seed_ready
 from bench.serve_app import NOOP_TOOL
+from bench.servers import floor_process
 from bench.tool_latency import RunningServer, quantile, server_process
 
 NEXT_TOOL = "orchestrator_next_task"
@@ -359,18 +361,20 @@ async def run_backend(backend: str, options: Options) -> dict[str, Any]:
                 f"[{backend}] seeded {options.tasks} ready tasks in {time.perf_counter() - seeded_at:.1f}s",
                 file=sys.stderr,
             )
-            async with server_process(url, workdir) as server:
+            settings = await durability(url)
+            async with server_process(url, workdir) as server, floor_process(workdir) as sdk_floor:
                 idle = memory_mib(server.pid)
                 load_before = os.getloadavg()[0]
-                floor = await run_phase(server, options, "noop")
+                floor = await run_phase(sdk_floor, options, "noop")
                 after_floor = memory_mib(server.pid)
                 agents = await run_phase(server, options, "tasks", session_id)
                 after_agents = memory_mib(server.pid)
                 load_after = os.getloadavg()[0]
             checked = await audit(url, session_id)
-    return report(
-        backend, options, floor, agents, checked, (idle, after_floor, after_agents), (load_before, load_after)
-    )
+    out = report(backend, options, floor, agents, checked, (idle, after_floor, after_agents), (load_before, load_after))
+    out["durability"] = settings
+    print(f"  database: {settings}", flush=True)
+    return out
 
 
 def report(
@@ -423,6 +427,10 @@ def report(
             "client_cpu_ms_per_call": round(agents["client_cpu_seconds"] * 1000 / max(agent_calls, 1), 2),
             "server_cpu_ms_per_task": round(agents["server_cpu_seconds"] * 1000 / max(len(completed), 1), 2),
             "server_cpu_share": round(agents["server_cpu_seconds"] / agents["elapsed"], 2),
+            # Issue 14: server CPU per next + complete pair over the SDK floor server's CPU per call.
+            "server_cpu_per_pair_over_floor": round(
+                agents["server_cpu_seconds"] / max(len(completed), 1) / (floor["server_cpu_seconds"] / floor_calls), 2
+            ),
             "server_handler": agents["handlers"],
             "busiest_agent_tasks": max(len(c["completed"]) for c in agents["clients"]),
             "idlest_agent_tasks": min(len(c["completed"]) for c in agents["clients"]),
@@ -446,15 +454,21 @@ def print_report(out: dict[str, Any]) -> None:
         f"1-min load {out['loadavg_1m'][0]} -> {out['loadavg_1m'][1]} on {os.cpu_count()} CPUs"
     )
     print(
-        f"  floor   {floor['calls']} bench_noop calls in {floor['seconds']}s: {floor['calls_per_second']} calls/s, "
-        f"p50 {floor['latency']['p50_ms']} ms, p95 {floor['latency']['p95_ms']} ms; server CPU "
-        f"{floor['server_cpu_ms_per_call']} ms/call ({floor['server_cpu_share']:.0%} of a core)"
+        f"  floor   {floor['calls']} bench_noop calls to the SDK floor in {floor['seconds']}s: "
+        f"{floor['calls_per_second']} calls/s, p50 {floor['latency']['p50_ms']} ms, p95 {floor['latency']['p95_ms']} "
+        f"ms; floor server CPU {floor['server_cpu_ms_per_call']} ms/call ({floor['server_cpu_share']:.0%} of a core)"
     )
     print(
         f"  agents  {agents['tasks_completed']}/{agents['tasks_seeded']} tasks in {agents['seconds']}s: "
         f"{agents['tasks_per_second']} tasks/s, {agents['calls_per_second']} calls/s = "
         f"{agents['calls_per_second_over_floor']} x floor calls/s; server CPU {agents['server_cpu_ms_per_task']} "
         f"ms/task ({agents['server_cpu_share']:.0%} of a core)"
+    )
+    ratio, cpu_ratio = agents["calls_per_second_over_floor"], agents["server_cpu_per_pair_over_floor"]
+    print(
+        f"  issue 14: agent calls/s / floor calls/s {ratio} (target >= 0.5: {'met' if ratio >= 0.5 else 'MISSED'}); "
+        f"server CPU per pair / floor server CPU per call {cpu_ratio} "
+        f"(target <= 5: {'met' if cpu_ratio <= 5 else 'MISSED'})"
     )
     for tool, stats in agents["latency"].items():
         print(
@@ -476,7 +490,7 @@ def print_report(out: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.agent_throughput", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="postgresql")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "postgresql-fsync", "both"), default="postgresql")
     parser.add_argument("--clients", type=int, default=50, help="concurrent agent clients")
     parser.add_argument("--workers", type=int, default=0, help="client processes (default: one per 10 clients)")
     parser.add_argument("--tasks", type=int, default=2000, help="ready tasks seeded and drained")

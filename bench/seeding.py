@@ -1,8 +1,12 @@
 """The benchmark's data: a fresh database per backend, migrated with Alembic and seeded, dropped after.
 
-PostgreSQL comes from ``ORCHESTRATOR_TEST_DATABASE_URL`` (an admin URL); a database named
-``orch_bench_<random>`` is created for the run and dropped with ``FORCE`` at the end. SQLite is a file in
-the run's temporary directory.
+Three backends: ``sqlite`` (a file in the run's temporary directory), ``postgresql`` (the cluster at
+``ORCHESTRATOR_TEST_DATABASE_URL``, an admin URL; unset, a throwaway cluster started by ``.ci/pg.sh``
+with ``fsync`` off, as the tests run) and ``postgresql-fsync`` (the cluster at
+``ORCHESTRATOR_BENCH_FSYNC_DATABASE_URL``; unset, a throwaway cluster started with ``PG_FSYNC=on``:
+``fsync``, ``synchronous_commit`` and ``full_page_writes`` on, as production runs PostgreSQL). On
+PostgreSQL a database named ``orch_bench_<random>`` is created for the run and dropped with ``FORCE`` at
+the end; the cluster's durability settings are read back (``durability``) so a report says what it ran on.
 
 Seeding goes through the app's own layers, never over HTTP: sessions through ``SessionService`` (which
 also makes the query session the bench agent's current one), the 10,000 tasks as bulk inserts through
@@ -17,13 +21,17 @@ from __future__ import annotations
 import os
 import random
 import secrets
+import shutil
+import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import anyio
 import asyncpg
 from sqlalchemy.engine import make_url
 
@@ -39,6 +47,9 @@ from app.services.sessions.sessions import SessionService
 from app.settings import to_async_url
 
 ADMIN_URL_ENV = "ORCHESTRATOR_TEST_DATABASE_URL"
+FSYNC_ADMIN_URL_ENV = "ORCHESTRATOR_BENCH_FSYNC_DATABASE_URL"
+BACKENDS = ("postgresql-fsync", "postgresql", "sqlite")
+PG_SCRIPT = Path(__file__).resolve().parents[1] / ".ci" / "pg.sh"
 BENCH_AGENT = "bench-agent"
 SETTLE_PASSES = 5
 TREE_SIZE = 10
@@ -67,6 +78,23 @@ class SeededData:
     plan_session_id: str  # orchestrator_plan_task writes here, so the query session's count never moves
     task_count: int
     dependency_count: int
+    work_session_id: str = ""  # ``ready_count`` ready tasks for next_task + complete_task pairs
+    ready_count: int = 0
+
+
+def parse_backends(text: str, both: tuple[str, ...] = ("sqlite", "postgresql")) -> list[str]:
+    """``--backend``: a comma list of ``BACKENDS``; ``both`` is ``both`` (as the option always meant),
+    ``all`` every backend. Raises ``ValueError`` naming an unknown one."""
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        expanded = list(both) if part == "both" else list(BACKENDS) if part == "all" else [part]
+        unknown = [n for n in expanded if n not in BACKENDS]
+        if unknown:
+            raise ValueError(f"unknown backend {unknown[0]!r}; use {', '.join(BACKENDS)}, both or all")
+        names += [n for n in expanded if n not in names]
+    if not names:
+        raise ValueError(f"no backend given; use {', '.join(BACKENDS)}, both or all")
+    return names
 
 
 def _plain_dsn(url: str, database: str | None = None) -> str:
@@ -77,18 +105,74 @@ def _plain_dsn(url: str, database: str | None = None) -> str:
 
 
 @asynccontextmanager
+async def throwaway_cluster(fsync: bool) -> AsyncIterator[str]:
+    """A PostgreSQL cluster of ``.ci/pg.sh`` in a temporary directory (on disk), stopped and removed after.
+
+    Raises:
+        BenchSetupError: the cluster did not start (the script's message is included).
+    """
+    directory = tempfile.mkdtemp(prefix="orch-bench-pg.")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PG_FSYNC": "on" if fsync else "off"}
+    try:
+        started = await anyio.run_process(["bash", str(PG_SCRIPT), "start", directory, str(port)], env=env, check=False)
+        if started.returncode != 0:
+            raise BenchSetupError(f"{PG_SCRIPT} start failed: {started.stderr.decode().strip()[-500:]}")
+        print(f"bench: started a PostgreSQL cluster (fsync {'on' if fsync else 'off'}) in {directory}", file=sys.stderr)
+        yield started.stdout.decode().strip()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.run_process(["bash", str(PG_SCRIPT), "stop", directory], check=False)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@asynccontextmanager
+async def admin_url(backend: str) -> AsyncIterator[str]:
+    """The admin URL of the PostgreSQL cluster for ``backend`` (its environment variable, else a throwaway one)."""
+    if backend not in ("postgresql", "postgresql-fsync"):
+        raise BenchSetupError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    given = os.environ.get(FSYNC_ADMIN_URL_ENV if backend == "postgresql-fsync" else ADMIN_URL_ENV)
+    if given:
+        yield given
+        return
+    async with throwaway_cluster(fsync=backend == "postgresql-fsync") as url:
+        yield url
+
+
+async def durability(url: str) -> dict[str, str]:
+    """The settings that decide what a commit costs on this database (``{"backend": "sqlite"}`` there)."""
+    if make_url(url).get_backend_name() != "postgresql":
+        return {"backend": "sqlite"}
+    conn = await asyncpg.connect(_plain_dsn(url))
+    try:
+        row = await conn.fetchrow(
+            "SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS synchronous_commit,"
+            " current_setting('full_page_writes') AS full_page_writes, current_setting('server_version') AS version"
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return {"backend": "postgresql", **dict(row.items())}
+
+
+@asynccontextmanager
 async def fresh_database(backend: str, workdir: Path) -> AsyncIterator[str]:
     """An empty database for one run (async SQLAlchemy URL); PostgreSQL's is dropped afterwards.
 
     Raises:
-        BenchSetupError: PostgreSQL was asked for but ``ORCHESTRATOR_TEST_DATABASE_URL`` is not set.
+        BenchSetupError: an unknown backend, or a PostgreSQL cluster that could not be started.
     """
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{(workdir / 'bench.db').resolve()}"
         return
-    admin = os.environ.get(ADMIN_URL_ENV)
-    if not admin:
-        raise BenchSetupError(f"the postgresql backend needs {ADMIN_URL_ENV} (an admin URL to a PostgreSQL cluster)")
+    async with admin_url(backend) as admin, _created_database(admin) as url:
+        yield url
+
+
+@asynccontextmanager
+async def _created_database(admin: str) -> AsyncIterator[str]:
     name = f"orch_bench_{secrets.token_hex(4)}"
     conn = await asyncpg.connect(_plain_dsn(admin))
     try:
@@ -105,8 +189,9 @@ async def fresh_database(backend: str, workdir: Path) -> AsyncIterator[str]:
             await conn.close()
 
 
-async def migrate_and_seed(url: str, task_count: int, *, rng_seed: int = 7) -> SeededData:
-    """Upgrade ``url`` to the Alembic head, then create the two sessions and ``task_count`` tasks."""
+async def migrate_and_seed(url: str, task_count: int, *, ready_count: int = 0, rng_seed: int = 7) -> SeededData:
+    """Upgrade ``url`` to the Alembic head, then the sessions: plan (empty), work (``ready_count`` ready
+    tasks, when asked for) and query (``task_count`` tasks, made the bench agent's current session)."""
     database = create_database(url)
     try:
         await schema.upgrade(database)
@@ -117,6 +202,14 @@ async def migrate_and_seed(url: str, task_count: int, *, rng_seed: int = 7) -> S
         plan = await sessions.initialize_session(
             caller, working_directory="/bench/plan", name="bench plan", description=None, new_session=True
         )
+        work_id = ""
+        ready_rows: list[Task] = []
+        if ready_count:
+            work = await sessions.initialize_session(
+                caller, working_directory="/bench/work", name="bench work", description=None, new_session=True
+            )
+            work_id = work.session.id
+            ready_rows = ready_tasks(work_id, clock.now(), ready_count, random.Random(rng_seed + 1))
         query = await sessions.initialize_session(
             caller, working_directory="/bench/query", name="bench query", description=None, new_session=True
         )
@@ -124,7 +217,7 @@ async def migrate_and_seed(url: str, task_count: int, *, rng_seed: int = 7) -> S
         now = clock.now()
 
         async def insert(repos: Repositories) -> None:
-            await repos.tasks.insert_many(rows)
+            await repos.tasks.insert_many(rows + ready_rows)
             await repos.dependencies.insert_many(edges, now)
 
         await uow.run(insert, write=True)
@@ -132,7 +225,7 @@ async def migrate_and_seed(url: str, task_count: int, *, rng_seed: int = 7) -> S
         await database.dispose()
     if database.backend == "postgresql":
         await settle(url)
-    return SeededData(query.session.id, plan.session.id, len(rows), len(edges))
+    return SeededData(query.session.id, plan.session.id, len(rows), len(edges), work_id, len(ready_rows))
 
 
 async def settle(url: str) -> None:
@@ -248,12 +341,7 @@ async def migrate_and_seed_ready(url: str, task_count: int, *, rng_seed: int = 1
             caller, working_directory="/bench/agents", name="bench agents", description=None, new_session=True
         )
         session_id = opened.session.id
-        now = clock.now()
-        rng = random.Random(rng_seed)
-        rows = [
-            _task(ids.new_task_id(), session_id, None, n, 0, "pending", now - timedelta(minutes=1), now, rng)
-            for n in range(task_count)
-        ]
+        rows = ready_tasks(session_id, clock.now(), task_count, random.Random(rng_seed))
 
         async def insert(repos: Repositories) -> None:
             await repos.tasks.insert_many(rows)
@@ -264,3 +352,11 @@ async def migrate_and_seed_ready(url: str, task_count: int, *, rng_seed: int = 1
     if database.backend == "postgresql":
         await settle(url)
     return session_id
+
+
+def ready_tasks(session_id: str, now: datetime, count: int, rng: random.Random) -> list[Task]:
+    """``count`` pending, top-level tasks without dependencies: each is ready for ``next_task`` at once."""
+    return [
+        _task(ids.new_task_id(), session_id, None, n, 0, "pending", now - timedelta(minutes=1), now, rng)
+        for n in range(count)
+    ]

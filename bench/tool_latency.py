@@ -1,21 +1,23 @@
-"""Tool latency against the floor: plan_task and query_tasks versus a no-op tool on the same stack.
+"""Tool latency and server CPU against the SDK floor: the issue-14 figures, one call at a time.
 
-For each backend (SQLite, PostgreSQL) the run makes a fresh database, migrates and seeds it (10,000 tasks
-in the queried session, through the app's own services and repositories), starts the real app in a
-separate process (``bench.serve_app``: ``create_app`` on uvicorn with the product's defaults plus the
-``bench_noop`` tool), and drives it over HTTP with the real ``mcp`` client, one call at a time. Each
-measured round calls ``bench_noop``, ``orchestrator_plan_task`` and ``orchestrator_query_tasks`` (limit
-50 out of 10,000, default sort) in turn, so drift of the machine touches all three alike. The floor is
-the no-op's latency; the report is each tool's p50 and p95 and their ratios to the floor's, per
-protocol era (2026-07-28, then legacy 2025-11-25 with a session).
+For each backend (PostgreSQL with ``fsync`` on, as production runs it; with it off; SQLite) the run makes
+a fresh database, migrates and seeds it through the app's own services and repositories (10,000 tasks in
+the queried session, ready tasks in a work session), starts the real app in a process of its own
+(``bench.serve_app``) and the **SDK floor** in another (``bench.sdk_floor``: a minimal ``MCPServer``
+with one no-op tool, DESIGN §12), and drives both over HTTP with the real ``mcp`` client in this process.
 
-The client runs in this process and the server in another so the client's own CPU per call (1-3 ms)
-does not queue behind the server's on one event loop. The server's own time per tool (from its
-``tool_call`` log lines: the handler inside ``OrchestratorMCP.call_tool``, without the transport) is
-reported beside the end-to-end numbers, and so is the part of the client's CPU spent checking one answer
-against the tool's output schema (the SDK does it for every result; no server change can shrink it).
+Figures, each with a client of its own where it is a no-op (so a heavy answer never precedes a floor
+call on the same client): the floor (``bench_noop`` on the SDK floor), the in-service no-op
+(``bench_noop`` inside the service: its per-call overhead), ``orchestrator_plan_task``,
+``orchestrator_query_tasks`` (50 rows of 10,000; ``view: "summary"`` when the tool offers ``view``),
+``orchestrator_get_status`` on the 10,000-task session, a ``next_task`` + ``complete_task`` pair, and
+``tools/list`` on each server. They are measured in **blocks**: each block is ``--block`` calls of one
+figure, after a garbage collection and one unmeasured call; the figures take turns block by block, so
+drift of the machine touches all alike, and each figure's p50/p95 is over all its blocks. The server's
+CPU time per call is read from that figure's server process before and after each block (the sum of its
+threads' ``/proc/<pid>/task/*/schedstat``, in nanoseconds).
 
-    python -m bench.tool_latency --backend both --calls 500 --json bench/results/latest.json
+    python -m bench.tool_latency --backend all --calls 500 --json bench/results/latest.json
 
 Nothing here fails on a time: targets are printed as met or missed.
 """
@@ -23,7 +25,9 @@ Nothing here fails on a time: targets are printed as met or missed.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import math
 import os
 import shutil
 import signal
@@ -32,50 +36,101 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx2
 from mcp import Client
 from mcp.types import CallToolResult
 
 from bench.results import write_results
-from bench.seeding import BENCH_AGENT, BenchSetupError, SeededData, fresh_database, migrate_and_seed
-from bench.serve_app import NOOP_TOOL
+from bench.sdk_floor import NOOP_TOOL
+from bench.seeding import (
+    BENCH_AGENT,
+    BenchSetupError,
+    SeededData,
+    durability,
+    fresh_database,
+    migrate_and_seed,
+    parse_backends,
+)
+from bench.servers import RunningServer, floor_process, loadavg, server_process, thread_cpu_seconds
+
+__all__ = ["RunningServer", "quantile", "server_process"]  # agent_throughput imports these from here
 
 PLAN_TOOL = "orchestrator_plan_task"
 QUERY_TOOL = "orchestrator_query_tasks"
-TOOLS = (NOOP_TOOL, PLAN_TOOL, QUERY_TOOL)
+STATUS_TOOL = "orchestrator_get_status"
+NEXT_TOOL = "orchestrator_next_task"
+COMPLETE_TOOL = "orchestrator_complete_task"
+PAIR_AGENT = "bench-pair-agent"
 ERAS = {"2026-07-28": "2026-07-28", "legacy": "legacy"}
 QUERY_LIMIT = 50
-# The foundation issue's targets, on PostgreSQL: p50 at most this many times the floor's p50.
-TARGETS = {PLAN_TOOL: 1.5, QUERY_TOOL: 2.0}
-STARTUP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    server: str  # "floor" or "service": whose process CPU the block reads
+    client: str  # "floor", "noop" or "service": the client the calls go through
+    tool: str | None  # the tool_call log name of the service's handler, if any
+
+
+FIGURES = (
+    Figure("floor", "SDK floor: bench_noop", "floor", "floor", None),
+    Figure("noop", "in-service bench_noop", "service", "noop", NOOP_TOOL),
+    Figure("plan", PLAN_TOOL, "service", "service", PLAN_TOOL),
+    Figure("query", QUERY_TOOL, "service", "service", QUERY_TOOL),
+    Figure("status", STATUS_TOOL, "service", "service", STATUS_TOOL),
+    Figure("pair", "next_task + complete_task", "service", "service", None),
+    Figure("list", "tools/list (service)", "service", "service", None),
+    Figure("floor_list", "tools/list (SDK floor)", "floor", "floor", None),
+)
+BY_KEY = {f.key: f for f in FIGURES}
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    numerator: str  # figure key
+    denominator: str  # figure key
+    measure: str  # "p50_ms" (end to end) or "server_cpu_ms" (per call, from /proc)
+    limit: float
+
+
+# Issue 14's targets; they apply to PostgreSQL with fsync on (the other backends are context).
+TARGETS = (
+    Target("plan_task p50 / floor p50", "plan", "floor", "p50_ms", 1.3),
+    Target("query_tasks p50 / floor p50", "query", "floor", "p50_ms", 2.5),
+    Target("get_status p50 / floor p50", "status", "floor", "p50_ms", 2.0),
+    Target("tools/list server CPU / floor server's", "list", "floor_list", "server_cpu_ms", 2.0),
+    Target("server CPU per next+complete pair / floor server CPU per call", "pair", "floor", "server_cpu_ms", 5.0),
+)
 
 
 @dataclass
 class Samples:
-    """Per tool: end-to-end seconds and client CPU seconds of each measured call, and its last answer."""
+    """Per figure: end-to-end and client CPU seconds of each measured call, server CPU seconds per block."""
 
-    wall: dict[str, list[float]] = field(default_factory=lambda: {t: [] for t in TOOLS})
-    client_cpu: dict[str, list[float]] = field(default_factory=lambda: {t: [] for t in TOOLS})
+    wall: dict[str, list[float]] = field(default_factory=lambda: {f.key: [] for f in FIGURES})
+    client_cpu: dict[str, list[float]] = field(default_factory=lambda: {f.key: [] for f in FIGURES})
+    server_cpu: dict[str, float] = field(default_factory=lambda: {f.key: 0.0 for f in FIGURES})
     last_answer: dict[str, Any] = field(default_factory=dict)
-    # Milliseconds the client's output-schema check of that answer costs (see ``validation_ms``).
-    client_validation_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class Workload:
-    """The three calls of a round, and the check each answer must pass (outside the timed span)."""
+    """The call(s) behind each figure, and the check each answer must pass (outside the timed span)."""
 
     seeded: SeededData
+    query_view: str | None = None  # "summary" when orchestrator_query_tasks offers a ``view`` parameter
     planned: int = 0
+    pairs: int = 0
 
     def arguments(self, tool: str) -> dict[str, Any]:
         if tool == NOOP_TOOL:
@@ -91,9 +146,43 @@ class Workload:
                 "session_id": self.seeded.plan_session_id,
                 "agent": BENCH_AGENT,
             }
-        return {"session_id": self.seeded.query_session_id, "limit": QUERY_LIMIT, "agent": BENCH_AGENT}
+        if tool == QUERY_TOOL:
+            view = {"view": self.query_view} if self.query_view else {}
+            return {"session_id": self.seeded.query_session_id, "limit": QUERY_LIMIT, "agent": BENCH_AGENT, **view}
+        return {"session_id": self.seeded.query_session_id, "agent": BENCH_AGENT}  # get_status
 
-    def check(self, tool: str, result: CallToolResult) -> None:
+    async def run(self, figure: Figure, client: Client) -> Any:
+        """One call of ``figure`` (two for the pair); its checked answer."""
+        if figure.key in ("list", "floor_list"):
+            listed = await client.list_tools(cache_mode="bypass")
+            if not listed.tools:
+                raise AssertionError(f"{figure.label} listed no tools")
+            return listed
+        if figure.key == "pair":
+            return await self.pair(client)
+        tool = NOOP_TOOL if figure.tool is None else figure.tool
+        result = await client.call_tool(tool, self.arguments(tool))
+        return self.check(tool, result)
+
+    async def pair(self, client: Client) -> Any:
+        self.pairs += 1
+        claimed = self.check(
+            NEXT_TOOL,
+            await client.call_tool(NEXT_TOOL, {"session_id": self.seeded.work_session_id, "agent": PAIR_AGENT}),
+        )
+        if claimed.get("task") is None:
+            raise BenchSetupError(f"the work session ran out of ready tasks after {self.pairs - 1} pairs")
+        arguments = {
+            "task_id": claimed["task"]["id"],
+            "summary": "Done by the benchmark.",
+            "detailed_work": "Changed the module, added tests, recorded what was done.",
+            "next_action": "complete",
+            "request_id": f"bench-pair-{self.pairs}",
+            "agent": PAIR_AGENT,
+        }
+        return self.check(COMPLETE_TOOL, await client.call_tool(COMPLETE_TOOL, arguments))
+
+    def check(self, tool: str, result: CallToolResult) -> Any:
         """Sanity, not timing: a wrong answer would make the latency meaningless."""
         body = result.structured_content
         if result.is_error or body is None:
@@ -104,6 +193,7 @@ class Workload:
             raise AssertionError(f"{tool} planned into {body['task']['session_id']}")
         if tool == QUERY_TOOL and (len(body["tasks"]) != QUERY_LIMIT or body["total_count"] != self.seeded.task_count):
             raise AssertionError(f"{tool} returned {len(body['tasks'])} tasks of {body['total_count']}")
+        return body
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -124,40 +214,6 @@ def summarise(seconds: list[float]) -> dict[str, float]:
         "p95_ms": round(quantile(ms, 0.95), 3),
         "mean_ms": round(statistics.fmean(ms), 3),
     }
-
-
-async def wait_until_ready(process: anyio.abc.Process, port_file: Path) -> str:
-    """The base URL once ``/readyz`` answers 200 (bounded; a server that exits is reported at once)."""
-    with anyio.fail_after(STARTUP_TIMEOUT_SECONDS):
-        while not await anyio.Path(port_file).exists():
-            if process.returncode is not None:
-                raise BenchSetupError(f"the server exited with {process.returncode} before binding")
-            await anyio.sleep(0.05)
-        base = f"http://127.0.0.1:{(await anyio.Path(port_file).read_text()).strip()}"
-        async with httpx2.AsyncClient() as http:
-            while True:
-                if process.returncode is not None:
-                    raise BenchSetupError(f"the server exited with {process.returncode} during start-up")
-                try:
-                    if (await http.get(f"{base}/readyz")).status_code == 200:
-                        return base
-                except httpx2.TransportError:
-                    pass  # not listening yet
-                await anyio.sleep(0.05)
-
-
-async def call(client: Client, workload: Workload, tool: str, samples: Samples | None) -> None:
-    arguments = workload.arguments(tool)
-    cpu = time.process_time()
-    started = time.perf_counter()
-    result = await client.call_tool(tool, arguments)
-    elapsed = time.perf_counter() - started
-    cpu = time.process_time() - cpu
-    workload.check(tool, result)
-    if samples is not None:
-        samples.wall[tool].append(elapsed)
-        samples.client_cpu[tool].append(cpu)
-        samples.last_answer[tool] = result.structured_content
 
 
 def validation_ms(schema: dict[str, Any], answer: Any, repeat: int = 50) -> float:
@@ -201,36 +257,71 @@ async def sampling_profile(pid: int, output: Path | None) -> AsyncIterator[None]
             await recorder.wait()
 
 
+def query_view(listed: Any) -> str | None:
+    """``"summary"`` when orchestrator_query_tasks's input schema has a ``view`` parameter, else None."""
+    for tool in listed.tools:
+        if tool.name == QUERY_TOOL and "view" in (tool.input_schema or {}).get("properties", {}):
+            return "summary"
+    return None
+
+
+async def timed_block(run: Callable[[], Awaitable[Any]], calls: int, samples: Samples, key: str, pid: int) -> Any:
+    """A garbage collection and one unmeasured call, then ``calls`` timed calls; the server's CPU over them."""
+    gc.collect()
+    answer = await run()
+    server_cpu = thread_cpu_seconds(pid)
+    for _ in range(calls):
+        cpu = time.process_time()
+        started = time.perf_counter()
+        answer = await run()
+        samples.wall[key].append(time.perf_counter() - started)
+        samples.client_cpu[key].append(time.process_time() - cpu)
+    samples.server_cpu[key] += thread_cpu_seconds(pid) - server_cpu
+    return answer
+
+
 async def measure_era(
-    server: RunningServer,
-    era: str,
-    workload: Workload,
-    options: Options,
-    log_size: Callable[[], int],
-    profile: Path | None,
-) -> tuple[Samples, tuple[int, int]]:
-    """Warm up, then the measured interleaved rounds; returns the samples and the server log span."""
+    servers: dict[str, RunningServer], era: str, workload: Workload, options: Options, profile: Path | None
+) -> tuple[Samples, tuple[int, int], dict[str, float]]:
+    """Warm-up, then the measured blocks; the samples, the service log's span and the validation costs."""
     samples = Samples()
-    async with Client(f"{server.base_url}/mcp", mode=ERAS[era]) as client:
-        for _ in range(options.warmup):
-            for tool in TOOLS:
-                await call(client, workload, tool, None)
-        start = log_size()
-        async with sampling_profile(server.pid, profile):
-            for _ in range(options.rounds):
-                for tool in TOOLS:
-                    await call(client, workload, tool, samples)
-        end = log_size()
-        schemas = {tool.name: tool.output_schema for tool in (await client.list_tools()).tools}
-    for tool, answer in samples.last_answer.items():
-        schema = schemas.get(tool)
-        samples.client_validation_ms[tool] = validation_ms(schema, answer) if schema else 0.0
-    return samples, (start, end)
+    service = servers["service"]
+    async with AsyncExitStack() as stack:
+        clients = {
+            "floor": await stack.enter_async_context(Client(f"{servers['floor'].base_url}/mcp", mode=ERAS[era])),
+            "noop": await stack.enter_async_context(Client(f"{service.base_url}/mcp", mode=ERAS[era])),
+            "service": await stack.enter_async_context(Client(f"{service.base_url}/mcp", mode=ERAS[era])),
+        }
+        listed = await clients["service"].list_tools(cache_mode="bypass")
+        workload.query_view = query_view(listed)
+        for figure in FIGURES:
+            for _ in range(options.warmup):
+                await workload.run(figure, clients[figure.client])
+        start = service.log_path.stat().st_size
+        async with sampling_profile(service.pid, profile):
+            for block in range(options.blocks):
+                size = min(options.block, options.calls - block * options.block)
+                for figure in FIGURES:
+                    client = clients[figure.client]
+
+                    async def run(figure: Figure = figure, client: Client = client) -> Any:
+                        return await workload.run(figure, client)
+
+                    samples.last_answer[figure.key] = await timed_block(
+                        run, size, samples, figure.key, servers[figure.server].pid
+                    )
+        end = service.log_path.stat().st_size
+    schemas = {tool.name: tool.output_schema for tool in listed.tools}
+    checks = {}
+    for key in ("plan", "query", "status"):
+        schema, answer = schemas.get(BY_KEY[key].tool or ""), samples.last_answer.get(key)
+        checks[key] = round(validation_ms(schema, answer), 3) if schema and answer is not None else 0.0
+    return samples, (start, end), checks
 
 
-def server_durations(log_path: Path, span: tuple[int, int]) -> dict[str, list[float]]:
-    """Seconds per tool from the server's ``tool_call`` log lines written during ``span`` (byte offsets)."""
-    out: dict[str, list[float]] = {t: [] for t in TOOLS}
+def handler_durations(log_path: Path, span: tuple[int, int]) -> dict[str, list[float]]:
+    """Seconds per tool from the service's ``tool_call`` log lines written during ``span`` (byte offsets)."""
+    out: dict[str, list[float]] = {}
     with log_path.open("rb") as fh:
         fh.seek(span[0])
         chunk = fh.read(span[1] - span[0])
@@ -238,167 +329,193 @@ def server_durations(log_path: Path, span: tuple[int, int]) -> dict[str, list[fl
         if '"tool_call"' not in line:
             continue
         record = json.loads(line)
-        if record.get("event") == "tool_call" and record.get("tool") in out:
-            out[record["tool"]].append(float(record["duration_ms"]) / 1000)
+        if record.get("event") == "tool_call":
+            out.setdefault(record.get("tool", ""), []).append(float(record["duration_ms"]) / 1000)
     return out
 
 
-def era_report(samples: Samples, server: dict[str, list[float]]) -> dict[str, Any]:
-    tools: dict[str, dict[str, float]] = {}
-    floor = summarise(samples.wall[NOOP_TOOL])
-    for tool in TOOLS:
-        stats = summarise(samples.wall[tool])
+def era_report(samples: Samples, handlers: dict[str, list[float]], checks: dict[str, float]) -> dict[str, Any]:
+    figures: dict[str, dict[str, Any]] = {}
+    for figure in FIGURES:
+        calls = len(samples.wall[figure.key])
+        stats: dict[str, Any] = {"label": figure.label, "calls": calls, **summarise(samples.wall[figure.key])}
+        stats["server_cpu_ms"] = round(samples.server_cpu[figure.key] * 1000 / calls, 3)
+        stats["server_cpu_total_s"] = round(samples.server_cpu[figure.key], 2)
+        stats["client_cpu_mean_ms"] = round(statistics.fmean(samples.client_cpu[figure.key]) * 1000, 3)
+        if figure.tool and handlers.get(figure.tool):
+            handler = summarise(handlers[figure.tool])
+            stats["handler_p50_ms"], stats["handler_p95_ms"] = handler["p50_ms"], handler["p95_ms"]
+        if figure.key in checks:
+            stats["client_validation_ms"] = checks[figure.key]
+        figures[figure.key] = stats
+    floor = figures["floor"]
+    for stats in figures.values():
         stats["ratio_p50"] = round(stats["p50_ms"] / floor["p50_ms"], 3)
         stats["ratio_p95"] = round(stats["p95_ms"] / floor["p95_ms"], 3)
-        if server[tool]:
-            side = summarise(server[tool])
-            stats["server_p50_ms"] = side["p50_ms"]
-            stats["server_p95_ms"] = side["p95_ms"]
-        stats["client_cpu_mean_ms"] = round(statistics.fmean(samples.client_cpu[tool]) * 1000, 3)
-        stats["client_validation_ms"] = round(samples.client_validation_ms.get(tool, 0.0), 3)
-        tools[tool] = stats
-    return tools
+    targets = []
+    for target in TARGETS:
+        denominator = figures[target.denominator][target.measure]
+        value = figures[target.numerator][target.measure] / denominator if denominator else math.inf
+        targets.append({"figure": target.name, "value": round(value, 2), "target": target.limit})
+    return {"figures": figures, "targets": targets}
 
 
 @dataclass(frozen=True)
 class Options:
-    rounds: int
+    calls: int  # measured calls per figure
+    block: int  # calls per block
     warmup: int
     tasks: int
     eras: list[str]
     py_spy: Path | None  # a directory for speedscope profiles of the server, one per backend and era
 
+    @property
+    def blocks(self) -> int:
+        return math.ceil(self.calls / self.block)
 
-@dataclass(frozen=True)
-class RunningServer:
-    base_url: str
-    pid: int
-    log_path: Path
-
-
-@asynccontextmanager
-async def server_process(url: str, workdir: Path) -> AsyncIterator[RunningServer]:
-    """``bench.serve_app`` on ``url`` in its own process; its log lines go to ``workdir/server.log``."""
-    log_path = workdir / "server.log"
-    port_file = workdir / "port"
-    env = {
-        **os.environ,
-        "ORCHESTRATOR_DATABASE_URL": url,
-        "ORCHESTRATOR_DATA_DIR": str(workdir / "data"),
-        "ORCHESTRATOR_HOST": "127.0.0.1",
-    }
-    with log_path.open("wb") as log, (workdir / "server.err").open("wb") as err:
-        process = await anyio.open_process(
-            [sys.executable, "-m", "bench.serve_app", "--port-file", str(port_file)],
-            stdout=log,
-            stderr=err,
-            cwd=REPO_ROOT,
-            env=env,
-        )
-        try:
-            yield RunningServer(await wait_until_ready(process, port_file), process.pid, log_path)
-        finally:
-            if process.returncode is None:
-                process.terminate()
-                with anyio.move_on_after(STOP_TIMEOUT_SECONDS) as scope:
-                    await process.wait()
-                if scope.cancelled_caught:
-                    process.kill()
-                    await process.wait()
+    @property
+    def ready_tasks(self) -> int:
+        """Ready tasks the pair figure consumes: warm-up, one unmeasured call per block, the measured ones."""
+        return len(self.eras) * (self.warmup + self.blocks + self.calls) + 10
 
 
 async def run_backend(backend: str, options: Options) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bench-{backend}-") as tmp:
         workdir = Path(tmp)
         async with fresh_database(backend, workdir) as url:
+            settings = await durability(url)
             started = time.perf_counter()
-            seeded = await migrate_and_seed(url, options.tasks)
+            seeded = await migrate_and_seed(url, options.tasks, ready_count=options.ready_tasks)
             seed_seconds = time.perf_counter() - started
             print(
-                f"[{backend}] seeded {seeded.task_count} tasks ({seeded.dependency_count} dependencies) "
-                f"in {seed_seconds:.1f}s",
+                f"[{backend}] {settings}: seeded {seeded.task_count} tasks ({seeded.dependency_count} dependencies) "
+                f"and {seeded.ready_count} ready ones in {seed_seconds:.1f}s",
                 file=sys.stderr,
             )
             results = []
-            async with server_process(url, workdir) as server:
+            async with server_process(url, workdir) as service, floor_process(workdir) as floor:
+                servers = {"service": service, "floor": floor}
                 workload = Workload(seeded)
                 for era in options.eras:
                     profile = options.py_spy / f"{backend}-{era}.speedscope.json" if options.py_spy else None
-                    load_before = os.getloadavg()[0]
-                    samples, span = await measure_era(
-                        server, era, workload, options, lambda: server.log_path.stat().st_size, profile
-                    )
-                    load = (round(load_before, 2), round(os.getloadavg()[0], 2))
-                    report = era_report(samples, server_durations(server.log_path, span))
+                    load_before = loadavg()
+                    samples, span, checks = await measure_era(servers, era, workload, options, profile)
+                    load = [rounded(load_before), rounded(loadavg())]
+                    report = era_report(samples, handler_durations(service.log_path, span), checks)
+                    view = workload.query_view or "full rows (the tool has no view parameter)"
                     results.append(
-                        {"backend": backend, "era": era, "rounds": options.rounds, "loadavg_1m": load, "tools": report}
+                        {
+                            "backend": backend,
+                            "durability": settings,
+                            "era": era,
+                            "query_view": view,
+                            "loadavg": load,
+                            **report,
+                        }
                     )
-                    print_table(backend, era, options, load, report)
+                    print_table(backend, settings, era, options, load, view, report)
             return {"backend": backend, "seed_seconds": round(seed_seconds, 2), "eras": results}
 
 
-def print_table(backend: str, era: str, options: Options, load: tuple[float, float], report: dict[str, Any]) -> None:
-    print(
-        f"\n{backend}, era {era}: {options.rounds} rounds after {options.warmup} warm-up rounds; query session "
-        f"holds {options.tasks} tasks; 1-min load average {load[0]} -> {load[1]} on {os.cpu_count()} CPUs"
+def print_table(
+    backend: str,
+    settings: dict[str, str],
+    era: str,
+    options: Options,
+    load: list[list[float]],
+    view: str,
+    report: dict[str, Any],
+) -> None:
+    fsync = (
+        f", fsync {settings['fsync']}, synchronous_commit {settings['synchronous_commit']}"
+        if "fsync" in settings
+        else ""
     )
-    header = f"{'tool':<26}{'p50 ms':>9}{'p95 ms':>9}{'mean ms':>9}{'p50/floor':>11}{'p95/floor':>11}"
-    header += f"{'srv p50':>9}{'srv p95':>9}{'cli CPU':>9}{'cli val':>9}"
+    print(
+        f"\n{backend}{fsync}, era {era}: {options.blocks} blocks of up to {options.block} calls per figure "
+        f"({options.calls} measured) after {options.warmup} warm-up calls each; query view: {view}; "
+        f"load average {load[0]} -> {load[1]} on {os.cpu_count()} CPUs"
+    )
+    header = f"{'figure':<28}{'p50 ms':>8}{'p95 ms':>8}{'mean ms':>8}{'p50/fl':>8}{'p95/fl':>8}"
+    header += f"{'srvCPU':>8}{'handler':>8}{'cliCPU':>8}{'cli val':>8}"
     print(header)
-    for tool, s in report.items():
-        name = f"{tool} (floor)" if tool == NOOP_TOOL else tool
+    nan = float("nan")
+    for s in report["figures"].values():
         print(
-            f"{name:<26}{s['p50_ms']:>9.2f}{s['p95_ms']:>9.2f}{s['mean_ms']:>9.2f}{s['ratio_p50']:>11.2f}"
-            f"{s['ratio_p95']:>11.2f}{s.get('server_p50_ms', float('nan')):>9.2f}"
-            f"{s.get('server_p95_ms', float('nan')):>9.2f}{s['client_cpu_mean_ms']:>9.2f}"
-            f"{s['client_validation_ms']:>9.2f}"
+            f"{s['label']:<28}{s['p50_ms']:>8.2f}{s['p95_ms']:>8.2f}{s['mean_ms']:>8.2f}{s['ratio_p50']:>8.2f}"
+            f"{s['ratio_p95']:>8.2f}{s['server_cpu_ms']:>8.2f}{s.get('handler_p50_ms', nan):>8.2f}"
+            f"{s['client_cpu_mean_ms']:>8.2f}{s.get('client_validation_ms', nan):>8.2f}"
         )
-    verdicts = [
-        f"{tool.removeprefix('orchestrator_')} p50 {report[tool]['ratio_p50']:.2f}x floor "
-        f"(target <= {limit}x: {'met' if report[tool]['ratio_p50'] <= limit else 'MISSED'})"
-        for tool, limit in TARGETS.items()
-    ]
-    print("targets" + (" (they apply to PostgreSQL)" if backend != "postgresql" else "") + ": " + "; ".join(verdicts))
-    floor = report[NOOP_TOOL]["p50_ms"]
-    bounds = [
-        f"{tool.removeprefix('orchestrator_')} {report[tool]['client_validation_ms']:.2f} ms "
-        f"(= {report[tool]['client_validation_ms'] / floor:.2f} x floor p50)"
-        for tool in TARGETS
-    ]
-    print("client output-schema check of one answer (inside cli CPU): " + "; ".join(bounds))
+    applies = "" if backend == "postgresql-fsync" else " (the targets apply to PostgreSQL with fsync on)"
+    print(f"issue-14 figures{applies}:")
+    for t in report["targets"]:
+        print(f"  {t['figure']:<64}{t['value']:>7.2f}  target <= {t['target']}: {verdict(t)}")
+    sys.stdout.flush()
+
+
+def rounded(load: tuple[float, ...]) -> list[float]:
+    return [round(x, 2) for x in load]
+
+
+def verdict(target: dict[str, Any]) -> str:
+    return "met" if target["value"] <= target["target"] else "MISSED"
+
+
+def print_summary(runs: list[dict[str, Any]]) -> None:
+    """One table of the issue-14 figures: a row per figure, a column per backend and era."""
+    columns = [(f"{r['backend']} {e['era']}", e) for r in runs for e in r["eras"]]
+    if not columns:
+        return
+    print("\nissue-14 figures, all runs (value / target):")
+    print(f"{'figure':<72}" + "".join(f"{name:>28}" for name, _ in columns))
+    for index, target in enumerate(TARGETS):
+        cells = "".join(f"{e['targets'][index]['value']:>22.2f} {verdict(e['targets'][index]):>5}" for _, e in columns)
+        print(f"{target.name + ' (<= ' + str(target.limit) + ')':<72}{cells}")
     sys.stdout.flush()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.tool_latency", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--calls", type=int, default=500, help="measured rounds (each calls all three tools)")
-    parser.add_argument("--warmup", type=int, default=50, help="unmeasured rounds before each era")
+    parser.add_argument(
+        "--backend",
+        default="all",
+        help="comma list of postgresql-fsync, postgresql, sqlite; both = sqlite,postgresql; all (default) = all three",
+    )
+    parser.add_argument("--calls", type=int, default=500, help="measured calls per figure")
+    parser.add_argument("--block", type=int, default=25, help="calls per block (figures take turns by block)")
+    parser.add_argument("--warmup", type=int, default=20, help="unmeasured calls per figure before each era")
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks seeded in the queried session")
     parser.add_argument("--eras", default="2026-07-28,legacy", help="comma list of: " + ", ".join(ERAS))
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--py-spy", type=Path, help="record the server with py-spy into this directory")
     args = parser.parse_args(argv)
+    try:
+        args.backends = parse_backends(args.backend)
+    except ValueError as exc:
+        parser.error(f"--backend: {exc}")
     args.era_list = [e.strip() for e in args.eras.split(",") if e.strip()]
     unknown = [e for e in args.era_list if e not in ERAS]
     if unknown or not args.era_list:
         parser.error(f"--eras: unknown {unknown}; allowed: {', '.join(ERAS)}")
-    if args.calls < 1 or args.warmup < 0 or args.tasks < QUERY_LIMIT:
-        parser.error(f"--calls must be >= 1, --warmup >= 0, --tasks >= {QUERY_LIMIT}")
+    if args.calls < 1 or args.block < 1 or args.warmup < 0 or args.tasks < QUERY_LIMIT:
+        parser.error(f"--calls and --block must be >= 1, --warmup >= 0, --tasks >= {QUERY_LIMIT}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
-    options = Options(args.calls, args.warmup, args.tasks, args.era_list, args.py_spy)
+    options = Options(args.calls, args.block, args.warmup, args.tasks, args.era_list, args.py_spy)
     runs = []
+    started_load = rounded(loadavg())
     try:
-        for backend in backends:
+        for backend in args.backends:
             runs.append(anyio.run(run_backend, backend, options))
     except BenchSetupError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+    ended_load = rounded(loadavg())
+    print_summary(runs)
+    print(f"load average (1, 5, 15 min): {started_load} at the start, {ended_load} at the end")
     if args.json is not None:
         write_results(
             args.json,
@@ -407,7 +524,9 @@ def main(argv: list[str] | None = None) -> int:
             runs,
             tasks=args.tasks,
             query_limit=QUERY_LIMIT,
-            targets_p50_ratio_postgresql=TARGETS,
+            block=args.block,
+            loadavg={"start": started_load, "end": ended_load},
+            targets={t.name: t.limit for t in TARGETS},
         )
     return 0
 
