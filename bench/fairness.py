@@ -37,7 +37,8 @@ from mcp import Client
 
 from bench.results import write_results
 from bench.seeding import BenchSetupError, fresh_database, migrate_and_seed_ready
-from bench.tool_latency import REPO_ROOT, server_process, summarise
+from bench.servers import REPO_ROOT, server_process
+from bench.tool_latency import summarise
 
 QUERY_TOOL = "orchestrator_query_tasks"
 PLAN_TOOL = "orchestrator_plan_task"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+
 import pytest
 
 from bench.seeding import parse_backends
@@ -34,3 +37,11 @@ def test_an_unknown_or_empty_backend_is_refused_by_name() -> None:
         parse_backends("sqlite,mysql")
     with pytest.raises(ValueError, match="no backend"):
         parse_backends(" , ")
+
+
+@pytest.mark.parametrize(
+    "module", sorted(p.stem for p in Path(__file__).parents[2].joinpath("bench").glob("*.py") if p.stem != "__init__")
+)
+def test_every_benchmark_module_imports(module: str) -> None:
+    # Benchmarks are not run in CI; an import broken by a change elsewhere must still fail here.
+    importlib.import_module(f"bench.{module}")
