@@ -464,6 +464,18 @@ chart_refusals() {
   return "$status"
 }
 
+chart_board_key() { # three replicas share the board's cookie key (deploy/checks/board_key.py)
+  local multi=(--set replicaCount=3 --set database.url=postgresql://u:p@db/o) name
+  for name in default existing off; do
+    local extra=()
+    [ "$name" = existing ] && extra=(--set board.existingSecret=board-keys)
+    [ "$name" = off ] && extra=(--set board.enabled=false)
+    "$HELM" template orchestrator "$CHART" --namespace orchestrator "${IMAGE_SET[@]}" "${multi[@]}" "${extra[@]}" \
+      >"$WORK/board-$name.yaml" || return 1
+  done
+  python "$CHECKS/board_key.py" "$WORK/board-default.yaml" "$WORK/board-existing.yaml" "$WORK/board-off.yaml"
+}
+
 compose_mounts() { # every bind-mounted path and the build context exist in the repository
   docker-compose --file deploy/compose.yaml config --format json | python -c '
 import json, os, sys
@@ -527,6 +539,7 @@ run "helm template | kubernetes-validate --strict (default values + image.reposi
 run "helm template | kubernetes-validate --strict (production values; k8s ${KUBE_VERSIONS[*]})" \
   validate_chart "$CHART/ci/production-values.yaml"
 run "helm template refuses unworkable values" chart_refusals
+run "helm template: every replica reads one board cookie key from a Secret" chart_board_key
 run "docker-compose config (compose-go loader)" docker-compose --file deploy/compose.yaml config --quiet
 run "compose.yaml against the compose-spec schema" \
   check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml

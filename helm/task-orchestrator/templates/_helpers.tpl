@@ -118,6 +118,23 @@ render a fresh token.
 {{- end }}
 {{- end }}
 
+{{/* The Secret holding the board's cookie key; empty when the board is off. */}}
+{{- define "task-orchestrator.boardSecretName" -}}
+{{- if .Values.board.enabled }}
+{{- .Values.board.existingSecret | default (include "task-orchestrator.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/* The board's cookie key: the one already in the chart's Secret (kept across upgrades), else a new one. */}}
+{{- define "task-orchestrator.boardSecret" -}}
+{{- $secret := lookup "v1" "Secret" .Release.Namespace (include "task-orchestrator.fullname" .) }}
+{{- if and $secret $secret.data (hasKey $secret.data "board-secret") }}
+{{- index $secret.data "board-secret" | b64dec }}
+{{- else }}
+{{- randAlphaNum 48 }}
+{{- end }}
+{{- end }}
+
 {{/*
 ORCHESTRATOR_ALLOWED_HOSTS: the Service's in-cluster DNS names and loopback, then config.allowedHosts.
 The app accepts each name with any port.
