@@ -115,7 +115,7 @@ def storage_refusal(settings: Settings) -> str | None:
     is on; a database that cannot be reached yet is not refused, the service starts unready and recovers.
     """
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from app.db import schema
     from app.db.engine import create_database
@@ -161,14 +161,27 @@ def unwritable_directory(directory: Path) -> str | None:
 
 
 async def migrate(settings: Settings) -> int:
+    """``task-orchestrator migrate``: the schema to head; a database it cannot reach is one line and status 1
+    (the migration Job retries), never a traceback."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
     from app.db import schema
     from app.db.engine import create_database
 
-    database = create_database(settings.resolved_database_url())
+    url = settings.resolved_database_url()
+    database = create_database(url, connect_timeout=settings.db_connect_timeout_seconds)
     try:
         before = await schema.current_state(database)
         await schema.upgrade(database)
         after = await schema.current_state(database)
+    except (OSError, SQLAlchemyError) as exc:
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        print(
+            f"task-orchestrator: migrate failed: the database at {redact_url(url)} could not be used "
+            f"({type(cause).__name__}: {cause}); check ORCHESTRATOR_DATABASE_URL and that it is up, then retry",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         await database.dispose()
     print(f"task-orchestrator: schema {before.current or 'empty'} -> {after.current}", file=sys.stderr)

@@ -4,6 +4,7 @@ upgrades, the start-up schema check, and the real ``task-orchestrator migrate`` 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -164,3 +165,17 @@ async def test_migrate_command_brings_a_fresh_postgresql_database_to_head(empty_
     async with opened(empty_database_url) as database:
         assert (await schema.current_state(database)).at_head
         assert await table_names(database) == MODEL_TABLES | {"alembic_version"}
+
+
+async def test_migrate_on_a_database_it_cannot_reach_says_so_in_one_line_and_exits_1() -> None:
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+    env["ORCHESTRATOR_DATABASE_URL"] = f"postgresql://orchestrator:s3cret-pw@127.0.0.1:{port}/orchestrator"
+    with anyio.fail_after(60):
+        done = await anyio.run_process([sys.executable, "-m", "app", "migrate"], env=env, check=False)
+    lines = done.stderr.decode().strip().splitlines()
+    assert done.returncode == 1
+    assert len(lines) == 1 and lines[0].startswith("task-orchestrator: migrate failed: the database at "), lines
+    assert f"127.0.0.1:{port}" in lines[0] and "s3cret-pw" not in lines[0]
