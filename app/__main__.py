@@ -115,7 +115,7 @@ def storage_refusal(settings: Settings) -> str | None:
     is on; a database that cannot be reached yet is not refused, the service starts unready and recovers.
     """
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+    from sqlalchemy.exc import SQLAlchemyError
 
     from app.db import schema
     from app.db.engine import create_database
