@@ -91,8 +91,10 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
             str,
             Field(
                 min_length=1,
-                max_length=1_000_000,
-                description="The full result, stored as an artifact.",
+                # Characters never outnumber UTF-8 bytes: the byte bound is checked by the service.
+                max_length=holder.settings.max_artifact_bytes,
+                description=f"The full result, stored as an artifact: at most "
+                f"{holder.settings.max_artifact_bytes:,} bytes of UTF-8.",
             ),
         ],
         next_action: NextActionName,
