@@ -8,10 +8,13 @@ caller's active sessions (``OrchestratorMCP``). An unknown id is the spec's reso
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from mcp import MCPError
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import INVALID_REQUEST, Resource
+from pydantic import BaseModel
 
 from app import errors
 from app.auth import identity
@@ -33,12 +36,7 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
         mime_type=JSON,
     )
     async def session_board(session_id: str) -> str:
-        require_read(server)
-        try:
-            board = await holder.services.session_overview.session_board(session_id)
-        except errors.NotFound as exc:
-            raise ResourceNotFoundError(exc.message) from None
-        return board.model_dump_json()
+        return await read_json(server, lambda: holder.services.session_overview.session_board(session_id))
 
     @server.resource(
         TASK_URI,
@@ -48,12 +46,17 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
         mime_type=JSON,
     )
     async def task(task_id: str) -> str:
-        require_read(server)
-        try:
-            found = await holder.services.queries.read_task(task_id)
-        except errors.NotFound as exc:
-            raise ResourceNotFoundError(exc.message) from None
-        return found.model_dump_json()
+        return await read_json(server, lambda: holder.services.queries.read_task(task_id))
+
+
+async def read_json(server: MCPServer, read: Callable[[], Awaitable[BaseModel]]) -> str:
+    """A read's result as JSON, once the caller may read; an unknown id is resource-not-found."""
+    require_read(server)
+    try:
+        found = await read()
+    except errors.NotFound as exc:
+        raise ResourceNotFoundError(exc.message) from None
+    return found.model_dump_json()
 
 
 def require_read(server: MCPServer) -> None:
