@@ -18,6 +18,7 @@ from app.auth.bearer import BearerAuth, build_bearer_auth, resource_metadata_rou
 from app.auth.exposure import check_exposure
 from app.board.access import BoardAccess
 from app.board.cookie import CookieSigner
+from app.board.feed import BoardFeed
 from app.board.routes import BoardParts, build_board_routes
 from app.db.repositories import Repositories
 from app.domain.clock import Clock, SystemClock
@@ -181,11 +182,12 @@ def board_routes(settings: Settings, runtime: Runtime, bearer: BearerAuth | None
         CookieSigner(secret, settings.board_session_seconds),
         https=settings.resolved_public_url.startswith("https://"),
     )
+    assert runtime.signals is not None, "create_app builds the change router before the routes"
     parts = BoardParts(
         uow=lambda: runtime.uow,
         clock=runtime.clock,
         reboot=runtime.holder.reboot,
         access=access,
-        poll_interval=settings.board_poll_interval_seconds,
+        feed=BoardFeed(runtime.signals),  # the change feed (§4.7): every replica's changes, no polling
     )
     return build_board_routes(parts)

@@ -161,9 +161,6 @@ class Settings(BaseSettings):
     board_session_seconds: int = Field(
         default=8 * 3600, ge=60, le=7 * 86400, description="How long a board login lasts before it asks again."
     )
-    board_poll_interval_seconds: float = Field(
-        default=1.0, gt=0, le=60, description="How often an open board looks for changed tasks."
-    )
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

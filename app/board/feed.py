@@ -1,68 +1,114 @@
-"""Where the board learns that tasks changed: the :class:`BoardFeed` seam and its ``task_event`` poller.
+"""Where the board learns that tasks changed: :class:`BoardFeed`, the change feed (DESIGN §4.7) as the board
+sees it.
 
-Every write that changes a task appends to ``task_event``, on whichever replica it ran, so polling that
-table for ids above a high-water mark sees changes from every replica. One poll is one small indexed
-read. The cross-replica change feed of DESIGN §4.7 (``LISTEN/NOTIFY``) can replace the poller by handing
-``build_board_routes`` another :class:`BoardFeed`; nothing else in the board depends on where changes
-come from.
+Every change this replica hears of, its own commits and the other replicas' through ``LISTEN/NOTIFY``,
+reaches the process's :class:`~app.runtime.work_signals.ChangeRouter`: the same signal path that wakes
+waiting ``next_task`` calls and feeds the MCP change feed. Each open ``/board/events`` stream subscribes
+to it for as long as it is open (:class:`BoardSubscription`) and gets the changes through a bounded
+buffer of its own, so the router never waits for a page; changes that arrived together leave as one
+:class:`BoardChange`. A subscription ends early, and with it the stream, so that the page's EventSource
+reconnects and the page re-reads everything it shows, when
+
+- its buffer is full: the page reads more slowly than tasks change, and dropping single changes would
+  leave it wrong without knowing;
+- changes may have been missed: the replica's ``LISTEN`` connection has just been (re)established, and
+  what other replicas changed while it was down was never heard.
+
+Nothing here touches the database: an open board costs no query until it re-reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 import anyio
 
-from app.services.sessions.board import BoardChanges
+from app.runtime.work_signals import ChangeRouter
+from app.services.changes import Change
+
+log = logging.getLogger("app.board")
+BUFFER = 256  # changes waiting for one page; past it the page's stream ends and the page re-reads
 
 
 @dataclass(frozen=True)
 class BoardChange:
-    """Sessions and tasks that changed together (one poll, or one notification)."""
+    """Sessions and tasks that changed (one change, or several that arrived together)."""
 
     session_ids: frozenset[str]
     task_ids: frozenset[str]
 
 
-class BoardFeed(Protocol):
-    """A source of changes; each call of ``changes`` is one watcher's own subscription, from now on."""
-
-    def changes(self) -> AsyncIterator[BoardChange]: ...
-
-
-class ChangeReader(Protocol):
-    """The read side the poller needs (``BoardService`` implements it)."""
-
-    async def watch_start(self) -> BoardChanges: ...
-
-    async def changes_after(self, high_water: int, seen_ids: list[int]) -> BoardChanges: ...
+def merged(changes: list[Change]) -> BoardChange:
+    return BoardChange(
+        session_ids=frozenset(s for change in changes for s in change.session_ids),
+        task_ids=frozenset(t for change in changes for t in change.task_ids),
+    )
 
 
-class EventTablePoller:
-    """A :class:`BoardFeed` that polls ``task_event`` every ``interval`` seconds.
+class BoardSubscription:
+    """One stream's view of the feed: subscribed from creation until ``close`` (or the ``with`` block ends).
 
-    ``reader`` is asked anew for every poll, so a warm restart's new unit of work is picked up; when it
-    raises (the database or the service is unavailable), the subscription ends and the page's
-    EventSource reconnects and re-reads.
+    Iterating it yields :class:`BoardChange` until it ends: on overflow or missed changes (see the module),
+    never because of a quiet spell. ``ended`` says why (``"overflow"``, ``"missed"``), or is None.
     """
 
-    def __init__(self, reader: Callable[[], Awaitable[ChangeReader]], *, interval: float = 1.0) -> None:
-        self._reader = reader
-        self._interval = interval
+    def __init__(self, router: ChangeRouter, buffer: int) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[Change](buffer)
+        self.ended: str | None = None
+        self._unsubscribe = router.subscribe(self._deliver, on_missed=lambda: self._end("missed"))
 
-    async def changes(self) -> AsyncIterator[BoardChange]:
-        # The reads are shielded: a watcher that goes away is cancelled at the sleep, never in the middle of
-        # a query (cancelling an asyncpg query mid-flight throws its connection away). Each read is one
-        # short statement, bounded by the database timeouts.
-        with anyio.CancelScope(shield=True):
-            start = await (await self._reader()).watch_start()
-        high_water, seen = start.high_water, start.seen_ids
-        while True:
-            await anyio.sleep(self._interval)
-            with anyio.CancelScope(shield=True):
-                found = await (await self._reader()).changes_after(high_water, seen)
-            high_water, seen = found.high_water, found.seen_ids
-            if found.session_ids or found.task_ids:
-                yield BoardChange(session_ids=frozenset(found.session_ids), task_ids=frozenset(found.task_ids))
+    def _deliver(self, change: Change) -> None:
+        # Called by the router for every change: it must never wait, so a full buffer ends the stream.
+        if self.ended is None:
+            try:
+                self._send.send_nowait(change)
+            except anyio.WouldBlock:
+                self._end("overflow")
+
+    def _end(self, reason: str) -> None:
+        if self.ended is None:
+            self.ended = reason
+            self._unsubscribe()
+            self._send.close()  # wakes the reader, which then ends
+            log.info("board_stream_ended", extra={"event": "board_stream_ended", "reason": reason})
+
+    def close(self) -> None:
+        self._unsubscribe()
+        self._send.close()
+        self._receive.close()
+
+    def __enter__(self) -> BoardSubscription:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __aiter__(self) -> BoardSubscription:
+        return self
+
+    async def __anext__(self) -> BoardChange:
+        try:
+            batch = [await self._receive.receive()]
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+        while True:  # coalesce what else is already waiting (at most the buffer)
+            try:
+                batch.append(self._receive.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+        if self.ended is not None:
+            raise StopAsyncIteration  # the page re-reads anyway; what is buffered need not go out first
+        return merged(batch)
+
+
+class BoardFeed:
+    """The board's source of changes: the process's change router."""
+
+    def __init__(self, router: ChangeRouter, *, buffer: int = BUFFER) -> None:
+        self._router = router
+        self._buffer = buffer
+
+    def changes(self) -> BoardSubscription:
+        """A new subscription, from now on (the caller closes it; use it in a ``with`` block)."""
+        return BoardSubscription(self._router, self._buffer)

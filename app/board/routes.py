@@ -26,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 from app import errors
 from app.board.access import BoardAccess, Visitor, safe_next, secure_headers, to_login
 from app.board.events import EventStream
-from app.board.feed import BoardFeed, EventTablePoller
+from app.board.feed import BoardFeed
 from app.db.uow import UnitOfWork
 from app.domain.clock import Clock
 from app.runtime.reboot_manager import RebootManager, ServiceState
@@ -45,8 +45,7 @@ class BoardParts:
     clock: Clock
     reboot: RebootManager
     access: BoardAccess
-    poll_interval: float
-    feed: BoardFeed | None = None  # None: poll task_event (see feed.py)
+    feed: BoardFeed  # changes from the change feed (see feed.py)
 
 
 def _duration(seconds: int | None) -> str:
@@ -71,7 +70,7 @@ class Board:
     def __init__(self, parts: BoardParts) -> None:
         self.parts = parts
         self.env = _environment()
-        self.feed = parts.feed or EventTablePoller(self._service, interval=parts.poll_interval)
+        self.feed = parts.feed
 
     async def _service(self) -> BoardService:
         uow = self.parts.uow()

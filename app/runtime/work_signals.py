@@ -10,7 +10,9 @@ every replica.
   back, every waiter re-checks the queue, so nothing that became ready meanwhile is missed. It also
   wakes waiters every ``ORCHESTRATOR_WAIT_RECHECK_SECONDS`` whatever happens, so a signal lost with a
   replica that crashed between its commit and its ``NOTIFY`` (or written by another process on SQLite)
-  never strands a waiter for longer. On SQLite there is no connection: signals stay in process.
+  never strands a waiter for longer. On SQLite there is no connection: signals stay in process. Consumers
+  that come and go (the board's event streams) ``subscribe`` and are told through ``changes_missed`` when
+  the connection is (re)established, since changes made meanwhile were not heard.
 - :func:`drain_watch` ends every wait the moment the service leaves ``ready`` (SIGTERM, begin_drain, a
   restart) and lets waits start again when it is back.
 
@@ -25,7 +27,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import anyio
@@ -90,6 +92,7 @@ class ChangeRouter:
         self.waiters = waiters
         self.instance_id = instance_id
         self._consumers: list[Callable[[Change], None]] = []
+        self._missed_hooks: list[Callable[[], None]] = []
         self._outbox: deque[str] = deque(maxlen=OUTBOX_LIMIT)
         self._send: Callable[[list[str]], Any] | None = None
         self.remote = False  # True on PostgreSQL: changes also go out on the channel
@@ -98,6 +101,39 @@ class ChangeRouter:
     def add_consumer(self, consumer: Callable[[Change], None]) -> None:
         """``consumer(change)`` runs for every change, local or from another replica (it must not block)."""
         self._consumers.append(consumer)
+
+    def subscribe(
+        self, consumer: Callable[[Change], None], *, on_missed: Callable[[], None] | None = None
+    ) -> Callable[[], None]:
+        """Like :meth:`add_consumer`, for a consumer that comes and goes (a board page's stream); returns
+        the function that removes it. ``on_missed()`` runs when changes may have been missed (see
+        :meth:`changes_missed`); neither may block."""
+        self._consumers.append(consumer)
+        if on_missed is not None:
+            self._missed_hooks.append(on_missed)
+
+        def unsubscribe() -> None:
+            with suppress(ValueError):
+                self._consumers.remove(consumer)
+            if on_missed is not None:
+                with suppress(ValueError):
+                    self._missed_hooks.remove(on_missed)
+
+        return unsubscribe
+
+    @property
+    def consumer_count(self) -> int:
+        """How many consumers the router feeds now (subscriptions included)."""
+        return len(self._consumers)
+
+    def changes_missed(self) -> None:
+        """The LISTEN connection has just been (re)established: other replicas' changes made while it was
+        down were not heard. Subscribers that asked to know are told, so they can re-read."""
+        for hook in list(self._missed_hooks):
+            try:
+                hook()
+            except Exception:
+                log.exception("change_consumer_failed", extra={"event": "change_consumer_failed"})
 
     async def changed(self, change: Change) -> None:
         """A local commit changed these ids (called after the commit; never raises)."""
@@ -116,7 +152,7 @@ class ChangeRouter:
     def _dispatch(self, change: Change) -> None:
         if change.wakes:
             self.waiters.signal(change.session_ids, "signal", change.at)
-        for consumer in self._consumers:
+        for consumer in list(self._consumers):  # a consumer may unsubscribe while it runs
             try:
                 consumer(change)
             except Exception:  # one consumer's failure must not cost the waiters or the others their signal
@@ -233,6 +269,7 @@ class ChangeListener:
         await self._router.flush()
         # Whatever became ready while nobody was listening: every waiter looks again now.
         self._router.waiters.recheck("reconnect")
+        self._router.changes_missed()  # and the board's open streams end, so their pages re-read
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self._router.received(payload)

@@ -1,4 +1,4 @@
-"""The board's fixtures: a server whose board polls often, and Debian's Chromium driven by Playwright.
+"""The board's fixtures: a server with the board on, and Debian's Chromium driven by Playwright.
 
 Chromium is ``/usr/bin/chromium`` from Debian's package (``scripts/test.sh`` installs it in CI); Playwright
 never downloads a browser here. With ``CI`` set a missing browser fails the test, never skips it.
@@ -48,7 +48,6 @@ def board_settings(database_url: str, data_dir: Path, **overrides: Any) -> Setti
         "database_url": database_url,
         "data_dir": data_dir,
         "log_format": "console",
-        "board_poll_interval_seconds": 0.1,
     }
     return Settings(**(values | overrides))
 

@@ -1,11 +1,10 @@
 """What the supervisors' board shows (issue 16): sessions at a glance, one session as columns and a tree,
-one task in full, and which sessions and tasks changed since an event id. Read-only, one read
-transaction per call.
+one task in full. Read-only, one read transaction per call.
 
 The board is an edge like the MCP tools: it gets its data here, from the same repositories and views the
 tools use (``TaskView.ready`` and ``open_children`` included), so the board and the agents never disagree
-about what is ready. ``changes_after`` reads the ``task_event`` table, which every replica appends to, so
-a poller over it sees changes made on any replica.
+about what is ready. When to re-read is not this module's business: the board learns of changes from the
+change feed (``app.board.feed``).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from pydantic import Field
 from app import errors
 from app.db.models import Task
 from app.db.repositories import Repositories
-from app.db.repositories.event_feed import EventFeedRepository
 from app.db.repositories.tasks import TaskScope
 from app.domain.clock import iso
 from app.domain.enums import TERMINAL_STATUSES, TaskStatus
@@ -40,8 +38,6 @@ RECENT_EVENTS = 30
 TASK_EVENTS = 200
 DONE_LIMIT = 50
 ARTIFACT_PREVIEW_CHARS = 4000
-FEED_BATCH = 1000
-FEED_LOOKBACK = 256  # ids below the high-water mark re-read for late commits (see event_feed)
 
 
 class BoardSession(View):
@@ -131,15 +127,6 @@ class TaskDetail(View):
     children: list[TaskRef]
     artifacts: list[ArtifactPreview]
     events: list[EventView]
-
-
-class BoardChanges(View):
-    """Which sessions and tasks changed, and the ids seen (the caller passes them back next time)."""
-
-    session_ids: list[str]
-    task_ids: list[str]
-    seen_ids: list[int]
-    high_water: int
 
 
 def _ref(task: Task | TaskView) -> TaskRef:
@@ -295,42 +282,6 @@ class BoardService(Service):
             )
 
         return await self._read(work)
-
-    async def watch_start(self) -> BoardChanges:
-        """Where a new watcher of :meth:`changes_after` starts: the events so far, as already seen."""
-
-        async def work(repos: Repositories) -> BoardChanges:
-            return await _changes(repos, await EventFeedRepository(repos.session).last_id(), [])
-
-        found = await self._read(work)
-        return found.model_copy(update={"session_ids": [], "task_ids": []})
-
-    async def changes_after(self, high_water: int, seen_ids: list[int]) -> BoardChanges:
-        """The sessions and tasks with events above ``high_water - FEED_LOOKBACK`` not in ``seen_ids``.
-
-        The lookback catches an event whose id was taken before ``high_water`` but committed after the
-        previous read (ids are allocated, not committed, in order); ``seen_ids`` keeps it from repeating.
-        """
-
-        async def work(repos: Repositories) -> BoardChanges:
-            return await _changes(repos, high_water, seen_ids)
-
-        return await self._read(work)
-
-
-async def _changes(repos: Repositories, high_water: int, seen_ids: list[int]) -> BoardChanges:
-    floor = max(0, high_water - FEED_LOOKBACK)
-    rows = await EventFeedRepository(repos.session).list_after(floor, limit=FEED_BATCH)
-    seen = set(seen_ids)
-    fresh = [r for r in rows if r[0] not in seen]
-    new_high = max([high_water, *(r[0] for r in rows)])
-    keep = sorted({*seen, *(r[0] for r in fresh)})
-    return BoardChanges(
-        session_ids=sorted({r[1] for r in fresh}),
-        task_ids=sorted({r[2] for r in fresh if r[2] is not None}),
-        seen_ids=[i for i in keep if i > new_high - FEED_LOOKBACK],
-        high_water=new_high,
-    )
 
 
 def _waiting(view: TaskView, by_id: dict[str, TaskView], children: dict[str, list[TaskView]]) -> WaitingTask:
