@@ -10,10 +10,14 @@ it (*immediate transaction (SQLite)*): the second one waits for the first to com
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -147,7 +151,13 @@ def _sqlite_engine(url: str, pool_args: dict[str, int], *, busy_timeout_ms: int)
     else:
         pool_args = {}  # in-memory: SQLAlchemy's single static connection; a queue pool would not share it
     # A file database gets the same bounded queue pool as PostgreSQL (WAL lets readers share it).
-    engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **pool_args)
+    if database and database != ":memory:":
+        path, timeout = database, busy_timeout_ms / 1000
+        engine = create_async_engine(
+            url, async_creator=lambda: StopOnceConnection.open(path, timeout=timeout), **pool_args
+        )
+    else:
+        engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, **pool_args)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -167,3 +177,32 @@ def _sqlite_engine(url: str, pool_args: dict[str, int], *, busy_timeout_ms: int)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
+
+
+class StopOnceConnection(aiosqlite.Connection):
+    """An aiosqlite connection whose worker thread is stopped once, however often ``stop`` is called.
+
+    aiosqlite 0.22's ``close()`` ends with ``await self.stop()``, and ``stop()`` queues a new stop for the
+    worker thread each time. When SQLAlchemy invalidates a connection whose statement was cancelled (a
+    call past its time bound, a call cancelled by a drain), it closes it twice at once: a shielded
+    graceful ``close()`` and a forced ``stop()``. The forced stop ends the thread first; the graceful
+    close's own stop then waits for a thread that is gone, and that task never ends, so the event loop
+    never shuts down (a SIGTERM'd process would hang). Here every later ``stop`` returns the first one's
+    future, which the thread resolves as it exits.
+    """
+
+    _stopping: asyncio.Future[Any] | None = None
+    _stopped = False
+
+    @classmethod
+    def open(cls, path: str, *, timeout: float) -> StopOnceConnection:
+        """What ``aiosqlite.connect(path, timeout=…)`` returns, as this class (SQLAlchemy awaits it)."""
+        connection = cls(partial(sqlite3.connect, path, timeout=timeout, check_same_thread=False), 64)
+        connection._thread.daemon = True  # as SQLAlchemy's dialect does: never hold the interpreter's exit
+        return connection
+
+    def stop(self) -> asyncio.Future[Any] | None:
+        if not self._stopped:
+            self._stopped = True
+            self._stopping = super().stop()
+        return self._stopping
