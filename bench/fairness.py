@@ -43,6 +43,9 @@ from bench.tool_latency import summarise
 QUERY_TOOL = "orchestrator_query_tasks"
 PLAN_TOOL = "orchestrator_plan_task"
 CALM_AGENT = "calm"
+# The calm agent starts a call at most every 0.1 s: ten a minute's worth of LLM turns a second, half the
+# default rate limit (1,200 a minute). Unpaced, on a quiet machine it would itself be a runaway loop.
+CALM_INTERVAL_SECONDS = 0.1
 FLOOD_AGENT = "flood"
 ERA = "2026-07-28"
 NO_LIMITS = {
@@ -108,6 +111,7 @@ async def calm_calls(client: Client, session_id: str, calls: int) -> list[float]
         started = time.perf_counter()
         result = await client.call_tool(QUERY_TOOL, {"session_id": session_id, "agent": CALM_AGENT, "limit": 20})
         seconds.append(time.perf_counter() - started)
+        await anyio.sleep(max(0.0, CALM_INTERVAL_SECONDS - seconds[-1]))
         if result.is_error or len((result.structured_content or {}).get("tasks", [])) != 20:
             raise AssertionError(f"{QUERY_TOOL} failed for the calm agent: {result.structured_content}")
     return seconds

@@ -27,6 +27,23 @@ from app import errors
 # When the cap in flight is reached we cannot know when one of the actor's calls ends; a second is how
 # long a typical call takes at most, so a client that honours the hint retries about when room is made.
 IN_FLIGHT_RETRY_AFTER_SECONDS = 1.0
+# How long a refusal is held back from a caller that ignored the retry_after_seconds it was given.
+MAX_REFUSAL_HOLD_SECONDS = 1.0
+
+
+class Refused(errors.RateLimited):
+    """``rate_limited``, with how long the edge holds the answer back (``hold_seconds``).
+
+    A caller that retries before the ``retry_after_seconds`` it was told gets its next refusal a second
+    (``MAX_REFUSAL_HOLD_SECONDS``) late: a runaway loop then costs the server one refusal a second per
+    concurrent call instead of as many as it can send, each of which costs the whole MCP transport (the
+    bucket refills continuously, so its hint is often a tenth of a second). A caller that honours the hint
+    is never held.
+    """
+
+    def __init__(self, message: str, *, retry_after_seconds: float, hold_seconds: float) -> None:
+        super().__init__(message, retry_after_seconds=retry_after_seconds)
+        self.hold_seconds = hold_seconds
 
 
 @dataclass
@@ -34,6 +51,7 @@ class _Share:
     tokens: float
     updated_at: float
     in_flight: int = 0
+    refused_until: float = 0.0  # the end of the last retry_after_seconds given to this actor
 
 
 class FairShare:
@@ -82,19 +100,23 @@ class FairShare:
             share.tokens = min(float(self.burst), share.tokens + (now - share.updated_at) * self._per_second)
             share.updated_at = now
         if share.in_flight >= self.max_in_flight:
-            raise errors.RateLimited(
+            raise self._refused(
+                share,
+                now,
                 f"Actor {actor!r} already has {share.in_flight} calls in flight, the most allowed "
                 f"(ORCHESTRATOR_MAX_IN_FLIGHT_PER_ACTOR={self.max_in_flight}); wait for one to finish, then retry. "
                 "Several agents sharing one name should each pass their own `agent`.",
-                retry_after_seconds=IN_FLIGHT_RETRY_AFTER_SECONDS,
+                IN_FLIGHT_RETRY_AFTER_SECONDS,
             )
         if share.tokens < 1.0:
             wait = math.ceil((1.0 - share.tokens) / self._per_second * 10) / 10  # tenths, never 0
-            raise errors.RateLimited(
+            raise self._refused(
+                share,
+                now,
                 f"Actor {actor!r} is calling faster than {self.rate_per_minute} calls a minute "
                 f"(ORCHESTRATOR_RATE_LIMIT_PER_MINUTE, bursts of {self.burst}); slow down and retry after "
                 f"{wait:g} s. Several agents sharing one name should each pass their own `agent`.",
-                retry_after_seconds=wait,
+                wait,
             )
         share.tokens -= 1.0
         share.in_flight += 1
@@ -102,6 +124,13 @@ class FairShare:
             yield
         finally:
             share.in_flight -= 1  # the sweep never drops a share in flight, so this is the live one
+
+    @staticmethod
+    def _refused(share: _Share, now: float, message: str, retry_after: float) -> Refused:
+        """The refusal, held back when the actor is retrying inside the wait it was last told."""
+        hold = MAX_REFUSAL_HOLD_SECONDS if now < share.refused_until else 0.0
+        share.refused_until = max(share.refused_until, now + retry_after)
+        return Refused(message, retry_after_seconds=retry_after, hold_seconds=hold)
 
     def _sweep(self, now: float) -> None:
         """Forget actors with nothing in flight whose bucket is full again (at most once per refill period)."""

@@ -17,6 +17,7 @@ import re
 import time
 from typing import Any
 
+import anyio
 from mcp import MCPError
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
@@ -50,7 +51,7 @@ from app.tools import (
     surface,
     task_tools,
 )
-from app.tools.fair_share import FairShare
+from app.tools.fair_share import FairShare, Refused
 from app.tools.holder import ServiceHolder
 
 log = logging.getLogger("app.tools")
@@ -134,6 +135,8 @@ class OrchestratorMCP(MCPServer[Any]):
             except Exception as exc:  # the edge's single boundary: classify, log, answer structurally
                 err = boundary.to_orchestrator_error(name, exc)
                 code = err.code
+                if isinstance(exc, Refused) and exc.hold_seconds > 0:
+                    await anyio.sleep(exc.hold_seconds)  # a caller ignoring retry_after waits it out here
                 return boundary.error_result(err)
             finally:
                 seconds = time.perf_counter() - started

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app import errors
-from app.tools.fair_share import FairShare
+from app.tools.fair_share import MAX_REFUSAL_HOLD_SECONDS, FairShare, Refused
 
 pytestmark = pytest.mark.anyio
 
@@ -92,3 +92,29 @@ async def test_idle_actors_with_full_buckets_are_forgotten_but_busy_ones_kept() 
 def test_limits_below_one_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         FairShare(rate_per_minute=0, burst=1, max_in_flight=1)
+
+
+async def test_a_refusal_is_held_only_for_a_caller_that_ignored_its_retry_after() -> None:
+    clock = ManualClock()
+    fair = share(clock, rate=60, burst=1)  # one call a second
+    await call(fair, "flood")
+    with pytest.raises(Refused) as first:
+        await call(fair, "flood")
+    assert (first.value.to_dict()["retry_after_seconds"], first.value.hold_seconds) == (1.0, 0.0)
+    clock.now += 0.25  # retries before the second it was told: its refusal is held back a second
+    with pytest.raises(Refused) as ignored:
+        await call(fair, "flood")
+    assert ignored.value.hold_seconds == MAX_REFUSAL_HOLD_SECONDS == 1.0
+    clock.now += 0.75  # the caller that waited as told is admitted, and never held
+    await call(fair, "flood")
+
+
+async def test_a_caller_over_its_cap_in_flight_that_retries_at_once_is_held() -> None:
+    clock = ManualClock()
+    fair = share(clock, burst=10, in_flight=1)
+    async with fair.admit("flood"):
+        with pytest.raises(Refused) as first:
+            await call(fair, "flood")
+        with pytest.raises(Refused) as again:
+            await call(fair, "flood")
+    assert (first.value.hold_seconds, again.value.hold_seconds) == (0.0, MAX_REFUSAL_HOLD_SECONDS)
