@@ -114,8 +114,11 @@ def caller(actor: str = "alice", *, admin: bool = True) -> Caller:
 
 
 def make_harness(url: str, **settings: Any) -> Harness:
+    # Services tests run many writers at once on a shared 2-core machine: a minute per call, not the
+    # production 10 s, so a slow moment is not a failure (the bound itself: tests/db/test_uow_resilience.py).
+    settings.setdefault("db_timeout_seconds", 60.0)
     cfg = Settings(database_url=url, **settings)
-    database = create_database(url, pool_size=cfg.db_pool_size)
+    database = create_database(url, pool_size=cfg.db_pool_size, call_timeout=cfg.db_timeout_seconds)
     metrics = Metrics("test")
     uow = UnitOfWork(database, errors_sink=metrics)
     clock = ManualClock()
