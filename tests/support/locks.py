@@ -8,10 +8,12 @@ EXCLUSIVE MODE``, which lets plain reads through and makes every insert or row l
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import asyncpg
 from sqlalchemy.engine import make_url
 
@@ -25,6 +27,17 @@ def sqlite_path(url: str) -> str:
     path = make_url(url).database
     assert path, url
     return path
+
+
+async def _begin_immediate(conn: sqlite3.Connection, deadline: float) -> None:
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        await anyio.sleep(0.05)
 
 
 class WriteLock:
@@ -43,9 +56,11 @@ async def hold_write_lock(database_url: str) -> AsyncIterator[WriteLock]:
     """Hold the task table (PostgreSQL) or the whole database (SQLite) against writers until released."""
     if make_url(database_url).get_backend_name() == "sqlite":
         # The server's own writers (a session's first call, a monitor's sweep) may hold the lock for a moment on a
-        # loaded machine: wait for it as long as any test waits, not sqlite3's default five seconds.
-        conn = sqlite3.connect(sqlite_path(database_url), isolation_level=None, timeout=60)
-        conn.execute("BEGIN IMMEDIATE")
+        # loaded machine, and SQLite answers "database is locked" without calling the busy handler while another
+        # connection closes the last handle on a WAL database: ask again, without blocking the event loop the
+        # server may share, for as long as any test waits.
+        conn = sqlite3.connect(sqlite_path(database_url), isolation_level=None, timeout=0.2)
+        await _begin_immediate(conn, deadline=time.monotonic() + 60)
 
         async def release_sqlite() -> None:
             conn.execute("ROLLBACK")
