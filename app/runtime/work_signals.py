@@ -1,16 +1,18 @@
 """One signal path per replica (DESIGN §4.7): committed changes reach the waiters and the change feed of
 every replica.
 
-- :class:`ChangeRouter` (one per process) routes changes. Inside each write's transaction, as its last
-  statement, it sends the changed ids with ``SELECT pg_notify(…)`` on one channel (PostgreSQL): PostgreSQL
-  delivers the notification exactly when the transaction commits and drops it when it rolls back, so a
-  replica that dies right after its commit cannot lose the signal. After the commit it wakes this
-  process's waiters and feeds the change feed at once; every other replica does the same when its
-  listener hears the notification (a replica ignores its own: it already acted on them).
+- :class:`ChangeRouter` (one per process) routes changes. Inside each write that can make work ready, as
+  its transaction's last statement, it sends the changed ids with ``SELECT pg_notify(…)`` on one channel
+  (PostgreSQL): PostgreSQL delivers the notification exactly when the transaction commits and drops it
+  when it rolls back, so a replica that dies right after its commit cannot lose the signal. After the
+  commit it wakes this process's waiters and feeds the change feed at once; every other replica does the
+  same when its listener hears the notification (a replica ignores its own: it already acted on them).
+  A write that only claimed (it wakes nobody; only the change feed wants it) is not held up for that:
+  its ids wait in a bounded outbox that the listener sends on its next tick, on its own connection.
 - :class:`ChangeListener` is the supervised monitor that keeps one dedicated ``LISTEN`` connection per
   replica (asyncpg directly, outside the pool), reconnecting with backoff after an outage; when it comes
   back, every waiter re-checks the queue, so nothing that became ready meanwhile is missed. While the
-  connection is up, the only query is a liveness check on that connection every
+  connection is up, its only statements are the outbox's sends and a liveness check every
   ``ORCHESTRATOR_WAIT_RECHECK_SECONDS`` (a connection that stopped answering is replaced, and the waiters
   re-check): idle waiters cost the database nothing. On SQLite there is no connection: signals stay in
   process, and waiters re-check the queue every ``ORCHESTRATOR_WAIT_RECHECK_SECONDS`` instead (another
@@ -19,7 +21,8 @@ every replica.
   restart) and lets waits start again when it is back.
 
 Delivery to the change feed is at-most-once (a notification that arrives while a listener is down is
-lost to it; waiters re-check on reconnect, subscribers re-read).
+lost to it, and the outbox drops its oldest past its bound; waiters re-check on reconnect, subscribers
+re-read).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -44,9 +48,10 @@ from app.services.work.waiting import WorkWaiters
 log = logging.getLogger("app.runtime.work_signals")
 CHANNEL = "orchestrator_changes"
 MAX_PAYLOAD_BYTES = 7000  # PostgreSQL refuses NOTIFY payloads of 8000 bytes and more
-TICK_SECONDS = 0.5  # how often the listener monitor looks at its connection (no I/O between liveness checks)
+TICK_SECONDS = 0.5  # how often the listener monitor looks at its connection and sends the outbox
 # One statement, the transaction's last: PostgreSQL sends the payloads when (and only if) the transaction commits.
 NOTIFY = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
+OUTBOX_LIMIT = 1000  # claim-only notifications kept for the listener (the oldest are dropped past it)
 MAX_BACKOFF_SECONDS = 5.0
 
 
@@ -94,6 +99,7 @@ class ChangeRouter:
         self.waiters = waiters
         self.instance_id = instance_id
         self._consumers: list[Callable[[Change], None]] = []
+        self._outbox: deque[str] = deque(maxlen=OUTBOX_LIMIT)
         self.remote = False  # True on PostgreSQL: changes also go out on the channel
 
     def add_consumer(self, consumer: Callable[[Change], None]) -> None:
@@ -102,12 +108,20 @@ class ChangeRouter:
 
     async def publish(self, session: AsyncSession, change: Change) -> None:
         """Inside a write's transaction, as its last statement: the NOTIFY that goes out with its commit."""
-        if self.remote:
+        if self.remote and change.wakes:
             await session.execute(NOTIFY, {"channel": CHANNEL, "payloads": encode(change, self.instance_id)})
 
     async def changed(self, change: Change) -> None:
         """A local commit changed these ids (called after the commit; never raises)."""
         self._dispatch(change)
+        if self.remote and not change.wakes:  # a claim: for the other replicas' change feed, on the next tick
+            self._outbox.extend(encode(change, self.instance_id))
+
+    def take_outbox(self) -> list[str]:
+        """The claim-only notifications waiting to be sent (the listener sends them)."""
+        payloads = list(self._outbox)
+        self._outbox.clear()
+        return payloads
 
     def received(self, payload: str) -> None:
         """A notification from the channel (another replica's commit)."""
@@ -197,6 +211,21 @@ class ChangeListener:
             await self._check()
         if not self.connected and time.monotonic() >= self._next_attempt:
             await self._connect()  # the waiters re-check once it is back
+        if self.connected:
+            await self._send_outbox()
+
+    async def _send_outbox(self) -> None:
+        """Send the claim-only notifications (at most once: a failed send drops them with the connection)."""
+        conn = self._conn
+        payloads = self._router.take_outbox()
+        if conn is None or not payloads:
+            return
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                await conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", CHANNEL, payloads)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("notify_failed", extra={"event": "notify_failed", "error": f"{type(exc).__name__}: {exc}"})
+            conn.terminate()
 
     async def _check(self) -> None:
         """One query on the LISTEN connection; one that fails or hangs is dropped (and reconnected)."""

@@ -87,6 +87,21 @@ async def test_a_write_that_rolls_back_after_its_notify_sends_nothing_and_the_ne
             assert status["counts"]["total"] == 1
 
 
+async def test_a_claim_reaches_the_channel_after_its_commit_through_the_listener(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    async with replicas(database_url, backend, tmp_path) as (_, b), observer(database_url) as heard:
+        async with client(b, "2026-07-28") as cb:
+            session_id = await new_session(cb)
+            task = await plan(cb, session_id, "Claimed")
+            await until(lambda: len(heard) == 2)  # the session, the plan
+            heard.clear()
+            claimed = await call_ok(cb, "orchestrator_next_task", session_id=session_id, agent="worker")
+            assert claimed["task"]["id"] == task["id"]
+            await until(lambda: len(heard) == 1)  # sent by B's listener on its next tick
+    assert [(c.session_ids, c.task_ids, c.wakes) for c in heard] == [((session_id,), (task["id"],), False)]
+
+
 async def test_idle_waiters_issue_no_query_on_the_pool_while_the_listener_is_up(
     database_url: str, backend: str, tmp_path: Path
 ) -> None:
