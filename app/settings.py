@@ -149,8 +149,10 @@ class Settings(BaseSettings):
         default=5.0,
         gt=0,
         le=300,
-        description="How often waiting next_task calls re-check the queue even without a signal (a signal "
-        "lost with a crashed replica never strands a waiter longer than this).",
+        description="PostgreSQL: how often each replica checks its LISTEN connection with one query on that "
+        "connection (a dead one is replaced and the waiters re-check the queue; idle waiters query nothing). "
+        "SQLite: how often waiting next_task calls re-check the queue without a signal (another process may "
+        "write the file).",
     )
     board: bool = Field(default=True, description="Serve the supervisors' board at /board (read-only HTML).")
     board_secret: SecretStr | None = Field(

@@ -6,14 +6,15 @@ Two parts, on PostgreSQL (the only backend with replicas):
    Each round, one agent on replica A calls ``orchestrator_next_task(wait_seconds=30)``; once A reports the
    waiter parked (``orchestrator_task_waiters`` on its ``/metrics``), a planner on replica B calls
    ``orchestrator_plan_task``. Measured per round: *commit → claim*, from B's answer (the commit is done,
-   and B sent its NOTIFY before answering) to A's answer with the claimed task; and *plan sent → claim*,
+   and its NOTIFY went out with it) to A's answer with the claimed task; and *plan sent → claim*,
    from the moment the plan call left (an upper bound that includes B's whole call). Against the floor:
    ``bench_noop`` on A in the same run, and a claim without waiting (``next_task`` on A when a task is
    already ready), which is the least a claim costs. A's own ``orchestrator_wake_latency_seconds``
    histogram (commit on B → waiter woken on A, from the payload's timestamp) is reported too.
 2. **Idle waiters.** ``--idle-agents`` agents wait on replica A for ``--idle-seconds``; over that window:
-   A's CPU time (``/proc/<pid>/stat``) and the database's transactions (``pg_stat_database``
-   ``xact_commit + xact_rollback``) against the same window with no agents (the monitors' own baseline).
+   A's CPU time (``/proc/<pid>/stat``), the database's transactions (``pg_stat_database``
+   ``xact_commit + xact_rollback``) against the same window with no agents (the monitors' own baseline),
+   and A's waiter wake-ups by cause (each one is a claim transaction; none is the target while idle).
 
     python -m bench.wake_latency --rounds 200 --idle-agents 50 --idle-seconds 60 --json out.json
 
@@ -52,6 +53,7 @@ BOUND_SECONDS = 60.0
 STATS_FLUSH_SECONDS = 11.0  # PostgreSQL 15 flushes an idle backend's statistics within 10 s
 WAITERS_LINE = re.compile(r"^orchestrator_task_waiters (\S+)$", re.MULTILINE)
 WAKE_SUM = re.compile(r"^orchestrator_wake_latency_seconds_(sum|count) (\S+)$", re.MULTILINE)
+WAKEUPS = re.compile(r'^orchestrator_waiter_wakeups_total\{cause="([^"]+)"\} (\S+)$', re.MULTILINE)
 WAKE_BUCKET = re.compile(r'^orchestrator_wake_latency_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.MULTILINE)
 
 
@@ -72,6 +74,11 @@ async def parked(http: httpx2.AsyncClient, server: RunningServer, count: int) ->
             if found and float(found.group(1)) == count:
                 return
             await anyio.sleep(0.002)
+
+
+async def wakeups(http: httpx2.AsyncClient, server: RunningServer) -> dict[str, float]:
+    """``server``'s waiter wake-ups so far, by cause (``signal``, ``interval``, ``reconnect``, ``draining``)."""
+    return {m.group(1): float(m.group(2)) for m in WAKEUPS.finditer(await metrics_text(http, server))}
 
 
 def wake_histogram(text: str) -> dict[str, Any]:
@@ -213,7 +220,11 @@ async def idle_waiters(
 
                 group.start_soon(wait)
             await parked(http, server, agents)
-            waiting = await window(server, admin_dsn, name, seconds)
+            woken = await wakeups(http, server)
+            waiting: dict[str, Any] = dict(await window(server, admin_dsn, name, seconds))
+            after = await wakeups(http, server)
+            # What the waiters did meanwhile: each wake-up is one claim transaction (a re-check or a signal).
+            waiting["waiter_wakeups"] = {k: v - woken.get(k, 0.0) for k, v in after.items() if v - woken.get(k, 0.0)}
             group.cancel_scope.cancel()  # the waits would end by themselves a little later
     return {
         "agents": agents,

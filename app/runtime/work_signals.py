@@ -1,23 +1,30 @@
 """One signal path per replica (DESIGN §4.7): committed changes reach the waiters and the change feed of
 every replica.
 
-- :class:`ChangeRouter` (one per process) is told after each local commit what it changed
-  (``app.services.changes``). It wakes this process's waiters and feeds the change feed at once, and on
-  PostgreSQL also sends the ids with ``NOTIFY`` on one channel, so every other replica does the same when
-  its listener hears it (a replica ignores its own notifications: it already acted on them).
+- :class:`ChangeRouter` (one per process) routes changes. Inside each write that can make work ready, as
+  its transaction's last statement, it sends the changed ids with ``SELECT pg_notify(…)`` on one channel
+  (PostgreSQL): PostgreSQL delivers the notification exactly when the transaction commits and drops it
+  when it rolls back, so a replica that dies right after its commit cannot lose the signal. After the
+  commit it wakes this process's waiters and feeds the change feed at once; every other replica does the
+  same when its listener hears the notification (a replica ignores its own: it already acted on them).
+  A write that only claimed (it wakes nobody; only the change feed wants it) is not held up for that:
+  its ids wait in a bounded outbox that the listener sends on its next tick, on its own connection.
 - :class:`ChangeListener` is the supervised monitor that keeps one dedicated ``LISTEN`` connection per
   replica (asyncpg directly, outside the pool), reconnecting with backoff after an outage; when it comes
-  back, every waiter re-checks the queue, so nothing that became ready meanwhile is missed. It also
-  wakes waiters every ``ORCHESTRATOR_WAIT_RECHECK_SECONDS`` whatever happens, so a signal lost with a
-  replica that crashed between its commit and its ``NOTIFY`` (or written by another process on SQLite)
-  never strands a waiter for longer. On SQLite there is no connection: signals stay in process. Consumers
-  that come and go (the board's event streams) ``subscribe`` and are told through ``changes_missed`` when
-  the connection is (re)established, since changes made meanwhile were not heard.
+  back, every waiter re-checks the queue, so nothing that became ready meanwhile is missed. While the
+  connection is up, its only statements are the outbox's sends and a liveness check every
+  ``ORCHESTRATOR_WAIT_RECHECK_SECONDS`` (a connection that stopped answering is replaced, and the waiters
+  re-check): idle waiters cost the database nothing. On SQLite there is no connection: signals stay in
+  process, and waiters re-check the queue every ``ORCHESTRATOR_WAIT_RECHECK_SECONDS`` instead (another
+  process may write the file). Consumers that come and go (the board's event streams) ``subscribe`` and
+  are told through ``changes_missed`` when the connection is (re)established, since changes made
+  meanwhile were not heard.
 - :func:`drain_watch` ends every wait the moment the service leaves ``ready`` (SIGTERM, begin_drain, a
   restart) and lets waits start again when it is back.
 
-Outgoing notifications wait in a bounded outbox while the connection is down and are sent when it is
-back; delivery is at-most-once (the outbox drops the oldest past its bound; receivers re-check anyway).
+Delivery to the change feed is at-most-once (a notification that arrives while a listener is down is
+lost to it, and the outbox drops its oldest past its bound; waiters re-check on reconnect, subscribers
+re-read).
 """
 
 from __future__ import annotations
@@ -28,11 +35,12 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from typing import Any
 
 import anyio
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.observability.metrics import Metrics, WaitingMetrics
 from app.runtime.reboot_manager import RebootManager, ServiceState
@@ -42,9 +50,10 @@ from app.services.work.waiting import WorkWaiters
 log = logging.getLogger("app.runtime.work_signals")
 CHANNEL = "orchestrator_changes"
 MAX_PAYLOAD_BYTES = 7000  # PostgreSQL refuses NOTIFY payloads of 8000 bytes and more
-OUTBOX_LIMIT = 1000  # notifications kept while the connection is down (the oldest are dropped past it)
-NOTIFY_TIMEOUT_SECONDS = 2.0
-TICK_SECONDS = 0.5  # how often the listener monitor looks at its connection (it does no I/O when healthy)
+TICK_SECONDS = 0.5  # how often the listener monitor looks at its connection and sends the outbox
+# One statement, the transaction's last: PostgreSQL sends the payloads when (and only if) the transaction commits.
+NOTIFY = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
+OUTBOX_LIMIT = 1000  # claim-only notifications kept for the listener (the oldest are dropped past it)
 MAX_BACKOFF_SECONDS = 5.0
 
 
@@ -86,7 +95,7 @@ def listen_dsn(url: str) -> str | None:
 
 
 class ChangeRouter:
-    """Routes committed changes to this process's waiters and change feed, and to the other replicas."""
+    """Routes changes to this process's waiters and change feed, and (PostgreSQL) to the other replicas."""
 
     def __init__(self, waiters: WorkWaiters, instance_id: str) -> None:
         self.waiters = waiters
@@ -94,9 +103,7 @@ class ChangeRouter:
         self._consumers: list[Callable[[Change], None]] = []
         self._missed_hooks: list[Callable[[], None]] = []
         self._outbox: deque[str] = deque(maxlen=OUTBOX_LIMIT)
-        self._send: Callable[[list[str]], Any] | None = None
         self.remote = False  # True on PostgreSQL: changes also go out on the channel
-        self._flushing = False
 
     def add_consumer(self, consumer: Callable[[Change], None]) -> None:
         """``consumer(change)`` runs for every change, local or from another replica (it must not block)."""
@@ -135,12 +142,22 @@ class ChangeRouter:
             except Exception:
                 log.exception("change_consumer_failed", extra={"event": "change_consumer_failed"})
 
+    async def publish(self, session: AsyncSession, change: Change) -> None:
+        """Inside a write's transaction, as its last statement: the NOTIFY that goes out with its commit."""
+        if self.remote and change.wakes:
+            await session.execute(NOTIFY, {"channel": CHANNEL, "payloads": encode(change, self.instance_id)})
+
     async def changed(self, change: Change) -> None:
         """A local commit changed these ids (called after the commit; never raises)."""
         self._dispatch(change)
-        if self.remote:
+        if self.remote and not change.wakes:  # a claim: for the other replicas' change feed, on the next tick
             self._outbox.extend(encode(change, self.instance_id))
-            await self.flush()
+
+    def take_outbox(self) -> list[str]:
+        """The claim-only notifications waiting to be sent (the listener sends them)."""
+        payloads = list(self._outbox)
+        self._outbox.clear()
+        return payloads
 
     def received(self, payload: str) -> None:
         """A notification from the channel (another replica's commit)."""
@@ -158,33 +175,9 @@ class ChangeRouter:
             except Exception:  # one consumer's failure must not cost the waiters or the others their signal
                 log.exception("change_consumer_failed", extra={"event": "change_consumer_failed"})
 
-    def connect_sender(self, send: Callable[[list[str]], Any] | None) -> None:
-        self._send = send
-
-    async def flush(self) -> None:
-        """Send what waits in the outbox (one flusher at a time; the others' changes ride along)."""
-        if self._flushing or self._send is None:
-            return
-        self._flushing = True
-        try:
-            while self._outbox and self._send is not None:
-                batch = list(self._outbox)
-                self._outbox.clear()
-                try:
-                    with anyio.fail_after(NOTIFY_TIMEOUT_SECONDS):
-                        await self._send(batch)
-                except Exception as exc:  # the commit stands; the listener reconnects and sends these then
-                    self._outbox.extendleft(reversed(batch))
-                    log.warning(
-                        "notify_failed", extra={"event": "notify_failed", "error": f"{type(exc).__name__}: {exc}"}
-                    )
-                    return
-        finally:
-            self._flushing = False
-
 
 class SignallingSink:
-    """The services' outcome sink: metrics as before, plus the change signal after each commit."""
+    """The services' outcome sink: metrics as before, plus the change signal at and after each commit."""
 
     def __init__(self, metrics: Metrics, router: ChangeRouter) -> None:
         self._metrics = metrics
@@ -196,12 +189,19 @@ class SignallingSink:
     def claim(self, outcome: str) -> None:
         self._metrics.claim(outcome)
 
+    async def publish(self, session: AsyncSession, change: Change) -> None:
+        await self._router.publish(session, change)
+
     async def changed(self, change: Change) -> None:
         await self._router.changed(change)
 
 
 class ChangeListener:
-    """The monitor that keeps the replica's LISTEN connection up and re-checks waiters at an interval."""
+    """The monitor that keeps the replica's LISTEN connection up (SQLite: re-checks waiters at an interval).
+
+    ``recheck_seconds`` (``ORCHESTRATOR_WAIT_RECHECK_SECONDS``): on PostgreSQL, how often the connection is
+    checked with one query of its own; with no connection, how often the waiters re-check the queue.
+    """
 
     name = "change_listener"
 
@@ -223,10 +223,10 @@ class ChangeListener:
         self._application_name = application_name[:63]
         self._metrics = metrics
         self._conn: asyncpg.Connection | None = None
-        self._lock = anyio.Lock()
         self._failures = 0
         self._next_attempt = 0.0
-        self._next_recheck = time.monotonic() + recheck_seconds
+        self._next_recheck = time.monotonic() + recheck_seconds  # the liveness check, on PostgreSQL
+        self.checks = 0  # liveness checks answered (tests count them to frame a window)
         self._connected_before = False
         router.remote = dsn is not None
 
@@ -236,11 +236,45 @@ class ChangeListener:
 
     async def run_once(self) -> None:
         now = time.monotonic()
-        if self._dsn is not None and not self.connected and now >= self._next_attempt:
-            await self._connect()
-        if now >= self._next_recheck:
+        due = now >= self._next_recheck
+        if due:
             self._next_recheck = now + self._recheck_seconds
-            self._router.waiters.recheck("interval")
+        if self._dsn is None:
+            if due:  # no signal from other processes can reach us: look at the queue now and then
+                self._router.waiters.recheck("interval")
+            return
+        if self.connected and due:
+            await self._check()
+        if not self.connected and time.monotonic() >= self._next_attempt:
+            await self._connect()  # the waiters re-check once it is back
+        if self.connected:
+            await self._send_outbox()
+
+    async def _send_outbox(self) -> None:
+        """Send the claim-only notifications (at most once: a failed send drops them with the connection)."""
+        conn = self._conn
+        payloads = self._router.take_outbox()
+        if conn is None or not payloads:
+            return
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                await conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", CHANNEL, payloads)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("notify_failed", extra={"event": "notify_failed", "error": f"{type(exc).__name__}: {exc}"})
+            conn.terminate()
+
+    async def _check(self) -> None:
+        """One query on the LISTEN connection; one that fails or hangs is dropped (and reconnected)."""
+        conn = self._conn
+        assert conn is not None
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                await conn.fetchval("SELECT 1")
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("listener_lost", extra={"event": "listener_lost", "error": f"{type(exc).__name__}: {exc}"})
+            conn.terminate()
+            return
+        self.checks += 1
 
     async def _connect(self) -> None:
         assert self._dsn is not None
@@ -265,25 +299,12 @@ class ChangeListener:
             if self._metrics is not None:
                 self._metrics.listener_reconnected()
         self._connected_before = True
-        self._router.connect_sender(self._send)
-        await self._router.flush()
         # Whatever became ready while nobody was listening: every waiter looks again now.
         self._router.waiters.recheck("reconnect")
         self._router.changes_missed()  # and the board's open streams end, so their pages re-read
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         self._router.received(payload)
-
-    async def _send(self, payloads: list[str]) -> None:
-        conn = self._conn
-        if conn is None or conn.is_closed():
-            raise ConnectionError("the LISTEN connection is down")
-        async with self._lock:
-            try:
-                await conn.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", CHANNEL, payloads)
-            except BaseException:
-                conn.terminate()  # in an unknown state: the monitor connects afresh
-                raise
 
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
@@ -295,7 +316,6 @@ class ChangeListener:
 
     async def aclose(self) -> None:
         """Stop listening (the component stack calls this after the monitors stop)."""
-        self._router.connect_sender(None)
         await self._close()
 
 

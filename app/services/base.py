@@ -8,7 +8,9 @@ write, so a replay can never see a result whose write was rolled back. Nothing i
 read back (DESIGN §3): the result is serialized inside the transaction, once, and a failure rolls it back.
 Metrics about what happened (status transitions, claims) are reported only after the commit; a call
 refused because another actor holds the claim (``claimed_by_other``) is reported as a claim ``conflict``
-after its rollback.
+after its rollback. What a write changed is announced as its transaction's last statement (the signal to
+the other replicas goes out with the commit) and reported to this process after the commit
+(``app.services.changes``).
 
 Each public call runs under one tracing span named after the service method (``TaskUpdateService.update_task``),
 the parent of the statement spans of its transaction.
@@ -108,7 +110,7 @@ class Service:
         async def attempt(repos: Repositories) -> R:
             tx = Tx(repos=repos, now=self.clock.now(), caller=caller)
             done.clear()
-            changes.watch(repos.session)  # what this attempt changes, for the signal after the commit
+            changes.watch(repos.session)  # what this attempt changes, for the signal at its commit
             if request_id is not None:
                 stored = await repos.requests.get(caller.actor, request_id)
                 if stored is not None:
@@ -126,6 +128,8 @@ class Service:
             if not caller.is_system and self.uow.actor_touches.due(caller.actor, tx.now):
                 await repos.agents.touch(caller.actor, tx.now)
                 tx.touched_actor = True
+            # Last statement: the change goes out with the commit (PostgreSQL NOTIFY), or not at all (§4.7).
+            await changes.announce(self.sink, repos.session, transitions=tx.transitions, claims=tx.claims)
             done.append(tx)
             return result
 
@@ -149,8 +153,8 @@ class Service:
                     self.sink.task_transition(from_status, to_status)
                 for outcome in tx.claims:
                     self.sink.claim(outcome)
-                # After the commit: wake waiters and tell subscribers, on this replica and the others (§4.7).
-                await changes.report(self.sink, tx.repos.session, transitions=tx.transitions, claims=tx.claims)
+                # After the commit: wake this replica's waiters and tell its subscribers (§4.7).
+                await changes.report(self.sink, tx.repos.session)
             return result
 
     async def _read(self, work: Callable[[Repositories], Awaitable[T]]) -> T:

@@ -2,9 +2,12 @@
 
 A write's ORM session is watched while its work runs (``watch``): every flush records the tasks it
 inserted, changed or deleted and the ``task_event`` rows it appended (which also name the tasks changed
-by bulk statements, and sessions changed without a task). After the commit, ``report`` hands the ids to
-the service's sink when the sink takes changes (:class:`ChangeSink`). The ids are all a listener gets:
-payloads stay small, and clients re-read.
+by bulk statements, and sessions changed without a task). The sink hears of the change twice, when it
+takes changes (:class:`ChangeSink`): ``announce`` runs inside the transaction, as its last statement, so
+the sink can publish the ids to the other replicas in the same transaction (PostgreSQL delivers a
+``NOTIFY`` exactly at commit and drops it on rollback: no commit can lose its signal, no rollback can
+send one); ``report`` runs after the commit and wakes this process's own waiters and feed. The ids are
+all a listener gets: payloads stay small, and clients re-read.
 
 A change *wakes* waiters unless all it did was claim or renew claims: a claim never makes work ready.
 """
@@ -23,11 +26,12 @@ from sqlalchemy.orm import Session
 from app.db.models import Task, TaskEvent
 
 INFO_KEY = "orchestrator_changes"
+ANNOUNCED_KEY = "orchestrator_change"  # the change ``announce`` published, for ``report`` after the commit
 
 
 @dataclass(frozen=True)
 class Change:
-    """Ids of what one commit changed; ``at`` is the wall-clock time of the commit (for wake latency)."""
+    """Ids of what one commit changed; ``at`` is the wall-clock time just before the commit (wake latency)."""
 
     session_ids: tuple[str, ...]
     task_ids: tuple[str, ...]
@@ -37,9 +41,15 @@ class Change:
 
 @runtime_checkable
 class ChangeSink(Protocol):
-    """A sink that is told, after each commit, what the commit changed."""
+    """A sink that is told what each write changed: inside its transaction, and after its commit."""
 
-    async def changed(self, change: Change) -> None: ...
+    async def publish(self, session: AsyncSession, change: Change) -> None:
+        """Inside the transaction, as its last statement (PostgreSQL: the ``NOTIFY``); may add one statement."""
+        ...
+
+    async def changed(self, change: Change) -> None:
+        """After the commit (this process's waiters and change feed); must not fail."""
+        ...
 
 
 @dataclass
@@ -71,7 +81,7 @@ event.listen(Session, "after_flush", _after_flush)
 
 
 def collected(session: AsyncSession, *, transitions: list[tuple[str, str]], claims: list[str]) -> Change | None:
-    """The change a committed transaction made, or None when it changed no task and no session."""
+    """The change the transaction has flushed so far, or None when it changed no task and no session."""
     found = session.info.get(INFO_KEY)
     if found is None or not found.session_ids:
         return None
@@ -79,13 +89,29 @@ def collected(session: AsyncSession, *, transitions: list[tuple[str, str]], clai
     return Change(tuple(found.session_ids), tuple(found.task_ids), wakes=not claim_only)
 
 
-async def report(sink: object, session: AsyncSession, *, transitions: list[tuple[str, str]], claims: list[str]) -> None:
-    """Tell ``sink`` what the committed transaction changed (after the commit; never fails the write)."""
+async def announce(
+    sink: object, session: AsyncSession, *, transitions: list[tuple[str, str]], claims: list[str]
+) -> None:
+    """Inside the transaction, after the rest of its work: let ``sink`` publish what it changed.
+
+    Flushes first (the commit would flush the same rows anyway), so every changed id is known.
+    """
+    session.info.pop(ANNOUNCED_KEY, None)
     if not isinstance(sink, ChangeSink):
         return
+    await session.flush()
     change = collected(session, transitions=transitions, claims=claims)
     if change is not None:
-        # Shielded: the write has committed, so a cancellation here (a restart's drain) must not turn its
-        # answer into "nothing was kept"; the sink bounds its own time (the NOTIFY has a timeout).
-        with anyio.CancelScope(shield=True):
-            await sink.changed(change)
+        await sink.publish(session, change)
+        session.info[ANNOUNCED_KEY] = change
+
+
+async def report(sink: object, session: AsyncSession) -> None:
+    """Tell ``sink`` what the committed transaction changed (after the commit; never fails the write)."""
+    change = session.info.get(ANNOUNCED_KEY)
+    if change is None or not isinstance(sink, ChangeSink):
+        return
+    # Shielded: the write has committed, so a cancellation here (a restart's drain) must not turn its
+    # answer into "nothing was kept"; the sink does no I/O here (waking local waiters, feeding the feed).
+    with anyio.CancelScope(shield=True):
+        await sink.changed(change)

@@ -2,8 +2,8 @@
 
 On PostgreSQL every test runs two replicas (two uvicorn apps on one database): waiters and subscribers
 on replica A, writes through replica B, so what reaches A went through LISTEN/NOTIFY. On SQLite one app
-plays both parts (the in-process signal). The periodic re-check is set far beyond every test's bounds,
-so a waiter that wakes was woken by a signal. Waits are bounded (``fail_after``) and end on conditions.
+plays both parts (the in-process signal). The periodic re-check (SQLite) and the listener's liveness
+check (PostgreSQL) are set far beyond every test's bounds, so a waiter that wakes was woken by a signal. Waits are bounded (``fail_after``) and end on conditions.
 """
 
 from __future__ import annotations
@@ -214,11 +214,13 @@ async def test_a_subscriber_on_one_replica_hears_of_a_task_changed_through_anoth
         assert heard == wanted
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
 async def test_a_lost_signal_never_strands_a_waiter_the_periodic_recheck_finds_the_task(
     database_url: str, backend: str, tmp_path: Path
 ) -> None:
-    # A write whose signal never comes: a planning service with no sink (as a replica that crashed between
-    # its commit and its NOTIFY, or another process writing the SQLite file).
+    # A write whose signal never comes: a planning service with no sink (as another process writing the
+    # SQLite file). On PostgreSQL no commit can lose its signal (the NOTIFY is part of its transaction) and
+    # idle waiters make no queries; a lost LISTEN connection is covered in test_waiting_listener.
     async with replicas(database_url, backend, tmp_path, wait_recheck_seconds=0.2) as (a, _):
         async with client(a, "2026-07-28") as c:
             session_id = await new_session(c)

@@ -46,3 +46,13 @@ async def test_the_router_feeds_every_consumer_and_ignores_its_own_notifications
     (other,) = encode(Change(("s3",), ("t3",), wakes=True, at=3.0), "them")
     router.received(other)
     assert seen == [local, Change(("s3",), ("t3",), wakes=True, at=3.0)]
+
+
+async def test_a_claim_only_change_waits_in_the_outbox_for_the_listener_and_a_waking_one_does_not() -> None:
+    router = ChangeRouter(WorkWaiters(), "me")
+    router.remote = True
+    claimed = Change(("s1",), ("t1",), wakes=False, at=1.0)
+    await router.changed(claimed)
+    await router.changed(Change(("s1",), ("t2",), wakes=True, at=2.0))  # went out inside its transaction
+    assert [decode(p) for p in router.take_outbox()] == [("me", claimed)]
+    assert router.take_outbox() == []

@@ -1,0 +1,212 @@
+"""The PostgreSQL signal path (DESIGN §4.7): the NOTIFY is part of each write's transaction, idle waiters cost
+the database nothing while the LISTEN connection is up, and a lost LISTEN connection strands nobody.
+
+A raw asyncpg connection LISTENing on the channel observes what the replicas send. Windows are framed by the
+listener's own liveness checks (``ChangeListener.checks``), never by wall-clock time; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncpg
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.clock import SystemClock
+from app.runtime.work_signals import CHANNEL, ChangeListener, ChangeRouter, SignallingSink, decode, listen_dsn
+from app.services.caller import Caller
+from app.services.changes import Change
+from app.services.graph.planning import SubtaskSpec, TaskPlanningService
+from app.services.work.claims import ExecutionService
+from app.services.work.waiting import WorkWaiters
+from tests.support.mcp import call_ok
+from tests.support.server import client
+from tests.support.waiting import LONG_WAIT, NO_RECHECK, Waiters, new_session, plan, replicas, until, waiters, wakeups
+
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["postgresql"])]
+
+
+@asynccontextmanager
+async def observer(database_url: str) -> AsyncIterator[list[Change]]:
+    """Every change notified on the channel while entered, in delivery order."""
+    dsn = listen_dsn(database_url)
+    assert dsn is not None
+    heard: list[Change] = []
+
+    def on_notification(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+        decoded = decode(payload)
+        assert decoded is not None
+        heard.append(decoded[1])
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.add_listener(CHANNEL, on_notification)
+        yield heard
+    finally:
+        await conn.close()
+
+
+class FailsAfterItsNotify(SignallingSink):
+    """A sink whose transaction fails after the NOTIFY statement ran (its last statement, then an error)."""
+
+    async def publish(self, session: AsyncSession, change: Change) -> None:
+        await super().publish(session, change)
+        raise RuntimeError("the transaction fails after its NOTIFY")
+
+
+async def test_a_write_that_rolls_back_after_its_notify_sends_nothing_and_the_next_commit_is_heard_first(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    async with replicas(database_url, backend, tmp_path) as (a, b), observer(database_url) as heard:
+        async with client(b, "2026-07-28") as cb:
+            session_id = await new_session(cb)
+            await until(lambda: len(heard) == 1)  # the session's own creation
+            heard.clear()
+            failing = TaskPlanningService(
+                a.runtime.uow, SystemClock(), sink=FailsAfterItsNotify(a.runtime.holder.metrics, a.runtime.signals)
+            )
+            with pytest.raises(RuntimeError, match="after its NOTIFY"):
+                await failing.plan_task(
+                    Caller(actor="planner"),
+                    SubtaskSpec(title="Rolled back", description="Never kept."),
+                    parent_task_id=None,
+                    session_id=session_id,
+                    request_id=None,
+                )
+            kept = await plan(cb, session_id, "Kept")
+            await until(lambda: len(heard) >= 1)
+            # Had the rolled-back write's NOTIFY gone out, it would have been delivered before this one.
+            assert [(c.session_ids, c.task_ids, c.wakes) for c in heard] == [((session_id,), (kept["id"],), True)]
+            status = await call_ok(cb, "orchestrator_get_status", session_id=session_id)
+            assert status["counts"]["total"] == 1
+
+
+async def test_a_claim_reaches_the_channel_after_its_commit_through_the_listener(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    async with replicas(database_url, backend, tmp_path) as (_, b), observer(database_url) as heard:
+        async with client(b, "2026-07-28") as cb:
+            session_id = await new_session(cb)
+            task = await plan(cb, session_id, "Claimed")
+            await until(lambda: len(heard) == 2)  # the session, the plan
+            heard.clear()
+            claimed = await call_ok(cb, "orchestrator_next_task", session_id=session_id, agent="worker")
+            assert claimed["task"]["id"] == task["id"]
+            await until(lambda: len(heard) == 1)  # sent by B's listener on its next tick
+    assert [(c.session_ids, c.task_ids, c.wakes) for c in heard] == [((session_id,), (task["id"],), False)]
+
+
+async def test_idle_waiters_issue_no_query_on_the_pool_while_the_listener_is_up(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    # The old safety net would re-check every tick at this setting; now it only paces the liveness check.
+    quiet = {"wait_recheck_seconds": 0.05, "lease_sweep_interval_seconds": 3600, "maintenance_interval_seconds": 3600}
+    async with replicas(database_url, backend, tmp_path, **quiet) as (a, b), client(a, "2026-07-28") as ca:
+        async with client(b, "2026-07-28") as cb:
+            session_id = await new_session(cb)
+            listener = a.runtime.supervisor.get("change_listener")
+            await until(lambda: listener.connected)
+            statements: list[str] = []
+
+            def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                statements.append(statement)
+
+            engines = {a.runtime.database.write_engine.sync_engine, a.runtime.database.read_engine.sync_engine}
+            async with anyio.create_task_group() as group:
+                parked = Waiters(ca, a, session_id, group)
+                for agent in ("one", "two", "three"):
+                    await parked.start(agent)
+                for engine in engines:
+                    event.listen(engine, "before_cursor_execute", record)
+                try:
+                    checked = listener.checks
+                    await until(lambda: listener.checks >= checked + 5)  # five liveness checks on its connection
+                finally:
+                    for engine in engines:
+                        event.remove(engine, "before_cursor_execute", record)
+                assert statements == []
+                assert waiters(a) == 3 and parked.results == {}
+                planned = []
+                for n in range(3):  # still waiting, and still served by signals
+                    planned.append(await plan(cb, session_id, f"Task {n}"))
+                    await until(lambda n=n: len(parked.results) == n + 1)
+        assert parked.claimed() == {agent: t["id"] for agent, t in zip(("one", "two", "three"), planned, strict=True)}
+        assert wakeups(a, "interval") == 0 and wakeups(a, "reconnect") == 0
+
+
+class Causes:
+    """Records why waiters woke (the WaitMetrics seam)."""
+
+    def __init__(self) -> None:
+        self.woken: list[str] = []
+
+    def waiters_changed(self, delta: int) -> None:
+        return None
+
+    def waiter_woken(self, cause: str, latency_seconds: float | None) -> None:
+        self.woken.append(cause)
+
+
+async def test_a_waiter_is_served_after_its_listen_connection_was_terminated_while_work_was_planned_elsewhere(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    # "Replica A" here is a listener, its waiters and a next_task service, driven by hand (run_once);
+    # replica B is a served app. B plans while A's LISTEN connection is gone, so A never hears that NOTIFY.
+    causes = Causes()
+    mine = WorkWaiters(causes)
+    router = ChangeRouter(mine, "replica-a")
+    name = "test-listener-a"
+    listener = ChangeListener(
+        router, dsn=listen_dsn(database_url), recheck_seconds=NO_RECHECK, connect_timeout=5, application_name=name
+    )
+    dsn = listen_dsn(database_url)
+    assert dsn is not None
+    async with replicas(database_url, backend, tmp_path) as (_, b), client(b, "2026-07-28") as cb:
+        session_id = await new_session(cb)
+        execution = ExecutionService(b.runtime.uow, SystemClock(), roles=b.runtime.roles, waiters=mine)
+        await listener.run_once()
+        assert listener.connected
+        results: list[Any] = []
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def wait() -> None:
+                    results.append(
+                        await execution.next_task(
+                            Caller(actor="patient"),
+                            session_id=session_id,
+                            specialist_types=[],
+                            lease_seconds=None,
+                            request_id=None,
+                            wait_seconds=LONG_WAIT,
+                        )
+                    )
+
+                group.start_soon(wait)
+                await until(lambda: mine.count == 1)
+                admin = await asyncpg.connect(dsn)
+                try:
+                    ended = await admin.fetchval(
+                        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = $1) AS t",
+                        name,
+                    )
+                finally:
+                    await admin.close()
+                assert ended == 1
+                await until(lambda: not listener.connected)
+                task = await plan(cb, session_id, "Planned while A was deaf")
+                assert mine.count == 1 and results == []  # nobody heard it
+                await listener.run_once()  # the monitor's next tick: reconnects, and the waiters look again
+                assert listener.connected
+                await until(lambda: len(results) == 1)
+        finally:
+            await listener.aclose()
+    assert results[0].root.task.id == task["id"]
+    assert causes.woken == ["reconnect"]
