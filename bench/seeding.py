@@ -52,6 +52,7 @@ BACKENDS = ("postgresql-fsync", "postgresql", "sqlite")
 PG_SCRIPT = Path(__file__).resolve().parents[1] / ".ci" / "pg.sh"
 BENCH_AGENT = "bench-agent"
 SETTLE_PASSES = 5
+SEED_CALL_TIMEOUT_SECONDS = 300.0
 TREE_SIZE = 10
 STATUS_WEIGHTS = {
     "pending": 40,
@@ -191,8 +192,11 @@ async def _created_database(admin: str) -> AsyncIterator[str]:
 
 async def migrate_and_seed(url: str, task_count: int, *, ready_count: int = 0, rng_seed: int = 7) -> SeededData:
     """Upgrade ``url`` to the Alembic head, then the sessions: plan (empty), work (``ready_count`` ready
-    tasks, when asked for) and query (``task_count`` tasks, made the bench agent's current session)."""
-    database = create_database(url)
+    tasks, when asked for) and query (``task_count`` tasks, made the bench agent's current session).
+
+    The bulk insert is one transaction of 10,000 rows: on a loaded machine it can outlast the service's
+    per-call bound, so seeding gets ``SEED_CALL_TIMEOUT_SECONDS`` instead."""
+    database = create_database(url, call_timeout=SEED_CALL_TIMEOUT_SECONDS)
     try:
         await schema.upgrade(database)
         uow = UnitOfWork(database)

@@ -7,6 +7,7 @@ takes one transaction-scoped advisory lock first, so replicas starting together 
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,10 @@ def alembic_config() -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
+    """This build's head revision: read from the migration scripts once per process (they ship with the
+    build and never change under it), not on every health check."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise RuntimeError("the migration chain has no head")

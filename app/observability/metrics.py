@@ -71,12 +71,22 @@ class Metrics:
         for kind in DB_ERROR_KINDS:
             self.db_errors.labels(kind=kind)
         self._tasks_cached_at: float | None = None
+        self._tool_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self.tasks_cache_seconds = 5.0
 
     # --- tool calls -----------------------------------------------------------------------------
     def tool_call(self, tool: str, outcome: str, code: str, seconds: float) -> None:
-        self.tool_calls.labels(tool=tool, outcome=outcome, code=code).inc()
-        self.tool_duration.labels(tool=tool).observe(seconds)
+        # The labelled children are looked up once per (tool, outcome, code): every call records here, and
+        # the label lookup cost more than the increment. The vocabulary is bounded (tools, error codes).
+        key = (tool, outcome, code)
+        children = self._tool_children.get(key)
+        if children is None:
+            children = self._tool_children[key] = (
+                self.tool_calls.labels(tool=tool, outcome=outcome, code=code),
+                self.tool_duration.labels(tool=tool),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     # --- outcome sink for services --------------------------------------------------------------
     def task_transition(self, from_status: str, to_status: str) -> None:

@@ -110,6 +110,7 @@ class RebootManager:
         self._state = ServiceState.STARTING
         self._calls: set[CallTicket] = set()
         self._changed = anyio.Event()
+        self._waiters = 0  # tasks inside wait_until
         self._problems: dict[str, str] = {}
         self._always_admitted: set[str] = set()
         self._stop_requested = False
@@ -238,9 +239,13 @@ class RebootManager:
 
         Returns whether it holds, after at most ``timeout`` seconds (None: no bound).
         """
-        with anyio.move_on_after(timeout):
-            while not condition():
-                await self._changed.wait()
+        self._waiters += 1
+        try:
+            with anyio.move_on_after(timeout):
+                while not condition():
+                    await self._changed.wait()
+        finally:
+            self._waiters -= 1
         return condition()
 
     async def drain(self, timeout: float, *, graceful: bool = True) -> DrainOutcome:
@@ -281,5 +286,8 @@ class RebootManager:
         return outcome
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        # Every tool call notifies twice (admitted, released); with nobody in wait_until there is no one to
+        # wake, so the event is only swapped when someone waits (one check instead of a new Event per call).
+        if self._waiters:
+            self._changed.set()
+            self._changed = anyio.Event()

@@ -144,8 +144,9 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:  # one adapter p
         include_resource_usage: Annotated[bool, Field(description="Add process memory and CPU.")] = False,
         agent: s.AgentName = None,
     ) -> StatusResult:
-        """See where the session stands: counts, ready queue, who holds what, what is blocked and why, and
-        the service's health. Next: orchestrator_next_task."""
+        """See where the session stands — a board, not a dump: counts, the ready queue's top, the first
+        claims and blocked tasks (with why), and the service's health; full lists: orchestrator_query_tasks.
+        Next: orchestrator_next_task."""
         return await holder.services.status.get_status(
             resolve_caller(ctx, agent),
             session_id=session_id,

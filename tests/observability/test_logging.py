@@ -106,3 +106,24 @@ def test_exception_outside_the_redaction_patterns_keeps_its_text() -> None:
     except ValueError:
         out = formatted(record("boom", exc=sys.exc_info()[1]))
     assert "ValueError: plain failure" in str(out["exception"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        # No trigger anywhere: the line is serialized once and kept as it is.
+        ({"actor": "planner", "note": "ordinary text"}, {"actor": "planner", "note": "ordinary text"}),
+        # A secret field name alone is a trigger, whatever the value looks like.
+        ({"api_token": "plain", "n": 1}, {"api_token": "***", "n": 1}),
+        # Non-ASCII text is escaped in the line; a Kelvin sign still reads as "k" in "toKen=" and is masked.
+        ({"note": "to\u212aen=hunter2 café"}, {"note": "to\u212aen=*** café"}),
+        ({"note": "café au lait"}, {"note": "café au lait"}),
+        # Mixed case and a trigger in a nested value.
+        ({"deep": {"list": ["PASSWORD=abc"]}}, {"deep": {"list": ["PASSWORD=***"]}}),
+    ],
+)
+def test_json_line_masks_exactly_what_the_field_by_field_redaction_masks(
+    extra: dict[str, object], expected: dict[str, object]
+) -> None:
+    out = formatted(record("tool_call", event="tool_call", **extra))
+    assert {key: out[key] for key in expected} == expected

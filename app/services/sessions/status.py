@@ -1,6 +1,8 @@
 """``orchestrator_get_status``: where a session stands, read from the database, plus this process's health.
 
-Counts, the ready queue, claims, blockers and recent completions come from one read transaction. The
+Counts, the ready queue, claims, blockers and recent completions come from one read transaction: the
+counts by status and by specialist in one grouped pass, the ready count with the ready queue's top in one
+statement, then short lists — a board, not a dump; the full lists are ``orchestrator_query_tasks``'. The
 process-side parts (tool latency histograms, resource usage, RebootManager and monitor health) come from
 a :class:`ProcessProbe` the composition root supplies, because services sit below the runtime layer.
 """
@@ -25,8 +27,10 @@ from app.services.sessions.status_reasons import status_reasons
 from app.services.views import SessionView, StatusCounts, TaskView, View, session_view, task_views
 
 READY_TOP = 5
-LIST_LIMIT = 100
-COMPLETED_LIMIT = 50
+# A board, not a dump (issue 14): each list shows its first few; counts.by_status has how many there are,
+# and orchestrator_query_tasks lists them all.
+LIST_LIMIT = 10
+COMPLETED_LIMIT = 10
 
 
 class SessionCounts(View):
@@ -120,9 +124,18 @@ class StatusResult(View):
     session: SessionView
     counts: SessionCounts
     ready: ReadyQueue
-    in_progress: list[ClaimedTask]
-    blocked: list[BlockedTask]
-    completed: list[CompletedTask] | None = Field(description="Most recent first; present with include_completed.")
+    in_progress: list[ClaimedTask] = Field(
+        description=f"The first {LIST_LIMIT} claimed tasks, oldest change first; counts.by_status has them all "
+        "and orchestrator_query_tasks(status=in_progress) lists them."
+    )
+    blocked: list[BlockedTask] = Field(
+        description=f"The first {LIST_LIMIT} blocked tasks with the reason, oldest first; counts.by_status has "
+        "them all and orchestrator_query_tasks(status=blocked) lists them."
+    )
+    completed: list[CompletedTask] | None = Field(
+        description=f"The {COMPLETED_LIMIT} most recently completed, present with include_completed; "
+        "orchestrator_query_tasks(status=completed) lists them all."
+    )
     performance_metrics: dict[str, ToolStats] | None = Field(
         description="Per tool, from this process since it started; present with include_performance_metrics."
     )
@@ -173,21 +186,21 @@ class StatusService(Service):
         async def work(repos: Repositories) -> StatusResult:
             sid = await resolve_session_id(repos, caller, session_id)
             started = time.perf_counter()
-            by_status = await repos.tasks.count_by(sid, "status")
+            board = await repos.tasks.board_counts(sid)  # one aggregate pass: by status and by specialist
             latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            by_specialist = await repos.tasks.count_by(sid, "specialist_type")
+            by_status = board.by_status
             total = sum(by_status.values())
             row = await repos.sessions.get(sid)
             if row is None:  # deleted between the two reads
                 raise errors.SessionNotFound(sid)
-            ready_count = await repos.tasks.count_ready(sid)
+            top, ready_count = await repos.tasks.ready_top(sid, limit=READY_TOP)
             return StatusResult(
                 session=session_view(row, StatusCounts(by_status=by_status, total=total)),
-                counts=SessionCounts(by_status=by_status, by_specialist=by_specialist, total=total),
+                counts=SessionCounts(by_status=by_status, by_specialist=board.by_specialist, total=total),
                 ready=ReadyQueue(
                     count=ready_count,
                     waiting_on_dependencies=by_status.get(TaskStatus.PENDING, 0) - ready_count,
-                    top=await task_views(repos, await repos.tasks.list_ready(sid, limit=READY_TOP)),
+                    top=await task_views(repos, top),
                 ),
                 in_progress=await _claimed(repos, sid, self.clock.now()),
                 blocked=await _blocked(repos, sid),

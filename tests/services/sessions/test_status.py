@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.services.graph.updates import TaskChanges
-from app.services.sessions.status import StatusResult
+from app.services.sessions.status import COMPLETED_LIMIT, LIST_LIMIT, READY_TOP, StatusResult
 from tests.support.execution import complete, execute
 from tests.support.harness import Harness, caller
 
@@ -110,3 +110,37 @@ async def test_status_reports_this_processs_tool_latencies_and_resources(harness
     assert usage.cpu_seconds > 0
     assert usage.db_pool.capacity == 2 * harness.settings.db_pool_size  # pool size + as much overflow
     assert usage.db_pool.checked_out >= 1  # this very call holds one
+
+
+async def test_status_is_a_board_its_lists_are_short_and_the_counts_cover_every_task(harness: Harness) -> None:
+    sid = await harness.session()
+    claimed = []
+    for n in range(LIST_LIMIT + 2):
+        task = (await harness.plan(title=f"claimed {n}")).task
+        harness.clock.advance(1)
+        await execute(harness, task.id, f"w{n}")
+        claimed.append(task.id)
+    for n in range(READY_TOP + 1):
+        await harness.plan(title=f"ready {n}")
+    completed = []
+    for n in range(COMPLETED_LIMIT + 1):
+        task = (await harness.plan(title=f"done {n}")).task
+        harness.clock.advance(1)
+        await complete(harness, task.id, "closer", summary=f"Done {n}.")
+        completed.append(task.id)
+
+    result = await status(harness, sid, include_completed=True)
+
+    assert result.counts.by_status == {
+        "completed": COMPLETED_LIMIT + 1,
+        "in_progress": LIST_LIMIT + 2,
+        "pending": READY_TOP + 1,
+    }
+    assert (result.ready.count, result.ready.waiting_on_dependencies, len(result.ready.top)) == (
+        READY_TOP + 1,
+        0,
+        READY_TOP,
+    )
+    assert [c.task_id for c in result.in_progress] == claimed[:LIST_LIMIT]  # oldest change first
+    assert result.completed is not None
+    assert [c.task_id for c in result.completed] == completed[::-1][:COMPLETED_LIMIT]  # newest first
