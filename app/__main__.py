@@ -233,6 +233,7 @@ async def import_data(settings: Settings, source: Path) -> int:
     from app.db.schema import SchemaNotAtHead, ensure_at_head
     from app.db.uow import UnitOfWork
     from app.domain.clock import SystemClock
+    from app.runtime.work_signals import ChannelAnnouncer
     from app.services.transfer.data_transfer import DataImportService
     from app.services.transfer.dump_format import parse_dump
 
@@ -248,7 +249,8 @@ async def import_data(settings: Settings, source: Path) -> int:
     database = create_database(settings.resolved_database_url())
     try:
         await ensure_at_head(database, auto_migrate=settings.auto_migrate)
-        summary = await DataImportService(UnitOfWork(database), SystemClock()).import_dump(dump)
+        announcer = ChannelAnnouncer(settings.resolved_database_url())
+        summary = await DataImportService(UnitOfWork(database), SystemClock(), sink=announcer).import_dump(dump)
     except (errors.OrchestratorError, SchemaNotAtHead) as exc:
         print(f"task-orchestrator: import refused: {source}: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1

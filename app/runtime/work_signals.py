@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -194,6 +195,30 @@ class SignallingSink:
 
     async def changed(self, change: Change) -> None:
         await self._router.changed(change)
+
+
+class ChannelAnnouncer:
+    """The sink of a command that writes outside any replica (``task-orchestrator import``): no waiters or
+    feed live in its process, so on PostgreSQL it only sends its transaction's ids on the channel, with the
+    commit, for every running replica to hear; on SQLite it sends nothing (the replicas' interval re-check
+    finds the new work)."""
+
+    def __init__(self, database_url: str) -> None:
+        self._remote = listen_dsn(database_url) is not None
+        self._origin = f"cli-{uuid.uuid4().hex[:12]}"
+
+    def task_transition(self, from_status: str, to_status: str) -> None:
+        return None
+
+    def claim(self, outcome: str) -> None:
+        return None
+
+    async def publish(self, session: AsyncSession, change: Change) -> None:
+        if self._remote:
+            await session.execute(NOTIFY, {"channel": CHANNEL, "payloads": encode(change, self._origin)})
+
+    async def changed(self, change: Change) -> None:
+        return None
 
 
 class ChangeListener:

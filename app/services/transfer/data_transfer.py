@@ -9,6 +9,10 @@ Event ids: the trail needs monotonic ids in the target, and ``agent_visit.last_e
 Every imported event id is shifted by the target's current highest event id (so into an empty database
 the ids are kept exactly), visits are shifted the same way, and PostgreSQL's sequence is moved past the
 result. Agents are per actor, not per session: an actor that already exists in the target keeps its row.
+
+Like every write that can make work ready (DESIGN §4.7), the import announces what it added when its sink
+takes changes: on PostgreSQL the ids go out on the change channel with the import's commit, so every
+replica's waiters re-check and its change feed and board hear of the imported sessions and tasks.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from app.db import schema
 from app.db.models import Agent
 from app.db.repositories import Repositories
 from app.services.base import Service
+from app.services.changes import Change, ChangeSink
 from app.services.transfer import dump_format
 from app.services.transfer.dump_format import RECORD_TYPES, ParsedDump
 from app.services.views import View
@@ -127,6 +132,8 @@ class DataImportService(Service):
                 details={"line": 1},
             )
 
+        imported = _imported(dump)
+
         async def work(repos: Repositories) -> ImportSummary:
             await repos.snapshot.lock_event_log()
             await _refuse_clashes(repos, dump)
@@ -144,13 +151,25 @@ class DataImportService(Service):
             for spec in RECORD_TYPES:
                 await repos.snapshot.insert_rows(spec.table, rows[spec.name])
             await repos.snapshot.sync_event_sequence()
+            if isinstance(self.sink, ChangeSink):  # the transaction's last statement (DESIGN §4.7)
+                await self.sink.publish(repos.session, imported)
             return ImportSummary(
                 counts={t.name: len(rows[t.name]) for t in RECORD_TYPES},
                 agents_kept=sorted(kept),
                 event_id_offset=offset,
             )
 
-        return await self.uow.run(work, write=True)
+        summary = await self.uow.run(work, write=True)
+        if isinstance(self.sink, ChangeSink):
+            await self.sink.changed(imported)
+        return summary
+
+
+def _imported(dump: ParsedDump) -> Change:
+    """The ids an import adds: its sessions and its tasks (a task may join a session of the target)."""
+    tasks = [record for _, record in dump.records["task"]]
+    sessions = dict.fromkeys([r.id for _, r in dump.records["session"]] + [t.session_id for t in tasks])
+    return Change(tuple(sessions), tuple(t.id for t in tasks), wakes=True)
 
 
 def _row(record: Any) -> dict[str, Any]:

@@ -9,16 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import asyncpg
 import pytest
 
 from app import errors
 from app.__main__ import main
 from app.db.repositories.snapshot import SnapshotRepository
+from app.runtime.work_signals import CHANNEL, decode
+from app.services.changes import Change
 from app.services.transfer.data_transfer import DataExportService, DataImportService
 from app.services.transfer.dump_format import RECORD_TYPES, parse_dump
 from tests.conftest import run_in_thread
 from tests.support.databases import PostgresTemplate, SqliteTemplate
 from tests.support.harness import Harness, caller, make_harness
+from tests.support.locks import plain_dsn
 from tests.support.populate import populate
 from tests.support.rows import table_snapshot
 
@@ -311,3 +315,46 @@ async def test_the_export_command_refuses_a_sqlite_path_that_does_not_exist(
     assert await cli("export", "--out", str(tmp_path / "x.jsonl"), "--database-url", f"sqlite:///{missing}") == 1
     assert f"no SQLite database at {missing}" in capsys.readouterr().err
     assert not await anyio.Path(missing).exists() and not await anyio.Path(tmp_path / "x.jsonl").exists()
+
+
+async def test_an_import_into_postgresql_announces_its_sessions_and_tasks_with_its_commit_and_a_refused_one_nothing(
+    postgres_url: str, exported_lines: list[str], tmp_path: Path
+) -> None:
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text("".join(exported_lines), encoding="utf-8")
+    records = [json.loads(line) for line in exported_lines[1:]]
+    sessions = {r["id"] for r in records if r["type"] == "session"}
+    tasks = {r["id"] for r in records if r["type"] == "task"}
+    assert sessions and tasks
+    heard: list[str] = []
+    arrived = anyio.Event()
+
+    def on_notification(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+        heard.append(payload)
+        arrived.set()
+
+    listener = await asyncpg.connect(plain_dsn(postgres_url))
+    try:
+        await listener.add_listener(CHANNEL, on_notification)
+        assert await cli("import", str(dump), "--database-url", postgres_url) == 0
+        changes: list[tuple[str, Change]] = []
+        with anyio.fail_after(30):  # the ids may come split over several payloads, all with the commit
+            while {t for _, c in changes for t in c.task_ids} != tasks:
+                await arrived.wait()
+                arrived = anyio.Event()
+                changes += [decoded for payload in heard[len(changes) :] if (decoded := decode(payload))]
+        assert all(origin.startswith("cli-") for origin, _ in changes)
+        assert {s for _, c in changes for s in c.session_ids} == sessions
+        assert all(c.wakes for _, c in changes)
+
+        # The same file again is refused (its ids exist): its rolled-back transaction announces nothing.
+        seen = len(heard)
+        assert await cli("import", str(dump), "--database-url", postgres_url) == 1
+        await listener.execute("SELECT pg_notify($1, 'probe')", CHANNEL)
+        with anyio.fail_after(30):
+            while "probe" not in heard:
+                await arrived.wait()
+                arrived = anyio.Event()
+        assert heard[seen:] == ["probe"]
+    finally:
+        await listener.close()
