@@ -37,7 +37,7 @@ from mcp import Client
 
 from bench.results import write_results
 from bench.seeding import BenchSetupError, fresh_database, migrate_and_seed_ready
-from bench.servers import REPO_ROOT, server_process
+from bench.servers import NO_ACTOR_LIMITS, REPO_ROOT, server_process
 from bench.tool_latency import summarise
 
 QUERY_TOOL = "orchestrator_query_tasks"
@@ -48,11 +48,6 @@ CALM_AGENT = "calm"
 CALM_INTERVAL_SECONDS = 0.1
 FLOOD_AGENT = "flood"
 ERA = "2026-07-28"
-NO_LIMITS = {
-    "ORCHESTRATOR_RATE_LIMIT_PER_MINUTE": "1000000",
-    "ORCHESTRATOR_RATE_LIMIT_BURST": "100000",
-    "ORCHESTRATOR_MAX_IN_FLIGHT_PER_ACTOR": "10000",
-}
 FLOOD_START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
 TARGET_RATIO = 2.0
@@ -204,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         anyio.run(run_flood, url, session_id, int(concurrency), tool)
         return 0
     if args.limits == "off":
-        os.environ.update(NO_LIMITS)  # the server process inherits them
+        os.environ.update(NO_ACTOR_LIMITS)  # the server process inherits them
     backends = ["postgresql", "sqlite"] if args.backend == "both" else [args.backend]
     runs = []
     try:

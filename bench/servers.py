@@ -82,13 +82,25 @@ async def module_process(
                     await process.wait()
 
 
+# The per-actor fair share (DESIGN §7) out of reach, for a benchmark whose one client calls faster than any
+# agent would (a measurement loop is a runaway loop to the rate limit) and is not measuring the fair share.
+NO_ACTOR_LIMITS = {
+    "ORCHESTRATOR_RATE_LIMIT_PER_MINUTE": "1000000",
+    "ORCHESTRATOR_RATE_LIMIT_BURST": "100000",
+    "ORCHESTRATOR_MAX_IN_FLIGHT_PER_ACTOR": "10000",
+}
+
+
 @asynccontextmanager
-async def server_process(url: str, workdir: Path) -> AsyncIterator[RunningServer]:
+async def server_process(
+    url: str, workdir: Path, extra_env: Mapping[str, str] | None = None
+) -> AsyncIterator[RunningServer]:
     """The service (``bench.serve_app``) on ``url``; its log lines go to ``workdir/server.log``."""
     env = {
         "ORCHESTRATOR_DATABASE_URL": url,
         "ORCHESTRATOR_DATA_DIR": str(workdir / "data"),
         "ORCHESTRATOR_HOST": "127.0.0.1",
+        **(extra_env or {}),
     }
     async with module_process("bench.serve_app", workdir, "server", env) as server:
         yield server
