@@ -246,11 +246,13 @@ async def import_data(settings: Settings, source: Path) -> int:
     except errors.OrchestratorError as exc:
         print(f"task-orchestrator: import refused: {source}: {exc.message}", file=sys.stderr)
         return 1
-    database = create_database(settings.resolved_database_url())
+    url = settings.resolved_database_url()
+    database = create_database(url)
     try:
         await ensure_at_head(database, auto_migrate=settings.auto_migrate)
-        announcer = ChannelAnnouncer(settings.resolved_database_url())
-        summary = await DataImportService(UnitOfWork(database), SystemClock(), sink=announcer).import_dump(dump)
+        summary = await DataImportService(UnitOfWork(database), SystemClock(), sink=ChannelAnnouncer(url)).import_dump(
+            dump
+        )
     except (errors.OrchestratorError, SchemaNotAtHead) as exc:
         print(f"task-orchestrator: import refused: {source}: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 1

@@ -74,6 +74,11 @@ def encode(change: Change, origin: str) -> list[str]:
     return payloads
 
 
+async def notify_with_commit(session: AsyncSession, change: Change, origin: str) -> None:
+    """Queue ``change`` on the channel inside ``session``'s transaction: PostgreSQL sends it at the commit."""
+    await session.execute(NOTIFY, {"channel": CHANNEL, "payloads": encode(change, origin)})
+
+
 def decode(payload: str) -> tuple[str, Change] | None:
     """(origin, change) from a payload, or None when it is not one of ours."""
     try:
@@ -146,7 +151,7 @@ class ChangeRouter:
     async def publish(self, session: AsyncSession, change: Change) -> None:
         """Inside a write's transaction, as its last statement: the NOTIFY that goes out with its commit."""
         if self.remote and change.wakes:
-            await session.execute(NOTIFY, {"channel": CHANNEL, "payloads": encode(change, self.instance_id)})
+            await notify_with_commit(session, change, self.instance_id)
 
     async def changed(self, change: Change) -> None:
         """A local commit changed these ids (called after the commit; never raises)."""
@@ -215,7 +220,7 @@ class ChannelAnnouncer:
 
     async def publish(self, session: AsyncSession, change: Change) -> None:
         if self._remote:
-            await session.execute(NOTIFY, {"channel": CHANNEL, "payloads": encode(change, self._origin)})
+            await notify_with_commit(session, change, self._origin)
 
     async def changed(self, change: Change) -> None:
         return None
