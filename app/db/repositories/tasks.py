@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
+    CompoundSelect,
     Select,
     and_,
     bindparam,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -251,6 +253,38 @@ def _ready_top_statement() -> Select[Task, int]:
     )
 
 
+class Neighbour(NamedTuple):
+    """A dependency or a subtask of a task, as much of it as readiness and a brief need."""
+
+    id: str
+    title: str
+    status: str
+
+
+@cache
+def _neighbours_statement() -> CompoundSelect[int, str, str, str, datetime]:
+    """The query of :meth:`TaskRepository.neighbours`: a task's dependencies (in ``statuses_for``'s order)
+    and its subtasks (oldest first) in one round trip, built once (every claim runs it)."""
+    dep = aliased(Task)
+    dependencies = (
+        select(
+            literal(0).label("kind"),
+            TaskDependency.depends_on_id.label("id"),
+            dep.title.label("title"),
+            dep.status.label("status"),
+            TaskDependency.created_at.label("at"),
+        )
+        .join(dep, dep.id == TaskDependency.depends_on_id)
+        .where(TaskDependency.task_id == bindparam("task_id"))
+    )
+    children = select(literal(1), Task.id, Task.title, Task.status, Task.created_at).where(
+        Task.parent_id == bindparam("task_id")
+    )
+    both = union_all(dependencies, children)
+    columns = both.selected_columns
+    return both.order_by(columns.kind, columns.at, columns.id)
+
+
 @dataclass(frozen=True)
 class BoardCounts:
     """A session's task counts by status and by specialist, from one aggregate pass."""
@@ -305,6 +339,16 @@ class TaskRepository:
         for parent_id, child_id, status in rows:
             result.setdefault(parent_id or "", []).append((child_id, status))
         return result
+
+    async def neighbours(self, task_id: str) -> tuple[list[Neighbour], list[Neighbour]]:
+        """The task's dependencies (with their statuses) and its subtasks, oldest first, in one statement."""
+        dependencies: list[Neighbour] = []
+        children: list[Neighbour] = []
+        for kind, neighbour_id, title, status, _ in await self._session.execute(
+            _neighbours_statement(), {"task_id": task_id}
+        ):
+            (children if kind else dependencies).append(Neighbour(neighbour_id, title, status))
+        return dependencies, children
 
     async def children_by_parent(self, session_id: str) -> dict[str, list[str]]:
         """The session's parent links as ``parent -> [child…]`` (for cycle checks over waits)."""

@@ -16,10 +16,20 @@ from pydantic import Field, RootModel
 
 from app.db.models import Artifact, Task
 from app.db.repositories import Repositories
+from app.db.repositories.tasks import Neighbour
 from app.domain.clock import iso
 from app.domain.enums import OPEN_STATUSES, ArtifactKind
 from app.domain.roles import Role, RoleCatalog
-from app.services.views import ArtifactKindName, SpecialistName, TaskStatusName, TaskView, View, task_views
+from app.services.graph import rules
+from app.services.views import (
+    ArtifactKindName,
+    SpecialistName,
+    TaskStatusName,
+    TaskView,
+    View,
+    task_view,
+    task_views,
+)
 
 EXCERPT_CHARS = 600
 MAX_REVISION_NOTES = 3
@@ -95,13 +105,26 @@ def artifact_ref(row: Artifact) -> ArtifactRef:
     )
 
 
-async def build_brief(repos: Repositories, task: Task, roles: RoleCatalog, *, max_attempts: int) -> ExecuteTaskResult:
-    """The full answer to a successful claim of ``task`` (the row as it is after the claim)."""
+async def build_brief(
+    repos: Repositories,
+    task: Task,
+    roles: RoleCatalog,
+    *,
+    max_attempts: int,
+    readiness: rules.Readiness | None = None,
+) -> ExecuteTaskResult:
+    """The full answer to a successful claim of ``task`` (the row as it is after the claim).
+
+    ``readiness`` is what the claim read under the row lock (dependencies' statuses, subtasks); without it
+    (a brief of a claim already held) it is read here.
+    """
     await repos.session.flush()
-    view = (await task_views(repos, [task]))[0]
+    if readiness is None:
+        readiness = await rules.read_readiness(repos, task)
+    children = readiness.children
+    view = task_view(task, readiness.dependencies, len(readiness.open_children))
     dep_rows = await repos.tasks.get_many(view.dependencies)
     parent_row = await repos.tasks.get(task.parent_id) if task.parent_id else None
-    children = await repos.tasks.list_children([task.id])
     artifacts = await repos.artifacts.list_by_task_ids([*view.dependencies, task.id])
     by_task: dict[str, list[Artifact]] = defaultdict(list)
     for row in artifacts:
@@ -151,7 +174,7 @@ def _instructions(
     role: Role,
     dependencies: Sequence[DependencyBrief],
     parent: TaskView | None,
-    children: Sequence[Task],
+    children: Sequence[Neighbour],
     notes: Sequence[Artifact],
     max_attempts: int,
 ) -> list[str]:
@@ -193,7 +216,7 @@ def _instructions(
     return steps
 
 
-def _subtask_steps(task: TaskView, children: Sequence[Task]) -> list[str]:
+def _subtask_steps(task: TaskView, children: Sequence[Neighbour]) -> list[str]:
     """What a parent's holder does about its subtasks: wait for open ones, or roll up finished ones."""
     if not children:
         return []
@@ -221,7 +244,7 @@ def render_prompt(
     task: TaskView,
     dependencies: Sequence[DependencyBrief],
     parent: TaskView | None,
-    subtasks: Sequence[Task],
+    subtasks: Sequence[Neighbour],
     notes: Sequence[Artifact],
     instructions: Sequence[str],
 ) -> str:

@@ -72,9 +72,13 @@ class ExecutionService(Service):
             task = await tx.repos.tasks.get_for_update(task_id)
             if task is None:
                 raise errors.TaskNotFound(task_id)
-            await claim(tx, task, lease_seconds=lease, max_attempts=self.config.max_attempts)
+            # Read once under the lock: the claim's readiness rule and the brief both use it.
+            readiness = await rules.read_readiness(tx.repos, task)
+            await claim(tx, task, lease_seconds=lease, max_attempts=self.config.max_attempts, readiness=readiness)
             await tx.repos.sessions.touch(task.session_id, tx.now)
-            return await build_brief(tx.repos, task, self.roles, max_attempts=self.config.max_attempts)
+            return await build_brief(
+                tx.repos, task, self.roles, max_attempts=self.config.max_attempts, readiness=readiness
+            )
 
         # A refused claim (claimed_by_other) is counted as a "conflict" by Service._write after the rollback.
         return await self._write(caller, "orchestrator_execute_task", request_id, ExecuteTaskResult, work)
@@ -99,16 +103,23 @@ class ExecutionService(Service):
         lease = lease_seconds or self.config.lease_seconds
 
         async def work(tx: Tx) -> NextTaskResult:
-            sid = await resolve_session_id(tx.repos, caller, session_id)
-            task = await _pick(tx.repos, sid, specialist_types)
-            if task is None:
+            # A named session is checked only when nothing is picked: a task found in it proves it exists
+            # (the task's foreign key), and the claim is the hot path, so it spares the read.
+            sid = session_id if session_id is not None else await resolve_session_id(tx.repos, caller, None)
+            picked = await _pick(tx.repos, sid, specialist_types)
+            if picked is None:
+                await resolve_session_id(tx.repos, caller, sid)  # not_found for a session that does not exist
                 reason = await _why_none_ready(tx.repos, sid, specialist_types)
                 if wait_seconds > 0:
                     raise NothingReady(sid, reason)  # rolls back: only the wait's final answer is stored
                 return NextTaskResult(NoReadyTask(task=None, reason=reason))
-            await claim(tx, task, lease_seconds=lease, max_attempts=self.config.max_attempts)
+            task, readiness = picked
+            await claim(tx, task, lease_seconds=lease, max_attempts=self.config.max_attempts, readiness=readiness)
             await tx.repos.sessions.touch(sid, tx.now)
-            return NextTaskResult(await build_brief(tx.repos, task, self.roles, max_attempts=self.config.max_attempts))
+            brief = await build_brief(
+                tx.repos, task, self.roles, max_attempts=self.config.max_attempts, readiness=readiness
+            )
+            return NextTaskResult(brief)
 
         async def claim_once() -> NextTaskResult:
             return await self._write(caller, "orchestrator_next_task", request_id, NextTaskResult, work)
@@ -124,11 +135,14 @@ class ExecutionService(Service):
         )
 
 
-async def claim(tx: Tx, task: Task, *, lease_seconds: int, max_attempts: int) -> None:
+async def claim(
+    tx: Tx, task: Task, *, lease_seconds: int, max_attempts: int, readiness: rules.Readiness | None = None
+) -> None:
     """Make the caller the holder of the locked ``task``, or renew its claim.
 
     A claim whose lease ran out but which the sweeper has not reached yet is ended here exactly as the
     sweeper would end it (``lease_expired``; failed at ``max_attempts``) before the new claim is made.
+    ``readiness``, read under the lock by the caller, spares the readiness rule its own reads.
 
     Raises:
         claimed_by_other, dependencies_unmet, children_open, invalid_transition.
@@ -145,12 +159,17 @@ async def claim(tx: Tx, task: Task, *, lease_seconds: int, max_attempts: int) ->
             return
         await expire_lease(tx, task, max_attempts=max_attempts)
     event: dict[str, Any] = {"holder": actor, "attempt": task.attempt_count + 1}
-    await rules.move(tx, task, TaskStatus.IN_PROGRESS, lease_seconds=lease_seconds, event_data=event)
+    await rules.move(
+        tx, task, TaskStatus.IN_PROGRESS, lease_seconds=lease_seconds, event_data=event, readiness=readiness
+    )
     task.version += 1
 
 
-async def _pick(repos: Repositories, session_id: str, specialist_types: Sequence[str]) -> Task | None:
-    """Lock the best ready task (claim: SKIP LOCKED) and re-check its readiness under the lock.
+async def _pick(
+    repos: Repositories, session_id: str, specialist_types: Sequence[str]
+) -> tuple[Task, rules.Readiness] | None:
+    """Lock the best ready task (claim: SKIP LOCKED) and re-check its readiness under the lock; the task
+    with what the re-check read (the claim and its brief use it instead of reading it again).
 
     The re-check reads dependencies and children with fresh statements (READ COMMITTED), so a subtask
     planned, or a dependency reopened, between the scan and the lock passes this row over.
@@ -160,14 +179,9 @@ async def _pick(repos: Repositories, session_id: str, specialist_types: Sequence
         task = await repos.tasks.lock_next_ready(session_id, specialist_types, exclude_ids=passed_over)
         if task is None:
             return None
-        deps = (await repos.dependencies.statuses_for([task.id])).get(task.id, [])
-        children = (await repos.tasks.open_children_of([task.id])).get(task.id, [])
-        if (
-            task.status == TaskStatus.PENDING
-            and all(status == TaskStatus.COMPLETED for _, status in deps)
-            and not children
-        ):
-            return task
+        readiness = await rules.read_readiness(repos, task)
+        if task.status == TaskStatus.PENDING and readiness.ready_for:
+            return task, readiness
         # Not ready after all under the lock; this row is ours but must not be handed out.
         passed_over.append(task.id)
     return None

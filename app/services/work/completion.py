@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from app import errors
 from app.db.models import Task
+from app.db.repositories import Repositories
 from app.domain import json_bounds
 from app.domain.clock import iso
 from app.domain.enums import ArtifactKind, NextAction, TaskStatus
@@ -23,7 +24,7 @@ from app.services.artifacts import new_artifact
 from app.services.base import Service, Tx
 from app.services.caller import Caller
 from app.services.graph import rules
-from app.services.views import ArtifactView, TaskView, View, artifact_view, one_task_view, task_views
+from app.services.views import ArtifactView, TaskView, View, artifact_view, one_task_view, task_view, task_views
 
 NEXT_READY_LIMIT = 5
 
@@ -96,7 +97,7 @@ class CompletionService(Service):
                 rows = await tx.repos.tasks.list_ready(task.session_id, limit=NEXT_READY_LIMIT)
                 next_ready = await task_views(tx.repos, rows)
             return CompleteTaskResult(
-                task=await one_task_view(tx.repos, task),
+                task=await _own_view(tx.repos, task),
                 artifact=artifact_view(artifact),
                 unblocked=unblocked,
                 next_ready=next_ready,
@@ -151,6 +152,16 @@ class CompletionService(Service):
             )
         )
         await self._move(tx, task, TaskStatus.PENDING, reason=summary, event={**event, "revision_note_id": note.id})
+
+
+async def _own_view(repos: Repositories, task: Task) -> TaskView:
+    """The view of the task just moved. A completed task has no open subtask (the move refused it with
+    ``children_open`` under the row lock, and a subtask cannot be planned under a completed parent), so
+    only its dependencies are read: a statement fewer on every completion."""
+    if task.status != TaskStatus.COMPLETED:
+        return await one_task_view(repos, task)
+    deps = (await repos.dependencies.statuses_for([task.id])).get(task.id, [])
+    return task_view(task, deps, open_children=0)
 
 
 async def _newly_ready(tx: Tx, task: Task) -> list[TaskView]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from sqlalchemy import event
 
 from app.domain import roles
+from app.services.work.briefs import ExecuteTaskResult
 from app.services.work.claims import ExecutionService
-from tests.support.execution import complete, execute
+from tests.support.execution import complete, execute, next_task
 from tests.support.harness import Harness, caller
 
 pytestmark = pytest.mark.anyio
@@ -106,3 +108,40 @@ async def test_a_roles_file_override_reaches_the_brief(harness: Harness) -> None
     assert brief.specialist.expertise[-1] == "Hypothesis"
     assert brief.specialist.prompt.startswith("# Property-based testing expert: Fuzz the parser\n")
     assert "- Hypothesis" in brief.specialist.prompt
+
+
+async def test_a_claim_reads_its_dependencies_and_subtasks_in_one_statement_and_the_brief_shows_them(
+    harness: Harness,
+) -> None:
+    """next_task's re-check under the lock, the readiness rule and the brief share one read of both."""
+    session_id = await harness.session()
+    design = (await harness.plan(title="Design")).task
+    epic = (await harness.plan(title="Epic", dependencies=[design.id])).task
+    step = (await harness.plan(title="Step", parent=epic.id)).task
+    for task_id in (design.id, step.id):
+        await execute(harness, task_id, "architect")
+        await complete(harness, task_id, "architect")
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = harness.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        claimed = await next_task(harness, session_id, "lead")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    brief = claimed.root
+    assert isinstance(brief, ExecuteTaskResult) and brief.task.id == epic.id
+    assert (brief.task.dependencies, brief.task.blocked_by, brief.task.open_children) == ([design.id], [], 0)
+    assert [d.task_id for d in brief.dependencies] == [design.id]
+    assert f"- `{step.id}` Step (completed)" in brief.specialist.prompt
+    neighbour_reads = [s for s in statements if "UNION ALL" in s]
+    dependency_reads = [
+        s for s in statements if s.startswith("SELECT task_dependency.task_id, task_dependency.depends_on_id")
+    ]
+    subtask_reads = [s for s in statements if "task.parent_id IN" in s]
+    assert len(neighbour_reads) == 1, neighbour_reads  # dependencies and subtasks in one statement
+    assert (dependency_reads, subtask_reads) == ([], [])

@@ -8,6 +8,7 @@ from datetime import date
 import anyio
 import pytest
 
+from app import errors
 from app.db.repositories import Repositories
 from app.services.work.briefs import ExecuteTaskResult, NoReadyTask
 from tests.support.execution import complete, count_events, execute, next_task, status_moves
@@ -158,3 +159,15 @@ async def test_the_claim_query_skips_excluded_rows_and_keeps_the_specialist_filt
     assert await pick(("coder", "tester"), [high.id]) == low.id
     assert await pick(("coder",), [high.id, low.id]) is None
     assert await pick(("tester",), []) is None
+
+
+@pytest.mark.parametrize("wait_seconds", [0, 5])
+async def test_next_task_in_a_session_that_does_not_exist_is_not_found_at_once(
+    harness: Harness, wait_seconds: float
+) -> None:
+    """The claim reads the named session only when nothing is picked; a missing one is still not_found."""
+    await harness.session()
+    await harness.plan(title="Elsewhere")
+    with pytest.raises(errors.SessionNotFound) as caught:
+        await next_task(harness, "sess_missing", "worker", wait_seconds=wait_seconds)
+    assert (caught.value.code, caught.value.field, caught.value.value) == ("not_found", "session_id", "sess_missing")
