@@ -126,8 +126,9 @@ async def ensure_ready(tx: Tx, task: Task, readiness: Readiness | None = None) -
         raise errors.ChildrenOpen(task.id, readiness.open_children)
 
 
-async def ensure_children_done(tx: Tx, task: Task) -> None:
-    """A parent waits for its subtasks: none of them may be open.
+async def ensure_children_done(tx: Tx, task: Task, readiness: Readiness | None = None) -> None:
+    """A parent waits for its subtasks: none of them may be open (from ``readiness`` when the caller read
+    it under the row lock).
 
     Raises:
         children_open: listing the subtasks that are not terminal, with their statuses.
@@ -135,7 +136,10 @@ async def ensure_children_done(tx: Tx, task: Task) -> None:
     # The ``children_open`` test reads children without their row locks: a concurrent plan_task under this
     # task either committed before (seen here) or serialises behind this transaction's row lock on the parent
     # (plan_task locks the parent row; SQLite: immediate transaction).
-    children = (await tx.repos.tasks.open_children_of([task.id])).get(task.id, [])
+    if readiness is not None:
+        children = readiness.open_children
+    else:
+        children = (await tx.repos.tasks.open_children_of([task.id])).get(task.id, [])
     if children:
         raise errors.ChildrenOpen(task.id, children)
 
@@ -281,7 +285,7 @@ async def move(
     if target in (TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED) and current == TaskStatus.PENDING:
         await ensure_ready(tx, task, readiness)
     elif target == TaskStatus.COMPLETED:
-        await ensure_children_done(tx, task)
+        await ensure_children_done(tx, task, readiness)
     if target == TaskStatus.IN_PROGRESS:
         # An admin's forced take-over of another actor's claim is a new claim, not a renewal.
         renew = current == TaskStatus.IN_PROGRESS and task.assigned_to == tx.caller.actor

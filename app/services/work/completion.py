@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 from app import errors
 from app.db.models import Task
-from app.db.repositories import Repositories
 from app.domain import json_bounds
 from app.domain.clock import iso
 from app.domain.enums import ArtifactKind, NextAction, TaskStatus
@@ -72,6 +71,8 @@ class CompletionService(Service):
                 raise errors.TaskNotFound(task_id)
             rules.ensure_not_held_by_other(tx, task, force=force)
             action = NextAction(next_action)
+            # Read once under the lock: the move's readiness or open-subtask rule and the answer's view use it.
+            readiness = await rules.read_readiness(tx.repos, task)
             artifact = await tx.repos.artifacts.insert(
                 new_artifact(
                     session_id=task.session_id,
@@ -84,7 +85,7 @@ class CompletionService(Service):
                     file_paths=list(dict.fromkeys(file_paths)),
                 )
             )
-            await self._apply(tx, task, action, summary, artifact.id)
+            await self._apply(tx, task, action, summary, artifact.id, readiness)
             task.summary = summary
             task.next_action = action.value
             task.version += 1
@@ -97,7 +98,7 @@ class CompletionService(Service):
                 rows = await tx.repos.tasks.list_ready(task.session_id, limit=NEXT_READY_LIMIT)
                 next_ready = await task_views(tx.repos, rows)
             return CompleteTaskResult(
-                task=await _own_view(tx.repos, task),
+                task=_own_view(task, readiness),
                 artifact=artifact_view(artifact),
                 unblocked=unblocked,
                 next_ready=next_ready,
@@ -105,24 +106,39 @@ class CompletionService(Service):
 
         return await self._write(caller, "orchestrator_complete_task", request_id, CompleteTaskResult, work)
 
-    async def _apply(self, tx: Tx, task: Task, action: NextAction, summary: str, work_id: str) -> None:
+    async def _apply(
+        self, tx: Tx, task: Task, action: NextAction, summary: str, work_id: str, readiness: rules.Readiness
+    ) -> None:
         """Move the task as ``action`` says (complete/continue, needs_revision or blocked)."""
         event: dict[str, object] = {"next_action": action.value, "artifact_id": work_id}
         if action in (NextAction.COMPLETE, NextAction.CONTINUE):
             if task.status == TaskStatus.PENDING:
                 event["implicit_claim"] = True
                 task.attempt_count += 1  # the work done without a claim counts as one attempt
-            await self._move(tx, task, TaskStatus.COMPLETED, event=event)
+            await self._move(tx, task, TaskStatus.COMPLETED, event=event, readiness=readiness)
         elif action == NextAction.NEEDS_REVISION:
             await self._send_back(tx, task, summary, work_id, event)
         else:
             await self._move(tx, task, TaskStatus.BLOCKED, reason=summary, event=event)
 
     async def _move(
-        self, tx: Tx, task: Task, target: TaskStatus, *, reason: str | None = None, event: dict[str, object]
+        self,
+        tx: Tx,
+        task: Task,
+        target: TaskStatus,
+        *,
+        reason: str | None = None,
+        event: dict[str, object],
+        readiness: rules.Readiness | None = None,
     ) -> None:
         await rules.move(
-            tx, task, target, lease_seconds=self.config.lease_seconds, reason=reason, event_data=dict(event)
+            tx,
+            task,
+            target,
+            lease_seconds=self.config.lease_seconds,
+            reason=reason,
+            event_data=dict(event),
+            readiness=readiness,
         )
 
     async def _send_back(self, tx: Tx, task: Task, summary: str, work_id: str, event: dict[str, object]) -> None:
@@ -154,14 +170,10 @@ class CompletionService(Service):
         await self._move(tx, task, TaskStatus.PENDING, reason=summary, event={**event, "revision_note_id": note.id})
 
 
-async def _own_view(repos: Repositories, task: Task) -> TaskView:
-    """The view of the task just moved. A completed task has no open subtask (the move refused it with
-    ``children_open`` under the row lock, and a subtask cannot be planned under a completed parent), so
-    only its dependencies are read: a statement fewer on every completion."""
-    if task.status != TaskStatus.COMPLETED:
-        return await one_task_view(repos, task)
-    deps = (await repos.dependencies.statuses_for([task.id])).get(task.id, [])
-    return task_view(task, deps, open_children=0)
+def _own_view(task: Task, readiness: rules.Readiness) -> TaskView:
+    """The view of the task just moved, from what was read under its row lock: nothing this transaction
+    writes changes the task's dependencies or subtasks, and the lock keeps others from adding a subtask."""
+    return task_view(task, readiness.dependencies, len(readiness.open_children))
 
 
 async def _newly_ready(tx: Tx, task: Task) -> list[TaskView]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event
 
 from app import errors
 from app.services.work.briefs import ExecuteTaskResult
@@ -172,3 +173,30 @@ async def test_only_the_holder_completes_unless_an_admin_forces_it(harness: Harn
     forced = await complete(harness, task.id, "operator", admin=True, force=True)
     assert forced.task.status == "completed" and forced.artifact.created_by == "operator"
     assert [a.created_by for a in await artifacts_of(harness, task.id)] == ["operator"]
+
+
+async def test_a_completion_reads_the_tasks_dependencies_and_subtasks_in_one_statement(harness: Harness) -> None:
+    """The open-subtask rule and the answer's view share one read, taken under the row lock."""
+    await harness.session()
+    design = (await harness.plan(title="Design")).task
+    epic = (await harness.plan(title="Epic", dependencies=[design.id])).task
+    step = (await harness.plan(title="Step", parent=epic.id)).task
+    for task_id in (design.id, step.id):
+        await execute(harness, task_id, "architect")
+        await complete(harness, task_id, "architect")
+    await execute(harness, epic.id, "lead")
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = harness.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        done = await complete(harness, epic.id, "lead")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert (done.task.status, done.task.dependencies, done.task.open_children) == ("completed", [design.id], 0)
+    assert len([s for s in statements if "UNION ALL" in s]) == 1
+    assert [s for s in statements if "task.parent_id IN" in s or s.startswith("SELECT task_dependency.task_id")] == []
