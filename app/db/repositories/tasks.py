@@ -33,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, load_only
+from sqlalchemy.orm import InstrumentedAttribute, aliased, load_only
 from sqlalchemy.sql.elements import BindParameter
 
 from app.db.models import Task, TaskDependency
@@ -101,19 +101,25 @@ def scope_predicates(scope: TaskScope | None) -> list[ColumnElement[bool]]:
     return preds
 
 
-def priority_rank() -> ColumnElement[int]:
+def priority_rank(priority: ColumnElement[str] | InstrumentedAttribute[str] | None = None) -> ColumnElement[int]:
     """Priority as a number (critical highest) for ORDER BY, from the one mapping in the domain."""
-    return case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=Task.priority, else_=0)
+    column = Task.priority if priority is None else priority
+    return case({p.value: rank for p, rank in PRIORITY_RANK.items()}, value=column, else_=0)
 
 
-def ready_order() -> list[ColumnElement[Any]]:
-    """The hand-out order of ready work: priority desc, due date asc (none last), oldest first, then id."""
+def ready_order(columns: Any = None) -> list[ColumnElement[Any]]:
+    """The hand-out order of ready work: priority desc, due date asc (none last), oldest first, then id.
+
+    ``columns`` (with ``priority``, ``due_at``, ``created_at`` and ``id``) orders a subquery's rows
+    instead of the task table's.
+    """
+    c = Task if columns is None else columns
     return [
-        priority_rank().desc(),
-        case((Task.due_at.is_(None), 1), else_=0),
-        Task.due_at.asc(),
-        Task.created_at.asc(),
-        Task.id.asc(),
+        priority_rank(c.priority).desc(),
+        case((c.due_at.is_(None), 1), else_=0),
+        c.due_at.asc(),
+        c.created_at.asc(),
+        c.id.asc(),
     ]
 
 
@@ -244,13 +250,24 @@ def _board_counts_statement() -> Select[str, str, int]:
 @cache
 def _ready_top_statement() -> Select[Task, int]:
     """The first ready tasks in next_task order and, on each row, how many are ready in all: the window
-    count is taken over the whole ready set before the LIMIT, so the set is worked out once."""
-    return (
-        select(Task, func.count().over())
+    count is taken over the whole ready set before the LIMIT, so the set is worked out once.
+
+    The set is worked out on the four columns the order needs, and only the top rows are read whole: the
+    window over whole rows (descriptions, contexts) of a 10,000-task session's 2,500 ready tasks made the
+    statement a quarter slower on PostgreSQL (19 against 14 ms).
+    """
+    ready = (
+        select(Task.id, Task.priority, Task.due_at, Task.created_at)
         .where(*ready_predicates(bindparam("session_id"), ()))
-        .order_by(*ready_order())
-        .limit(bindparam("limit"))
+        .subquery("ready")
     )
+    top = (
+        select(ready.c.id, func.count().over().label("ready_count"))
+        .order_by(*ready_order(ready.c))
+        .limit(bindparam("limit"))
+        .subquery("top")
+    )
+    return select(Task, top.c.ready_count).join(top, top.c.id == Task.id).order_by(*ready_order())
 
 
 class Neighbour(NamedTuple):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from app.services.graph.updates import TaskChanges
 from app.services.sessions.status import COMPLETED_LIMIT, LIST_LIMIT, READY_TOP, StatusResult
-from tests.support.execution import complete, execute
+from app.services.work.briefs import ExecuteTaskResult
+from tests.support.execution import complete, execute, next_task
 from tests.support.harness import Harness, caller
 
 pytestmark = pytest.mark.anyio
@@ -144,3 +147,35 @@ async def test_status_is_a_board_its_lists_are_short_and_the_counts_cover_every_
     assert [c.task_id for c in result.in_progress] == claimed[:LIST_LIMIT]  # oldest change first
     assert result.completed is not None
     assert [c.task_id for c in result.completed] == completed[::-1][:COMPLETED_LIMIT]  # newest first
+
+
+async def test_the_ready_top_is_what_next_task_hands_out_first_and_the_count_covers_every_ready_task(
+    harness: Harness,
+) -> None:
+    sid = await harness.session()
+    blocker = (await harness.plan(title="blocker", priority="low")).task
+    await harness.plan(title="waits", priority="critical", dependencies=[blocker.id])
+    ready = [
+        ("low", None),
+        ("high", date(2026, 3, 1)),
+        ("medium", None),
+        ("high", None),
+        ("critical", None),
+        ("high", date(2026, 2, 1)),
+        ("medium", date(2026, 1, 15)),
+        ("low", date(2026, 1, 10)),
+    ]
+    for n, (priority, due) in enumerate(ready):
+        harness.clock.advance(1)
+        await harness.plan(title=f"ready {n}", priority=priority, due_date=due)
+
+    result = await status(harness, sid)
+
+    handed_out = []
+    for n in range(READY_TOP):
+        claimed = (await next_task(harness, sid, f"w{n}")).root
+        assert isinstance(claimed, ExecuteTaskResult)
+        handed_out.append(claimed.task.id)
+    assert [t.id for t in result.ready.top] == handed_out
+    assert [t.priority for t in result.ready.top] == ["critical", "high", "high", "high", "medium"]
+    assert (result.ready.count, result.ready.waiting_on_dependencies) == (9, 1)  # 8 and the blocker
