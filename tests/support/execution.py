@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from app.db.models import Artifact, TaskEvent
 from app.db.repositories import Repositories
@@ -43,6 +44,22 @@ async def complete(
         **kw,
     }
     return await h.services.completion.complete_task(caller(actor, admin=admin), task_id, **args)
+
+
+@contextmanager
+def recorded_statements(h: Harness) -> Iterator[list[str]]:
+    """Every SQL statement the harness's engine runs inside the block, whitespace collapsed."""
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    engine = h.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 async def read(h: Harness, work: Callable[[Repositories], Awaitable[Any]]) -> Any:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from sqlalchemy import event
 
 from app.domain import roles
 from app.services.work.briefs import ExecuteTaskResult
 from app.services.work.claims import ExecutionService
-from tests.support.execution import complete, execute, next_task
+from tests.support.execution import complete, execute, next_task, recorded_statements
 from tests.support.harness import Harness, caller
 
 pytestmark = pytest.mark.anyio
@@ -121,17 +120,8 @@ async def test_a_claim_reads_its_dependencies_and_subtasks_in_one_statement_and_
     for task_id in (design.id, step.id):
         await execute(harness, task_id, "architect")
         await complete(harness, task_id, "architect")
-    statements: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(" ".join(statement.split()))
-
-    engine = harness.database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(harness) as statements:
         claimed = await next_task(harness, session_id, "lead")
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
     brief = claimed.root
     assert isinstance(brief, ExecuteTaskResult) and brief.task.id == epic.id

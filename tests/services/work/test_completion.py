@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
 
 from app import errors
 from app.services.work.briefs import ExecuteTaskResult
@@ -14,6 +13,7 @@ from tests.support.execution import (
     event_kinds,
     execute,
     next_task,
+    recorded_statements,
     status_moves,
 )
 from tests.support.harness import Harness, caller
@@ -185,17 +185,8 @@ async def test_a_completion_reads_the_tasks_dependencies_and_subtasks_in_one_sta
         await execute(harness, task_id, "architect")
         await complete(harness, task_id, "architect")
     await execute(harness, epic.id, "lead")
-    statements: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(" ".join(statement.split()))
-
-    engine = harness.database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(harness) as statements:
         done = await complete(harness, epic.id, "lead")
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
     assert (done.task.status, done.task.dependencies, done.task.open_children) == ("completed", [design.id], 0)
     assert len([s for s in statements if "UNION ALL" in s]) == 1
