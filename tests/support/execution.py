@@ -46,6 +46,18 @@ async def complete(
     return await h.services.completion.complete_task(caller(actor, admin=admin), task_id, **args)
 
 
+async def ready_parent(h: Harness) -> tuple[str, str, str]:
+    """A pending parent ("Epic") whose one dependency ("Design") and one subtask ("Step") are completed:
+    ready, with neighbours of both kinds. Its id, the dependency's, the subtask's."""
+    design = (await h.plan(title="Design")).task
+    epic = (await h.plan(title="Epic", dependencies=[design.id])).task
+    step = (await h.plan(title="Step", parent=epic.id)).task
+    for task_id in (design.id, step.id):
+        await execute(h, task_id, "architect")
+        await complete(h, task_id, "architect")
+    return epic.id, design.id, step.id
+
+
 @contextmanager
 def recorded_statements(h: Harness) -> Iterator[list[str]]:
     """Every SQL statement the harness's engine runs inside the block, whitespace collapsed."""

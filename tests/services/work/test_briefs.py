@@ -9,7 +9,7 @@ import pytest
 from app.domain import roles
 from app.services.work.briefs import ExecuteTaskResult
 from app.services.work.claims import ExecutionService
-from tests.support.execution import complete, execute, next_task, recorded_statements
+from tests.support.execution import complete, execute, next_task, ready_parent, recorded_statements
 from tests.support.harness import Harness, caller
 
 pytestmark = pytest.mark.anyio
@@ -114,20 +114,15 @@ async def test_a_claim_reads_its_dependencies_and_subtasks_in_one_statement_and_
 ) -> None:
     """next_task's re-check under the lock, the readiness rule and the brief share one read of both."""
     session_id = await harness.session()
-    design = (await harness.plan(title="Design")).task
-    epic = (await harness.plan(title="Epic", dependencies=[design.id])).task
-    step = (await harness.plan(title="Step", parent=epic.id)).task
-    for task_id in (design.id, step.id):
-        await execute(harness, task_id, "architect")
-        await complete(harness, task_id, "architect")
+    epic, design, step = await ready_parent(harness)
     with recorded_statements(harness) as statements:
         claimed = await next_task(harness, session_id, "lead")
 
     brief = claimed.root
-    assert isinstance(brief, ExecuteTaskResult) and brief.task.id == epic.id
-    assert (brief.task.dependencies, brief.task.blocked_by, brief.task.open_children) == ([design.id], [], 0)
-    assert [d.task_id for d in brief.dependencies] == [design.id]
-    assert f"- `{step.id}` Step (completed)" in brief.specialist.prompt
+    assert isinstance(brief, ExecuteTaskResult) and brief.task.id == epic
+    assert (brief.task.dependencies, brief.task.blocked_by, brief.task.open_children) == ([design], [], 0)
+    assert [d.task_id for d in brief.dependencies] == [design]
+    assert f"- `{step}` Step (completed)" in brief.specialist.prompt
     neighbour_reads = [s for s in statements if "UNION ALL" in s]
     dependency_reads = [
         s for s in statements if s.startswith("SELECT task_dependency.task_id, task_dependency.depends_on_id")

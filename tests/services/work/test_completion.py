@@ -13,6 +13,7 @@ from tests.support.execution import (
     event_kinds,
     execute,
     next_task,
+    ready_parent,
     recorded_statements,
     status_moves,
 )
@@ -178,16 +179,11 @@ async def test_only_the_holder_completes_unless_an_admin_forces_it(harness: Harn
 async def test_a_completion_reads_the_tasks_dependencies_and_subtasks_in_one_statement(harness: Harness) -> None:
     """The open-subtask rule and the answer's view share one read, taken under the row lock."""
     await harness.session()
-    design = (await harness.plan(title="Design")).task
-    epic = (await harness.plan(title="Epic", dependencies=[design.id])).task
-    step = (await harness.plan(title="Step", parent=epic.id)).task
-    for task_id in (design.id, step.id):
-        await execute(harness, task_id, "architect")
-        await complete(harness, task_id, "architect")
-    await execute(harness, epic.id, "lead")
+    epic, design, _ = await ready_parent(harness)
+    await execute(harness, epic, "lead")
     with recorded_statements(harness) as statements:
-        done = await complete(harness, epic.id, "lead")
+        done = await complete(harness, epic, "lead")
 
-    assert (done.task.status, done.task.dependencies, done.task.open_children) == ("completed", [design.id], 0)
+    assert (done.task.status, done.task.dependencies, done.task.open_children) == ("completed", [design], 0)
     assert len([s for s in statements if "UNION ALL" in s]) == 1
     assert [s for s in statements if "task.parent_id IN" in s or s.startswith("SELECT task_dependency.task_id")] == []
