@@ -123,9 +123,13 @@ class FilterShape:
 
 @dataclass(frozen=True)
 class SummaryPage:
-    """One page of summary rows in wire form (``TaskSummary``'s fields) and the count of every match."""
+    """One page of summary rows and the count of every match.
 
-    rows: list[dict[str, Any]]
+    The rows are a JSON array in wire form (each object ``TaskSummary``'s fields), so the service
+    validates its models straight from the text PostgreSQL built, with no Python objects in between.
+    """
+
+    rows_json: str
     total: int
 
 
@@ -157,9 +161,10 @@ class TaskPageRepository:
         statement = _summary_page_statement(shape, order, self._backend)
         page = (await self._session.execute(statement, {**values, "limit": limit, "offset": offset})).all()
         if not page:
-            return SummaryPage(rows=[], total=0 if offset == 0 else await self._count(shape, values))
+            return SummaryPage(rows_json="[]", total=0 if offset == 0 else await self._count(shape, values))
         blocked_by = await self._blocked_by([row.id for row in page])
-        return SummaryPage(rows=[_summary_row(row, blocked_by.get(row.id, [])) for row in page], total=page[0].total)
+        rows = [_summary_row(row, blocked_by.get(row.id, [])) for row in page]
+        return SummaryPage(rows_json=pydantic_core.to_json(rows).decode(), total=page[0].total)
 
     async def _count(self, shape: FilterShape, values: dict[str, Any]) -> int:
         return int(await self._session.scalar(_count_statement(shape, self._backend), values) or 0)
@@ -183,7 +188,7 @@ class PostgresTaskPageRepository(TaskPageRepository):
         statement = _summary_json_statement(FilterShape.of(flt), order)
         values = {**filter_values(flt, self._backend), "limit": limit, "offset": offset}
         rows_json, total = (await self._session.execute(statement, values)).one()
-        return SummaryPage(rows=pydantic_core.from_json(rows_json), total=int(total))
+        return SummaryPage(rows_json=rows_json, total=int(total))
 
 
 def task_page_repository(session: AsyncSession, backend: str) -> TaskPageRepository:
