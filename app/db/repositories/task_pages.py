@@ -187,7 +187,9 @@ class PostgresTaskPageRepository(TaskPageRepository):
         empty page: the aggregate of no rows)."""
         statement = _summary_json_statement(FilterShape.of(flt), order, first_page=offset == 0)
         values = {**filter_values(flt, self._backend), "limit": limit, "offset": offset}
-        rows_json, total = (await self._session.execute(statement, values)).one()
+        # On the connection, not the Session: a Core statement needs none of the ORM's execution layer.
+        connection = await self._session.connection()
+        rows_json, total = (await connection.execute(statement, values)).one()
         return SummaryPage(rows_json=rows_json, total=int(total))
 
 
