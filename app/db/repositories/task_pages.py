@@ -87,7 +87,7 @@ class FilterShape:
     Building a page statement (aliases, correlated subqueries, the JSON object) and then its cache key
     cost several times what PostgreSQL spends running it; a statement built once keeps its cache key, and
     each call only binds its values (:func:`filter_values`). The SQLite search has one LIKE per word, so
-    the number of words is part of the shape there.
+    the shape counts the words (PostgreSQL binds them all as one tsquery).
     """
 
     statuses: bool = False
