@@ -17,6 +17,8 @@ from app.db.repositories import Repositories
 from app.db.repositories.task_pages import PageOrder, SummaryPage, TaskFilter, TaskPageRepository
 from app.domain import ids
 from app.services.views import task_summaries
+from tests.support.calls import query
+from tests.support.execution import recorded_statements
 from tests.support.harness import Harness
 
 pytestmark = pytest.mark.anyio
@@ -180,3 +182,24 @@ def count_kinds(seen: dict[str, int], page: Page, offset: int) -> None:
     seen["fractions"] += sum(1 for row in page.rows if "." in row["created_at"])
     seen["whole_seconds"] += sum(1 for row in page.rows if "." not in row["created_at"])
     seen["past_end"] += int(not page.rows and page.total > 0 and offset > 0)
+
+
+async def test_a_summary_page_is_one_statement_on_postgresql_and_two_on_sqlite(harness: Harness) -> None:
+    session_id = await seed(harness)
+    with recorded_statements(harness) as first:
+        page = await query(harness, session_id=session_id, sort="created_at", order="desc", limit=50)
+    with recorded_statements(harness) as later:
+        await query(harness, session_id=session_id, limit=7, offset=7)
+    with recorded_statements(harness) as past_end:
+        await query(harness, session_id=session_id, limit=7, offset=1000)
+    # SQLite's transactions begin with a BEGIN of the engine's own; only the reads count here.
+    counts = {
+        name: len([s for s in run if s != "BEGIN"])
+        for name, run in (("first", first), ("later", later), ("past_end", past_end))
+    }
+    # SQLite: the page with its count, then the page's dependencies; past the end, the empty page, then the count.
+    expected = {
+        "postgresql": {"first": 1, "later": 1, "past_end": 1},
+        "sqlite": {"first": 2, "later": 2, "past_end": 2},
+    }
+    assert (counts, len(page.tasks), page.total_count) == (expected[harness.backend], 40, 40)
