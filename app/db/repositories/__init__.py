@@ -19,6 +19,7 @@ from app.db.repositories.requests import RequestRepository
 from app.db.repositories.sessions import SessionRepository
 from app.db.repositories.snapshot import SnapshotRepository
 from app.db.repositories.system_events import SystemEventRepository
+from app.db.repositories.task_pages import TaskPageRepository, task_page_repository
 from app.db.repositories.tasks import TaskRepository
 
 
@@ -29,6 +30,7 @@ class Repositories:
         self.session = session
         self.backend = backend
         self.tasks = TaskRepository(session, backend)
+        self.task_pages: TaskPageRepository = task_page_repository(session, backend)
         self.dependencies = DependencyRepository(session)
         self.sessions = SessionRepository(session, session_touches)
         self.events = EventRepository(session)

@@ -1,4 +1,6 @@
-"""SQL for ``task``: lookups, row locks, subtree walks and the filtered, paged query. Never commits.
+"""SQL for ``task``: lookups, row locks, subtree walks and the ready queue. Never commits.
+
+The filtered, paged reads of ``orchestrator_query_tasks`` are ``task_pages``.
 
 Locking: ``get_for_update`` takes a row lock on PostgreSQL (``SELECT … FOR UPDATE``); on SQLite the
 write transaction already holds the database write lock from ``BEGIN IMMEDIATE``, so a plain read is
@@ -7,9 +9,8 @@ the same guarantee there.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -18,68 +19,25 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     Select,
-    and_,
     bindparam,
     case,
     delete,
     exists,
     func,
     literal,
-    literal_column,
     or_,
     select,
-    true,
     union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, aliased, load_only
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 from sqlalchemy.sql.elements import BindParameter
 
 from app.db.models import Task, TaskDependency
 from app.domain.enums import OPEN_STATUSES, PRIORITY_RANK
 
 OPEN_STATUS_VALUES = sorted(status.value for status in OPEN_STATUSES)
-WORD = re.compile(r"\w+", re.UNICODE)
-# The text searched by search_text; ix_task_search indexes exactly this expression on PostgreSQL.
-SEARCH_DOCUMENT = "task.title || ' ' || task.description || ' ' || coalesce(task.summary, '')"
-
-
-# What a summary row (orchestrator_query_tasks view=summary) reads of a task.
-SUMMARY_COLUMNS = (
-    Task.id,
-    Task.session_id,
-    Task.parent_id,
-    Task.title,
-    Task.status,
-    Task.priority,
-    Task.specialist_type,
-    Task.task_type,
-    Task.assigned_to,
-    Task.lease_expires_at,
-    Task.version,
-    Task.created_at,
-    Task.updated_at,
-)
-
-
-@dataclass(frozen=True)
-class TaskFilter:
-    """Every filter of ``orchestrator_query_tasks``; each one becomes a SQL predicate."""
-
-    session_id: str
-    statuses: Sequence[str] = ()
-    task_types: Sequence[str] = ()
-    specialist_types: Sequence[str] = ()
-    complexities: Sequence[str] = ()
-    priorities: Sequence[str] = ()
-    parent_id: str | None = None
-    assigned_to: str | None = None
-    ready_only: bool = False
-    search_text: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    exclude_statuses: Sequence[str] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -508,73 +466,6 @@ class TaskRepository:
                 .execution_options(synchronize_session=False)
             )
 
-    # --- query -------------------------------------------------------------------------------------
-
-    def _predicates(self, flt: TaskFilter) -> list[ColumnElement[bool]]:
-        preds: list[ColumnElement[bool]] = [Task.session_id == flt.session_id]
-        for column, chosen in (
-            (Task.status, flt.statuses),
-            (Task.task_type, flt.task_types),
-            (Task.specialist_type, flt.specialist_types),
-            (Task.complexity, flt.complexities),
-            (Task.priority, flt.priorities),
-        ):
-            if chosen:
-                preds.append(column.in_(list(chosen)))
-        if flt.exclude_statuses:
-            preds.append(Task.status.not_in(list(flt.exclude_statuses)))
-        if flt.parent_id is not None:
-            preds.append(Task.parent_id == flt.parent_id)
-        if flt.assigned_to is not None:
-            preds.append(Task.assigned_to == flt.assigned_to)
-        if flt.created_after is not None:
-            preds.append(Task.created_at > flt.created_after)
-        if flt.created_before is not None:
-            preds.append(Task.created_at < flt.created_before)
-        if flt.ready_only:
-            preds.append(and_(*ready_status_predicates()))
-        if flt.search_text:
-            preds.append(self._search(flt.search_text))
-        return preds
-
-    def _search(self, text: str) -> ColumnElement[bool]:
-        words = [w.lower() for w in WORD.findall(text)]
-        if not words:
-            return true()
-        if self._backend == "postgresql":
-            # Uses the GIN full-text index ix_task_search (the very same expression); words match as prefixes.
-            document = func.to_tsvector(literal_column("'simple'::regconfig"), literal_column(SEARCH_DOCUMENT))
-            query = func.to_tsquery(literal_column("'simple'::regconfig"), " & ".join(f"{w}:*" for w in words))
-            return document.op("@@")(query)
-        haystack = func.lower(Task.title + " " + Task.description + " " + func.coalesce(Task.summary, ""))
-        return and_(*[haystack.like(f"%{_escape_like(w)}%", escape="\\") for w in words])
-
-    async def query(
-        self, flt: TaskFilter, *, sort: str, descending: bool, limit: int, offset: int, light: bool = False
-    ) -> tuple[list[Task], int]:
-        """One page of matches and the count of all matches (two statements, one snapshot-free read).
-
-        ``light`` loads only the columns of a summary row (``SUMMARY_COLUMNS``); reading another raises.
-        """
-        preds = self._predicates(flt)
-        total = await self._session.scalar(select(func.count()).select_from(Task).where(*preds))
-        sort_column: Any = {
-            "created_at": Task.created_at,
-            "updated_at": Task.updated_at,
-            "due_date": Task.due_at,
-            "priority": priority_rank(),
-        }[sort]
-        ordering: list[Any] = [sort_column.desc() if descending else sort_column.asc()]
-        if sort == "due_date":
-            # Tasks without a due date sort last in either direction.
-            ordering.insert(0, case((Task.due_at.is_(None), 1), else_=0))
-        ordering.append(Task.id.desc() if descending else Task.id.asc())
-        query = select(Task).where(*preds).order_by(*ordering).limit(limit).offset(offset)
-        if light:
-            query = query.options(load_only(*SUMMARY_COLUMNS, raiseload=True))
-        rows = await self._session.scalars(query)
-        return list(rows.all()), int(total or 0)
-
     async def count_all_by_status(self) -> dict[str, int]:
         rows = await self._session.execute(select(Task.status, func.count()).group_by(Task.status))
         return {status: int(count) for status, count in rows}
@@ -660,7 +551,3 @@ def _live_claim(now: datetime) -> tuple[ColumnElement[bool], ...]:
         Task.assigned_to.is_not(None),
         or_(Task.lease_expires_at.is_(None), Task.lease_expires_at > now),
     )
-
-
-def _escape_like(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,10 +1,10 @@
 """Reading the task graph: the filtered, sorted, paged ``orchestrator_query_tasks``.
 
-Every filter is a SQL predicate (see ``TaskRepository.query``); ``total_count`` counts every match, not
-the page. Rows are :class:`TaskSummary` by default, read with a light query (the summary's columns only);
-``view=full`` (or ``task_ids``) builds whole TaskViews, with children and artifacts loaded for the whole
-page with one query each. ``include_children`` / ``include_artifacts`` imply ``view=full``
-(docs/decisions.md).
+Every filter is a SQL predicate (see ``app.db.repositories.task_pages``); ``total_count`` counts every
+match, not the page. Rows are :class:`TaskSummary` by default, read as one page of JSON rows with their
+count (one statement on PostgreSQL) and validated once; ``view=full`` (or ``task_ids``) builds whole
+TaskViews, with children and artifacts loaded for the whole page with one query each.
+``include_children`` / ``include_artifacts`` imply ``view=full`` (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from pydantic import RootModel
+
 from app import errors
 from app.db.repositories import Repositories
-from app.db.repositories.tasks import WORD, TaskFilter
+from app.db.repositories.task_pages import WORD, PageOrder, TaskFilter
 from app.services.base import Service
 from app.services.caller import Caller
 from app.services.session_resolution import resolve_session_id
@@ -25,7 +27,6 @@ from app.services.views import (
     TaskView,
     View,
     artifact_view,
-    task_summaries,
     task_views,
     task_views_as,
 )
@@ -50,6 +51,11 @@ SELECTING_FILTERS = (
 class QueriedTask(TaskView):
     children: list[TaskView] | None = None
     artifacts: list[ArtifactView] | None = None
+
+
+class TaskSummaryRows(RootModel[list[TaskSummary]]):
+    """A summary page's rows, validated once straight from the JSON the repository hands back (on
+    PostgreSQL, built by the database): no dictionaries in between, no model built twice."""
 
 
 class QueryTasksResult(View):
@@ -170,9 +176,10 @@ class TaskQueryService(Service):
             return await page_of(repos, window, len(rows))
 
         async def page_of(repos: Repositories, rows: list[Any], total: int) -> QueryTasksResult:
-            tasks: list[TaskSummary | QueriedTask]
-            tasks = list(await full_rows(repos, rows)) if full else list(await task_summaries(repos, rows))
-            end = offset + len(rows)
+            return paged(list(await full_rows(repos, rows)), total)
+
+        def paged(tasks: list[TaskSummary | QueriedTask], total: int) -> QueryTasksResult:
+            end = offset + len(tasks)
             return QueryTasksResult(
                 tasks=tasks,
                 total_count=total,
@@ -203,8 +210,6 @@ class TaskQueryService(Service):
         async def work(repos: Repositories) -> QueryTasksResult:
             if task_ids:
                 return await by_ids(repos, list(dict.fromkeys(task_ids)))
-            # A named session is checked only when nothing matched: a matching task proves it exists
-            # (tasks reference their session), and the common case then saves a round trip.
             sid = session_id if session_id is not None else await resolve_session_id(repos, caller, None)
             flt = TaskFilter(
                 session_id=sid,
@@ -220,12 +225,24 @@ class TaskQueryService(Service):
                 created_after=created_after,
                 created_before=created_before,
             )
-            rows, total = await repos.tasks.query(
-                flt, sort=sort, descending=order == "desc", limit=limit, offset=offset, light=not full
-            )
+            sorted_by = PageOrder(sort=sort, descending=order == "desc")
+            if full:
+                rows, total = await repos.task_pages.list_by_filter(flt, sorted_by, limit=limit, offset=offset)
+                await check_named_session(repos, total)
+                return await page_of(repos, rows, total)
+            summaries = await repos.task_pages.list_summaries_by_filter(flt, sorted_by, limit=limit, offset=offset)
+            await check_named_session(repos, summaries.total)
+            return paged(list(TaskSummaryRows.model_validate_json(summaries.rows_json).root), summaries.total)
+
+        async def check_named_session(repos: Repositories, total: int) -> None:
+            """A named session is checked only when nothing matched: a matching task proves it exists (tasks
+            reference their session), and the common case then saves a round trip.
+
+            Raises:
+                not_found: the named session does not exist.
+            """
             if total == 0 and session_id is not None:
-                await resolve_session_id(repos, caller, session_id)  # raises not_found for an unknown session
-            return await page_of(repos, rows, total)
+                await resolve_session_id(repos, caller, session_id)
 
         return await self._read(work)
 
