@@ -238,7 +238,7 @@ def upgrade() -> None:
     with op.batch_alter_table("task_dependency", schema=None) as batch_op:
         batch_op.create_index("ix_task_dependency_depends_on", ["depends_on_id"], unique=False)
     if op.get_context().dialect.name == "postgresql":
-        # Same expression as app.db.repositories.tasks.SEARCH_DOCUMENT, so query_tasks can use it.
+        # Same expression as app.db.repositories.task_filters.SEARCH_DOCUMENT, so query_tasks can use it.
         op.execute(
             "CREATE INDEX ix_task_search ON task USING gin "
             "(to_tsvector('simple'::regconfig, title || ' ' || description || ' ' || coalesce(summary, '')))"

@@ -14,7 +14,8 @@ import pytest
 
 from app.db.models import Task, TaskDependency
 from app.db.repositories import Repositories
-from app.db.repositories.task_pages import PageOrder, SummaryPage, TaskFilter, TaskPageRepository
+from app.db.repositories.task_filters import PageOrder, TaskFilter
+from app.db.repositories.task_pages import SummaryPage, TaskPageRepository
 from app.domain import ids
 from app.services.views import task_summaries
 from tests.support.calls import query

@@ -17,7 +17,7 @@ from pydantic import RootModel
 
 from app import errors
 from app.db.repositories import Repositories
-from app.db.repositories.task_pages import WORD, PageOrder, TaskFilter
+from app.db.repositories.task_filters import WORD, PageOrder, TaskFilter
 from app.services.base import Service
 from app.services.caller import Caller
 from app.services.session_resolution import resolve_session_id
