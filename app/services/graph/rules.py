@@ -114,12 +114,7 @@ async def ensure_ready(tx: Tx, task: Task, readiness: Readiness | None = None) -
         children_open: listing the subtasks that are not terminal, with their statuses.
     """
     if readiness is None:
-        deps = (await tx.repos.dependencies.statuses_for([task.id])).get(task.id, [])
-        blocking = [dep_id for dep_id, status in deps if status != TaskStatus.COMPLETED]
-        if blocking:
-            raise errors.DependenciesUnmet(task.id, blocking)
-        await ensure_children_done(tx, task)
-        return
+        readiness = await read_readiness(tx.repos, task)
     if readiness.blocking:
         raise errors.DependenciesUnmet(task.id, readiness.blocking)
     if readiness.open_children:
