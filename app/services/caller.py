@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 SCOPE_READ = "tasks:read"
 SCOPE_WRITE = "tasks:write"
 SCOPE_ADMIN = "admin"
-SYSTEM_ACTOR_PREFIX = "system:"
 ALL_SCOPES = frozenset({SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN})
 
 
@@ -20,6 +19,9 @@ class Caller:
     # Who the caller is beneath its agent names (DESIGN §3 Actors): the token's subject, else the MCP
     # client's name; None when neither is known. Only session resolution's fallback reads it.
     principal: str | None = None
+    # Set only by the service's own monitors where they build their caller. Not read from the actor's
+    # name: with authentication off an agent chooses its name, and ``system:x`` must not make it a monitor.
+    system: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -29,4 +31,4 @@ class Caller:
     def is_system(self) -> bool:
         """The service's own monitors (``system:lease-sweeper``, ``system:maintenance``): not agents, so
         they have no ``agent`` row; a sweep that finds nothing then writes nothing at all."""
-        return self.actor.startswith(SYSTEM_ACTOR_PREFIX)
+        return self.system

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +39,6 @@ class TaskFilter:
     search_text: str | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
-    exclude_statuses: Sequence[str] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,6 @@ class FilterShape:
     specialist_types: bool = False
     complexities: bool = False
     priorities: bool = False
-    exclude_statuses: bool = False
     parent_id: bool = False
     assigned_to: bool = False
     created_after: bool = False
@@ -82,7 +80,6 @@ class FilterShape:
             specialist_types=bool(flt.specialist_types),
             complexities=bool(flt.complexities),
             priorities=bool(flt.priorities),
-            exclude_statuses=bool(flt.exclude_statuses),
             parent_id=flt.parent_id is not None,
             assigned_to=flt.assigned_to is not None,
             created_after=flt.created_after is not None,
@@ -95,7 +92,7 @@ class FilterShape:
 def filter_values(flt: TaskFilter, backend: str) -> dict[str, Any]:
     """The values bound to the predicates of :func:`filter_predicates` (only the filters given)."""
     values: dict[str, Any] = {"session_id": flt.session_id}
-    for name in ("statuses", "task_types", "specialist_types", "complexities", "priorities", "exclude_statuses"):
+    for name in ("statuses", "task_types", "specialist_types", "complexities", "priorities"):
         if chosen := getattr(flt, name):
             values[name] = list(chosen)
     for name in ("parent_id", "assigned_to", "created_after", "created_before"):
@@ -121,8 +118,6 @@ def filter_predicates(shape: FilterShape, backend: str) -> list[ColumnElement[bo
     ):
         if given:
             preds.append(column.in_(bindparam(name, expanding=True)))
-    if shape.exclude_statuses:
-        preds.append(Task.status.not_in(bindparam("exclude_statuses", expanding=True)))
     if shape.parent_id:
         preds.append(Task.parent_id == bindparam("parent_id"))
     if shape.assigned_to:

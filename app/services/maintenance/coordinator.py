@@ -198,7 +198,9 @@ class MaintenanceService(Service):
         async def apply(tx: Tx) -> MaintenanceResult:
             return await self._apply(tx, request, trigger="monitor")
 
-        return await self._write(Caller(actor=MAINTENANCE_ACTOR), "maintenance_monitor", None, MaintenanceResult, apply)
+        return await self._write(
+            Caller(actor=MAINTENANCE_ACTOR, system=True), "maintenance_monitor", None, MaintenanceResult, apply
+        )
 
     # --- validate_structure ------------------------------------------------------------------------
 

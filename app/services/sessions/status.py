@@ -1,10 +1,11 @@
 """``orchestrator_get_status``: where a session stands, read from the database, plus this process's health.
 
 Counts, the ready queue, claims, blockers and recent completions come from one read transaction: the
-counts by status and by specialist in one grouped pass, the ready count with the ready queue's top in one
-statement, then short lists — a board, not a dump; the full lists are ``orchestrator_query_tasks``'. The
-process-side parts (tool latency histograms, resource usage, RebootManager and monitor health) come from
-a :class:`ProcessProbe` the composition root supplies, because services sit below the runtime layer.
+counts by status and by specialist in one grouped pass; the ready count, what the other pending tasks
+wait for (dependencies or children) and the ready queue's top in one statement; then short lists — a
+board, not a dump; the full lists are ``orchestrator_query_tasks``'. The process-side parts (tool latency
+histograms, resource usage, RebootManager and monitor health) come from a :class:`ProcessProbe` the
+composition root supplies, because services sit below the runtime layer.
 """
 
 from __future__ import annotations
@@ -41,7 +42,14 @@ class SessionCounts(View):
 
 class ReadyQueue(View):
     count: int = Field(description="Tasks that can be claimed now.")
-    waiting_on_dependencies: int = Field(description="Pending tasks whose dependencies are not all completed.")
+    waiting_on_dependencies: int = Field(
+        description="Pending tasks with a dependency that is not completed (whatever their subtasks)."
+    )
+    waiting_on_children: int = Field(
+        description="Pending tasks whose dependencies are all completed but that wait for an open subtask "
+        "(a parent waits for its children). count + waiting_on_dependencies + waiting_on_children is every "
+        "pending task."
+    )
     top: list[TaskView] = Field(description=f"The first {READY_TOP} in orchestrator_next_task order.")
 
 
@@ -193,14 +201,15 @@ class StatusService(Service):
             row = await repos.sessions.get(sid)
             if row is None:  # deleted between the two reads
                 raise errors.SessionNotFound(sid)
-            top, ready_count = await repos.tasks.ready_top(sid, limit=READY_TOP)
+            ready = await repos.tasks.ready_board(sid, limit=READY_TOP)
             return StatusResult(
                 session=session_view(row, StatusCounts(by_status=by_status, total=total)),
                 counts=SessionCounts(by_status=by_status, by_specialist=board.by_specialist, total=total),
                 ready=ReadyQueue(
-                    count=ready_count,
-                    waiting_on_dependencies=by_status.get(TaskStatus.PENDING, 0) - ready_count,
-                    top=await task_views(repos, top),
+                    count=ready.ready,
+                    waiting_on_dependencies=by_status.get(TaskStatus.PENDING, 0) - ready.dependencies_met,
+                    waiting_on_children=ready.dependencies_met - ready.ready,
+                    top=await task_views(repos, ready.top),
                 ),
                 in_progress=await _claimed(repos, sid, self.clock.now()),
                 blocked=await _blocked(repos, sid),

@@ -197,21 +197,22 @@ async def _why_none_ready(repos: Repositories, session_id: str, specialist_types
     in_progress = by_status.get(TaskStatus.IN_PROGRESS, 0)
     blocked = by_status.get(TaskStatus.BLOCKED, 0)
     parts: list[str] = []
-    if specialist_types:
-        ready = await repos.tasks.count_ready(session_id)
-        if ready:
-            kinds = sorted({t.specialist_type for t in await repos.tasks.list_ready(session_id, limit=50)})
+    if pending:
+        # The ready queue's counts as get_status shows them (one statement): the waits add up to pending.
+        board = await repos.tasks.ready_board(session_id, limit=50)
+        if specialist_types and board.ready:
+            kinds = sorted({t.specialist_type for t in board.top})
             parts.append(
-                f"No ready task for specialist_type {', '.join(specialist_types)}; {ready} ready task(s) "
+                f"No ready task for specialist_type {', '.join(specialist_types)}; {board.ready} ready task(s) "
                 f"need {', '.join(kinds)} (call again without specialist_type to take one)."
             )
-    if not parts and pending:
-        parents = await repos.tasks.count_waiting_on_children(session_id)
-        if pending - parents:
-            parts.append(f"{pending - parents} pending task(s) wait on dependencies that are not completed yet.")
-        if parents:
+        on_dependencies = pending - board.dependencies_met
+        on_children = board.dependencies_met - board.ready
+        if not parts and on_dependencies:
+            parts.append(f"{on_dependencies} pending task(s) wait on dependencies that are not completed yet.")
+        if on_children and not (specialist_types and board.ready):
             parts.append(
-                f"{parents} pending parent task(s) wait for their open subtasks; each becomes ready when its "
+                f"{on_children} pending parent task(s) wait for their open subtasks; each becomes ready when its "
                 "last subtask ends."
             )
     if in_progress:

@@ -115,10 +115,10 @@ def _release(tx: Tx, task: Task, target: TaskStatus, now: datetime) -> None:
 
 
 class LeaseService(Service):
-    async def sweep_expired(self, *, actor: str = SWEEPER_ACTOR) -> SweepResult:
+    async def sweep_expired(self) -> SweepResult:
         """One sweep: every expired claim back to pending, or failed at the attempt limit."""
 
         async def work(tx: Tx) -> SweepResult:
             return SweepResult(expired=await expire_leases(tx, max_attempts=self.config.max_attempts))
 
-        return await self._write(Caller(actor=actor), "lease_sweep", None, SweepResult, work)
+        return await self._write(Caller(actor=SWEEPER_ACTOR, system=True), "lease_sweep", None, SweepResult, work)

@@ -64,7 +64,7 @@ async def test_status_counts_a_seeded_graph_exactly(harness: Harness) -> None:
         "total": 8,
     }
     assert result.session.id == sid and result.session.completed is False
-    assert (result.ready.count, result.ready.waiting_on_dependencies) == (2, 1)
+    assert (result.ready.count, result.ready.waiting_on_dependencies, result.ready.waiting_on_children) == (2, 1, 0)
     assert [t.id for t in result.ready.top] == [ready_high.id, ready_low.id]
     assert sorted((c.task_id, c.holder, c.lease_expires_at, c.lease_expired) for c in result.in_progress) == sorted(
         [
@@ -144,6 +144,7 @@ async def test_status_is_a_board_its_lists_are_short_and_the_counts_cover_every_
         0,
         READY_TOP,
     )
+    assert result.ready.waiting_on_children == 0
     assert [c.task_id for c in result.in_progress] == claimed[:LIST_LIMIT]  # oldest change first
     assert result.completed is not None
     assert [c.task_id for c in result.completed] == completed[::-1][:COMPLETED_LIMIT]  # newest first
@@ -155,6 +156,11 @@ async def test_the_ready_top_is_what_next_task_hands_out_first_and_the_count_cov
     sid = await harness.session()
     blocker = (await harness.plan(title="blocker", priority="low")).task
     await harness.plan(title="waits", priority="critical", dependencies=[blocker.id])
+    # A critical parent waits for its (low, ready) subtask; another waits for both a dependency and a subtask.
+    parent = (await harness.plan(title="parent", priority="critical")).task
+    await harness.plan(parent=parent.id, title="its subtask", priority="low")
+    both = (await harness.plan(title="waits for both", priority="critical", dependencies=[blocker.id])).task
+    await harness.plan(parent=both.id, title="its subtask too", priority="low")
     ready = [
         ("low", None),
         ("high", date(2026, 3, 1)),
@@ -178,4 +184,20 @@ async def test_the_ready_top_is_what_next_task_hands_out_first_and_the_count_cov
         handed_out.append(claimed.task.id)
     assert [t.id for t in result.ready.top] == handed_out
     assert [t.priority for t in result.ready.top] == ["critical", "high", "high", "high", "medium"]
-    assert (result.ready.count, result.ready.waiting_on_dependencies) == (9, 1)  # 8 and the blocker
+    # Ready: the 8, the blocker and the two subtasks; a parent waiting for both counts under dependencies.
+    assert (result.ready.count, result.ready.waiting_on_dependencies, result.ready.waiting_on_children) == (11, 2, 1)
+    assert result.counts.by_status["pending"] == 11 + 2 + 1
+
+
+async def test_a_parent_waiting_for_its_claimed_subtask_is_counted_as_waiting_for_children_not_ready(
+    harness: Harness,
+) -> None:
+    sid = await harness.session()
+    parent = (await harness.plan(title="parent", priority="critical")).task
+    child = (await harness.plan(parent=parent.id, title="subtask")).task
+    await execute(harness, child.id, "worker")
+
+    result = await status(harness, sid)
+
+    assert (result.ready.count, result.ready.waiting_on_dependencies, result.ready.waiting_on_children) == (0, 0, 1)
+    assert result.ready.top == []

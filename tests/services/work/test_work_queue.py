@@ -126,6 +126,38 @@ async def test_next_task_explains_an_empty_queue_with_the_sessions_numbers(harne
     )
 
 
+async def test_next_task_counts_a_parent_waiting_for_dependencies_and_children_once_as_get_status_does(
+    harness: Harness,
+) -> None:
+    sid = await harness.session()
+    blocker = (await harness.plan(title="blocker")).task
+    await execute(harness, blocker.id, "w1")
+    await harness.plan(title="waits", dependencies=[blocker.id])
+    parent = (await harness.plan(title="parent")).task
+    await execute(harness, (await harness.plan(parent=parent.id, title="its subtask")).task.id, "w2")
+    both = (await harness.plan(title="waits for both", dependencies=[blocker.id])).task
+    await execute(harness, (await harness.plan(parent=both.id, title="its subtask too")).task.id, "w3")
+
+    waiting = (await next_task(harness, sid, "idle")).root
+
+    assert waiting == NoReadyTask(
+        task=None,
+        reason="2 pending task(s) wait on dependencies that are not completed yet. 1 pending parent task(s) wait "
+        "for their open subtasks; each becomes ready when its last subtask ends. 3 task(s) are in progress with "
+        "other agents. Call orchestrator_next_task again when running work completes.",
+    )
+    ready = (
+        await harness.services.status.get_status(
+            caller(),
+            session_id=sid,
+            include_completed=False,
+            include_performance_metrics=False,
+            include_resource_usage=False,
+        )
+    ).ready
+    assert (ready.count, ready.waiting_on_dependencies, ready.waiting_on_children) == (0, 2, 1)
+
+
 async def test_next_task_reports_a_finished_session(harness: Harness) -> None:
     sid = await harness.session()
     only = (await harness.plan()).task
