@@ -108,7 +108,8 @@ class UnitOfWork:
     async def transaction(self, *, write: bool = True, deadline: float | None = None) -> AsyncIterator[Repositories]:
         """One transaction; commit on success, rollback on any error. Driver errors are translated.
 
-        The connection is taken (and, for writers on SQLite, the write lock) before the work runs, so a
+        The connection is taken (and, for writers on SQLite, first a place in this process's write queue,
+        then the write lock) before the work runs, so a
         dead database fails here, and the circuit breaker hears whether the database answered. However
         the transaction ends (an error, or the call being cancelled by a restart), the rollback and the
         return of the connection run shielded from cancellation and bounded in time: a cancelled call's
@@ -129,9 +130,14 @@ class UnitOfWork:
         self._open += 1
         committing = False
         connection: AsyncConnection | None = None
+        queue = self.database.write_queue if write else None
+        queued = False
         try:
             with bound:
                 try:
+                    if queue is not None:  # SQLite: this process's writers in arrival order (Database.write_queue)
+                        await queue.acquire()
+                        queued = True
                     connection = await session.connection()
                     if self._gate is not None:
                         self._gate.record_success()
@@ -146,6 +152,8 @@ class UnitOfWork:
                     raise
                 finally:
                     await _settle(session.close)
+                    if queue is not None and queued:
+                        queue.release()
                     self._open -= 1
         except sa_exc.DBAPIError as exc:
             if exc.connection_invalidated and not committing:
