@@ -109,9 +109,9 @@ class ExecutionService(Service):
             picked = await _pick(tx.repos, sid, specialist_types)
             if picked is None:
                 await resolve_session_id(tx.repos, caller, sid)  # not_found for a session that does not exist
-                reason = await _why_none_ready(tx.repos, sid, specialist_types)
                 if wait_seconds > 0:
-                    raise NothingReady(sid, reason)  # rolls back: only the wait's final answer is stored
+                    raise NothingReady(sid)  # rolls back: only the wait's final answer is stored
+                reason = await _why_none_ready(tx.repos, sid, specialist_types)
                 return NextTaskResult(NoReadyTask(task=None, reason=reason))
             task, readiness = picked
             await claim(tx, task, lease_seconds=lease, max_attempts=self.config.max_attempts, readiness=readiness)
@@ -124,6 +124,9 @@ class ExecutionService(Service):
         async def claim_once() -> NextTaskResult:
             return await self._write(caller, "orchestrator_next_task", request_id, NextTaskResult, work)
 
+        async def explain(sid: str) -> str:
+            return await self._read(lambda repos: _why_none_ready(repos, sid, specialist_types))
+
         if wait_seconds <= 0:
             return await claim_once()
         return await claim_or_wait(
@@ -132,6 +135,7 @@ class ExecutionService(Service):
             seconds=wait_seconds,
             filtered=bool(specialist_types),
             no_task=lambda reason: NextTaskResult(NoReadyTask(task=None, reason=reason)),
+            explain=explain,
         )
 
 

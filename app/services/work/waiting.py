@@ -30,12 +30,15 @@ DRAINING = "draining"
 
 
 class NothingReady(Exception):  # a control-flow signal, not an error of the call
-    """Raised inside the claim transaction when nothing is ready and the caller will wait."""
+    """Raised inside the claim transaction when nothing is ready and the caller will wait.
 
-    def __init__(self, session_id: str, reason: str) -> None:
-        super().__init__(reason)
+    It carries no reason: why nothing is ready is worked out once, when the wait ends without a task
+    (``claim_or_wait``'s ``explain``), not on every attempt a signal sets off while agents wait.
+    """
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(session_id)
         self.session_id = session_id
-        self.reason = reason
 
 
 class WaitMetrics(Protocol):
@@ -187,30 +190,40 @@ async def claim_or_wait(
     seconds: float,
     filtered: bool,
     no_task: Callable[[str], T],
+    explain: Callable[[str], Awaitable[str]],
 ) -> T:
     """Run ``claim`` (which raises :class:`NothingReady` when nothing is ready); wait and retry if so.
 
-    Returns the claim, or ``no_task(reason)`` when the wait ends without one.
+    Returns the claim, or ``no_task(reason)`` when the wait ends without one, the reason from
+    ``explain(session_id)`` (a read, made then: the session's numbers as the wait ends).
     """
     try:
         return await claim()
     except NothingReady as nothing:
-        session_id, reason = nothing.session_id, nothing.reason
-    last = [reason]
+        session_id = nothing.session_id
+    unavailable: list[str] = []  # the last attempt's message when the database was away
 
     async def attempt() -> T | None:
         try:
-            return await claim()
-        except NothingReady as again:
-            last[0] = again.reason
+            result = await claim()
+        except NothingReady:
+            unavailable.clear()
             return None
         except errors.Unavailable as down:  # the database is away: keep waiting, the reconnect re-checks
-            last[0] = down.message
+            unavailable[:] = [down.message]
             return None
+        return result
 
     outcome = await waiters.wait(session_id, filtered=filtered, seconds=seconds, attempt=attempt)
     if outcome.ended == "claimed":
         return outcome.result  # type: ignore[return-value]  # attempt() returned T
     if outcome.ended == DRAINING:
         return no_task(DRAINING)
-    return no_task(f"Nothing became ready within {seconds:g} s. {last[0]}")
+    if unavailable:
+        reason = unavailable[0]
+    else:
+        try:
+            reason = await explain(session_id)
+        except errors.Unavailable as down:
+            reason = down.message
+    return no_task(f"Nothing became ready within {seconds:g} s. {reason}")

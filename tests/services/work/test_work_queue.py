@@ -11,8 +11,9 @@ import pytest
 from app import errors
 from app.db.repositories import Repositories
 from app.services.work.briefs import ExecuteTaskResult, NoReadyTask
-from tests.support.execution import complete, count_events, execute, next_task, status_moves
+from tests.support.execution import complete, count_events, execute, next_task, recorded_statements, status_moves
 from tests.support.harness import Harness, caller
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.anyio
 
@@ -156,6 +157,40 @@ async def test_next_task_counts_a_parent_waiting_for_dependencies_and_children_o
         )
     ).ready
     assert (ready.count, ready.waiting_on_dependencies, ready.waiting_on_children) == (0, 2, 1)
+
+
+async def test_a_waiting_next_task_works_out_why_nothing_is_ready_once_when_the_wait_ends(harness: Harness) -> None:
+    """The attempts a wait's signals set off only try to claim; the explanation is read once, at the end."""
+    sid = await harness.session()
+    blocker = (await harness.plan(title="blocker")).task
+    await execute(harness, blocker.id, "busy")
+    await harness.plan(title="waits", dependencies=[blocker.id])
+    waiters = harness.services.execution.waiters
+    ended: list[NoReadyTask] = []
+
+    async def wait() -> None:
+        result = (await next_task(harness, sid, "patient", wait_seconds=1.0)).root
+        assert isinstance(result, NoReadyTask)
+        ended.append(result)
+
+    with recorded_statements(harness) as statements, anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await until(lambda: waiters.count == 1)
+            for _ in range(3):  # three signals, three attempts that find nothing
+                waiters.recheck("interval")
+                await anyio.sleep(0.05)
+
+    claim_marker = "SKIP LOCKED" if harness.backend == "postgresql" else "BEGIN IMMEDIATE"  # one per attempt
+    attempts = [s for s in statements if claim_marker in s]
+    grouped_counts = [s for s in statements if "GROUP BY task.status" in s]
+    assert len(attempts) >= 4  # the first try and one per signal
+    assert len(grouped_counts) == 1  # the explanation, once
+    assert ended[0].reason == (
+        "Nothing became ready within 1 s. 1 pending task(s) wait on dependencies that are not completed yet. "
+        "1 task(s) are in progress with other agents. Call orchestrator_next_task again when running work "
+        "completes."
+    )
 
 
 async def test_next_task_reports_a_finished_session(harness: Harness) -> None:
