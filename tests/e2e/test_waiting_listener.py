@@ -16,6 +16,7 @@ import anyio
 import asyncpg
 import pytest
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.clock import SystemClock
@@ -27,6 +28,7 @@ from app.services.work.claims import ExecutionService
 from app.services.work.waiting import WorkWaiters
 from tests.support.mcp import call_ok
 from tests.support.server import client
+from tests.support.tcp_proxy import freezable_proxy
 from tests.support.waiting import LONG_WAIT, NO_RECHECK, Waiters, new_session, plan, replicas, until, waiters, wakeups
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", ["postgresql"])]
@@ -208,5 +210,66 @@ async def test_a_waiter_is_served_after_its_listen_connection_was_terminated_whi
                 await until(lambda: len(results) == 1)
         finally:
             await listener.aclose()
+    assert results[0].root.task.id == task["id"]
+    assert causes.woken == ["reconnect"]
+
+
+async def test_a_half_open_listen_connection_is_replaced_within_the_connect_timeout_and_strands_nobody(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    # A's LISTEN connection goes through a proxy that then freezes it: open at both ends, nothing passes,
+    # as when a NAT drops its state. B's NOTIFY for a new task is lost on it; A's next liveness check gets
+    # no answer within the connect timeout, and the replacement connection re-checks the waiters.
+    dsn = listen_dsn(database_url)
+    assert dsn is not None
+    target = make_url(dsn)
+    assert target.port is not None
+    causes = Causes()
+    mine = WorkWaiters(causes)
+    listener_timeout = 0.5
+    async with freezable_proxy(target.port) as proxy:
+        listener = ChangeListener(
+            ChangeRouter(mine, "replica-a"),
+            dsn=target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False),
+            recheck_seconds=0.0,  # every tick checks the connection: the test drives the ticks
+            connect_timeout=listener_timeout,
+            application_name="test-listener-half-open",
+        )
+        async with replicas(database_url, backend, tmp_path) as (_, b), client(b, "2026-07-28") as cb:
+            session_id = await new_session(cb)
+            execution = ExecutionService(b.runtime.uow, SystemClock(), roles=b.runtime.roles, waiters=mine)
+            await listener.run_once()
+            assert listener.connected
+            results: list[Any] = []
+            try:
+                async with anyio.create_task_group() as group:
+
+                    async def wait() -> None:
+                        results.append(
+                            await execution.next_task(
+                                Caller(actor="patient"),
+                                session_id=session_id,
+                                specialist_types=[],
+                                lease_seconds=None,
+                                request_id=None,
+                                wait_seconds=LONG_WAIT,
+                            )
+                        )
+
+                    group.start_soon(wait)
+                    await until(lambda: mine.count == 1)
+                    assert proxy.freeze_open_connections() == 1
+                    task = await plan(cb, session_id, "Planned while A's connection was half open")
+                    await anyio.sleep(0.2)  # time enough for a NOTIFY that could arrive to arrive
+                    assert results == [] and listener.connected  # nothing came, and A cannot tell yet
+                    with anyio.fail_after(listener_timeout + 5):
+                        started = anyio.current_time()
+                        await listener.run_once()  # the check hangs, is cut at the timeout, and reconnects
+                        took = anyio.current_time() - started
+                    assert listener.connected
+                    assert listener_timeout <= took < listener_timeout + 2
+                    await until(lambda: len(results) == 1)
+            finally:
+                await listener.aclose()
     assert results[0].root.task.id == task["id"]
     assert causes.woken == ["reconnect"]
