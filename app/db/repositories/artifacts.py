@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, delete, select
+from sqlalchemy import Integer, Select, bindparam, case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Artifact
+
+
+class ArtifactHead(NamedTuple):
+    """An artifact as a brief, a board page or a task's resource shows it: its content cut in the database
+    to the first characters shown (whole for the kinds asked for), so a megabyte it does not show is never
+    read. ``size_bytes`` is the whole content's."""
+
+    id: str
+    session_id: str
+    task_id: str | None
+    kind: str
+    name: str
+    content: str
+    file_paths: list[str]
+    size_bytes: int
+    sha256: str
+    created_by: str
+    created_at: datetime
 
 
 @cache
@@ -16,6 +36,34 @@ def _by_task_ids_statement() -> Select[Artifact]:
     """The query of :meth:`ArtifactRepository.list_by_task_ids`, built once (every claim's brief runs it)."""
     return (
         select(Artifact)
+        .where(Artifact.task_id.in_(bindparam("task_ids", expanding=True)))
+        .order_by(Artifact.created_at, Artifact.id)
+    )
+
+
+@cache
+def _heads_statement(with_whole_kinds: bool) -> Select[Any]:
+    """The query of :meth:`ArtifactRepository.heads_by_task_ids`, built once per shape (every claim runs it)."""
+    head = func.substr(Artifact.content, 1, bindparam("chars", type_=Integer))
+    content = (
+        case((Artifact.kind.in_(bindparam("whole_kinds", expanding=True)), Artifact.content), else_=head)
+        if with_whole_kinds
+        else head
+    )
+    return (
+        select(
+            Artifact.id,
+            Artifact.session_id,
+            Artifact.task_id,
+            Artifact.kind,
+            Artifact.name,
+            content.label("content"),
+            Artifact.file_paths,
+            Artifact.size_bytes,
+            Artifact.sha256,
+            Artifact.created_by,
+            Artifact.created_at,
+        )
         .where(Artifact.task_id.in_(bindparam("task_ids", expanding=True)))
         .order_by(Artifact.created_at, Artifact.id)
     )
@@ -38,6 +86,34 @@ class ArtifactRepository:
             return []
         rows = await self._session.scalars(_by_task_ids_statement(), {"task_ids": list(task_ids)})
         return rows.all()
+
+    async def heads_by_task_ids(
+        self, task_ids: Sequence[str], *, chars: int, whole_kinds: Sequence[str] = ()
+    ) -> list[ArtifactHead]:
+        """The tasks' artifacts, oldest first, each with the first ``chars`` characters of its content (all
+        of it for ``whole_kinds``), in one statement."""
+        if not task_ids:
+            return []
+        params: dict[str, Any] = {"task_ids": list(task_ids), "chars": chars}
+        if whole_kinds:
+            params["whole_kinds"] = list(whole_kinds)
+        rows = await self._session.execute(_heads_statement(bool(whole_kinds)), params)
+        return [
+            ArtifactHead(
+                id=row.id,
+                session_id=row.session_id,
+                task_id=row.task_id,
+                kind=row.kind,
+                name=row.name,
+                content=row.content or "",
+                file_paths=list(row.file_paths or []),
+                size_bytes=row.size_bytes,
+                sha256=row.sha256,
+                created_by=row.created_by,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
 
     async def latest_for_session(self, session_id: str, kind: str) -> Artifact | None:
         return await self._session.scalar(

@@ -18,6 +18,7 @@ from pydantic import RootModel
 from app import errors
 from app.db.repositories import Repositories
 from app.db.repositories.task_filters import WORD, PageOrder, TaskFilter
+from app.domain.clock import iso
 from app.services.base import Service
 from app.services.caller import Caller
 from app.services.session_resolution import resolve_session_id
@@ -96,9 +97,18 @@ class TaskQueryService(Service):
             if row is None:
                 raise errors.TaskNotFound(task_id)
             [view] = await task_views(repos, [row])
-            metas = [
-                ArtifactMeta(**artifact_view(a).model_dump(exclude={"content", "session_id", "task_id"}))
-                for a in await repos.artifacts.list_by_task_ids([task_id])
+            metas = [  # without their content, which is not read at all
+                ArtifactMeta(
+                    id=a.id,
+                    kind=a.kind,
+                    name=a.name,
+                    file_paths=a.file_paths,
+                    size_bytes=a.size_bytes,
+                    sha256=a.sha256,
+                    created_by=a.created_by,
+                    created_at=iso(a.created_at) or "",
+                )
+                for a in await repos.artifacts.heads_by_task_ids([task_id], chars=0)
             ]
             return TaskWithArtifacts(**view.model_dump(), artifacts=metas)
 

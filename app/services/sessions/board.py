@@ -255,7 +255,7 @@ class BoardService(Service):
             dependents = sorted(set(related_by_id) - set(view.dependencies))
             parent = await repos.tasks.get(task.parent_id) if task.parent_id else None
             counts = StatusCounts(by_status={}, total=0)
-            artifacts = await repos.artifacts.list_by_task_ids([task_id])
+            artifacts = await repos.artifacts.heads_by_task_ids([task_id], chars=ARTIFACT_PREVIEW_CHARS + 1)
             events = await repos.events.list_latest_for_task(task_id, limit=TASK_EVENTS)
             return TaskDetail(
                 task=view,

@@ -16,6 +16,7 @@ from pydantic import Field, RootModel
 
 from app.db.models import Artifact, Task
 from app.db.repositories import Repositories
+from app.db.repositories.artifacts import ArtifactHead
 from app.db.repositories.tasks import Neighbour
 from app.domain.clock import iso
 from app.domain.enums import OPEN_STATUSES, ArtifactKind
@@ -91,7 +92,8 @@ class NextTaskResult(RootModel[ExecuteTaskResult | NoReadyTask]):
     """The claimed task's brief, or ``{task: null, reason}`` when no task is ready."""
 
 
-def artifact_ref(row: Artifact) -> ArtifactRef:
+def artifact_ref(row: Artifact | ArtifactHead) -> ArtifactRef:
+    """The reference to ``row``; a head needs at least ``EXCERPT_CHARS + 1`` characters of content."""
     excerpt = row.content if len(row.content) <= EXCERPT_CHARS else row.content[:EXCERPT_CHARS] + "…"
     return ArtifactRef(
         id=row.id,
@@ -125,8 +127,12 @@ async def build_brief(
     view = task_view(task, readiness.dependencies, len(readiness.open_children))
     dep_rows = await repos.tasks.get_many(view.dependencies)
     parent_row = await repos.tasks.get(task.parent_id) if task.parent_id else None
-    artifacts = await repos.artifacts.list_by_task_ids([*view.dependencies, task.id])
-    by_task: dict[str, list[Artifact]] = defaultdict(list)
+    # The excerpts, cut in the database: a dependency's megabyte of detailed work is not read for 600
+    # characters. Revision notes are shown whole.
+    artifacts = await repos.artifacts.heads_by_task_ids(
+        [*view.dependencies, task.id], chars=EXCERPT_CHARS + 1, whole_kinds=[ArtifactKind.REVISION_NOTE]
+    )
+    by_task: dict[str, list[ArtifactHead]] = defaultdict(list)
     for row in artifacts:
         by_task[row.task_id or ""].append(row)
     dependencies = [
@@ -175,7 +181,7 @@ def _instructions(
     dependencies: Sequence[DependencyBrief],
     parent: TaskView | None,
     children: Sequence[Neighbour],
-    notes: Sequence[Artifact],
+    notes: Sequence[ArtifactHead],
     max_attempts: int,
 ) -> list[str]:
     """The concrete next steps for this claim, derived from the task's data.
@@ -245,7 +251,7 @@ def render_prompt(
     dependencies: Sequence[DependencyBrief],
     parent: TaskView | None,
     subtasks: Sequence[Neighbour],
-    notes: Sequence[Artifact],
+    notes: Sequence[ArtifactHead],
     instructions: Sequence[str],
 ) -> str:
     """The Markdown prompt: who you are, what to do, what others already did, and how to hand back."""

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from app.domain import roles
-from app.services.work.briefs import ExecuteTaskResult
+from app.services.work.briefs import EXCERPT_CHARS, ExecuteTaskResult
 from app.services.work.claims import ExecutionService
 from tests.support.execution import complete, execute, next_task, ready_parent, recorded_statements
 from tests.support.harness import Harness, caller
@@ -130,3 +130,31 @@ async def test_a_claim_reads_its_dependencies_and_subtasks_in_one_statement_and_
     subtask_reads = [s for s in statements if "task.parent_id IN" in s]
     assert len(neighbour_reads) == 1, neighbour_reads  # dependencies and subtasks in one statement
     assert (dependency_reads, subtask_reads) == ([], [])
+
+
+async def test_a_brief_cuts_a_dependencys_large_artifact_in_the_database_and_keeps_revision_notes_whole(
+    harness: Harness,
+) -> None:
+    sid = await harness.session()
+    dep = (await harness.plan(title="Write the design")).task
+    await execute(harness, dep.id, "architect")
+    large = "é" * (EXCERPT_CHARS + 100) + "TAIL" + "x" * 200_000  # characters, not bytes, count
+    await complete(harness, dep.id, "architect", detailed_work=large, artifact_type="design")
+    task = (await harness.plan(title="Build it", dependencies=[dep.id])).task
+    await execute(harness, task.id, "first")
+    long_note = "Redo the parser. " + "z" * (EXCERPT_CHARS + 200) + " END-OF-NOTE"
+    await complete(harness, task.id, "first", next_action="needs_revision", summary=long_note)
+
+    with recorded_statements(harness) as statements:
+        brief = (await next_task(harness, sid, "second")).root
+    assert isinstance(brief, ExecuteTaskResult)
+
+    [design] = [a for a in brief.dependencies[0].artifacts if a.kind == "design"]
+    assert design.excerpt == "é" * EXCERPT_CHARS + "…"
+    assert design.size_bytes == len(large.encode())
+    assert "END-OF-NOTE" in brief.specialist.prompt  # the revision note, whole
+    artifact_reads = [s for s in statements if "FROM artifact" in s]
+    assert len(artifact_reads) == 1 and "substr(" in artifact_reads[0].lower()
+
+    resource = await harness.services.queries.read_task(dep.id)
+    assert [(a.kind, a.size_bytes) for a in resource.artifacts] == [("design", len(large.encode()))]
