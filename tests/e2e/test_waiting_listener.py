@@ -142,6 +142,20 @@ async def test_idle_waiters_issue_no_query_on_the_pool_while_the_listener_is_up(
         assert wakeups(a, "interval") == 0 and wakeups(a, "reconnect") == 0
 
 
+async def wait_for_work(execution: ExecutionService, session_id: str, results: list[Any]) -> None:
+    """A next_task that waits (long) for work in the session; its answer goes to ``results``."""
+    results.append(
+        await execution.next_task(
+            Caller(actor="patient"),
+            session_id=session_id,
+            specialist_types=[],
+            lease_seconds=None,
+            request_id=None,
+            wait_seconds=LONG_WAIT,
+        )
+    )
+
+
 class Causes:
     """Records why waiters woke (the WaitMetrics seam)."""
 
@@ -177,20 +191,7 @@ async def test_a_waiter_is_served_after_its_listen_connection_was_terminated_whi
         results: list[Any] = []
         try:
             async with anyio.create_task_group() as group:
-
-                async def wait() -> None:
-                    results.append(
-                        await execution.next_task(
-                            Caller(actor="patient"),
-                            session_id=session_id,
-                            specialist_types=[],
-                            lease_seconds=None,
-                            request_id=None,
-                            wait_seconds=LONG_WAIT,
-                        )
-                    )
-
-                group.start_soon(wait)
+                group.start_soon(wait_for_work, execution, session_id, results)
                 await until(lambda: mine.count == 1)
                 admin = await asyncpg.connect(dsn)
                 try:
@@ -243,20 +244,7 @@ async def test_a_half_open_listen_connection_is_replaced_within_the_connect_time
             results: list[Any] = []
             try:
                 async with anyio.create_task_group() as group:
-
-                    async def wait() -> None:
-                        results.append(
-                            await execution.next_task(
-                                Caller(actor="patient"),
-                                session_id=session_id,
-                                specialist_types=[],
-                                lease_seconds=None,
-                                request_id=None,
-                                wait_seconds=LONG_WAIT,
-                            )
-                        )
-
-                    group.start_soon(wait)
+                    group.start_soon(wait_for_work, execution, session_id, results)
                     await until(lambda: mine.count == 1)
                     assert proxy.freeze_open_connections() == 1
                     task = await plan(cb, session_id, "Planned while A's connection was half open")
