@@ -101,7 +101,7 @@ class Task(Base):
         CheckConstraint("next_action IS NULL OR " + _in("next_action", enums.NextAction), name="next_action"),
         CheckConstraint("version >= 1", name="version_positive"),
         Index("ix_task_session_created", "session_id", "created_at"),
-        Index("ix_task_session_status", "session_id", "status"),
+        Index("ix_task_session_status_specialist", "session_id", "status", "specialist_type"),
         Index("ix_task_parent", "parent_id"),
         Index("ix_task_assigned_to", "assigned_to"),
         Index("ix_task_lease", "status", "lease_expires_at"),
