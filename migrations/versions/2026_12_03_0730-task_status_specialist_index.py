@@ -4,7 +4,9 @@ specialist in one pass, and with the specialist in the index that pass reads the
 the three-column one serves as well, so it replaces it.
 
 The index is built inside the migration's transaction (its advisory lock is transaction-scoped, so no
-CONCURRENTLY): writes to ``task`` wait while it builds, about a second per million tasks.
+CONCURRENTLY): writes to ``task`` wait while it builds, about a second per million tasks. A deployment that
+large can build it beforehand with ``CREATE INDEX CONCURRENTLY ix_task_session_status_specialist ON task
+(session_id, status, specialist_type)``: the upgrade then keeps it (``IF NOT EXISTS``).
 
 Revision ID: 0003
 Revises: 0002
@@ -24,9 +26,12 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("task", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_task_session_status_specialist", ["session_id", "status", "specialist_type"], unique=False
+            "ix_task_session_status_specialist",
+            ["session_id", "status", "specialist_type"],
+            unique=False,
+            if_not_exists=True,
         )
-        batch_op.drop_index("ix_task_session_status")
+        batch_op.drop_index("ix_task_session_status", if_exists=True)
 
 
 def downgrade() -> None:
