@@ -13,7 +13,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from pydantic import RootModel
+from pydantic import Field, RootModel
 
 from app import errors
 from app.db.repositories import Repositories
@@ -81,7 +81,7 @@ class ArtifactMeta(View):
 
 
 class TaskWithArtifacts(TaskView):
-    artifacts: list[ArtifactMeta]
+    artifacts: list[ArtifactMeta] = Field(default_factory=list)  # filled in after the view is built
 
 
 class TaskQueryService(Service):
@@ -96,8 +96,8 @@ class TaskQueryService(Service):
             row = await repos.tasks.get(task_id)
             if row is None:
                 raise errors.TaskNotFound(task_id)
-            [view] = await task_views(repos, [row])
-            metas = [  # without their content, which is not read at all
+            [view] = await task_views_as(TaskWithArtifacts, repos, [row])  # built once, not dumped and rebuilt
+            view.artifacts = [  # without their content, which is not read at all
                 ArtifactMeta(
                     id=a.id,
                     kind=a.kind,
@@ -110,7 +110,7 @@ class TaskQueryService(Service):
                 )
                 for a in await repos.artifacts.heads_by_task_ids([task_id], chars=0)
             ]
-            return TaskWithArtifacts(**view.model_dump(), artifacts=metas)
+            return view
 
         return await self._read(work)
 
