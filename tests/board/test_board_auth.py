@@ -56,7 +56,8 @@ async def test_board_routes_refuse_a_request_without_a_valid_login_cookie(secure
     forged = CookieSigner(b"another key", 3600).issue("rita", now)
     expired = CookieSigner(SECRET.encode(), 60).issue("rita", now - timedelta(minutes=5))
     valid = CookieSigner(SECRET.encode(), 60).issue("rita", now)
-    for cookie in (None, forged, expired, valid[:-1] + "0", "garbage"):
+    tampered = valid[:-1] + ("1" if valid.endswith("0") else "0")  # always differs from the valid MAC
+    for cookie in (None, forged, expired, tampered, "garbage"):
         cookies = {COOKIE_NAME: cookie} if cookie else {}
         async with httpx2.AsyncClient(base_url=secured.base_url, cookies=cookies) as http:
             for path in BOARD_PATHS:
