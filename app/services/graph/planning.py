@@ -16,7 +16,7 @@ row lock, like ``update_task`` adding edges, so no concurrent edge can close a c
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
@@ -239,8 +239,14 @@ def _build(
     external: dict[str, str],
     path: str,
 ) -> str:
-    """Append the row for ``spec`` and its subtree (depth first); returns the new task's id."""
+    """Append the row for ``spec`` and its subtree (depth first); returns the new task's id.
+
+    Each row is created one microsecond after the one before it: the tasks of one plan share a
+    transaction, and next_task breaks a tie on ``created_at`` by the random id, so equal siblings came
+    out in any order. Now they come out as the caller listed them (and ``sort=created_at`` agrees).
+    """
     task_id = ids.new_task_id()
+    created_at = tx.now + timedelta(microseconds=len(rows))
     rows.append(
         Task(
             id=task_id,
@@ -259,8 +265,8 @@ def _build(
             attempt_count=0,
             version=1,
             created_by=tx.caller.actor,
-            created_at=tx.now,
-            updated_at=tx.now,
+            created_at=created_at,
+            updated_at=created_at,
         )
     )
     for dep_id in dict.fromkeys(spec.dependencies):

@@ -80,7 +80,8 @@ async def test_plan_creates_the_whole_subtree_parents_first_in_one_call(harness:
         "open_children": 3,
     }
     assert (a2.priority, c.specialist_type, a1.task_type) == ("critical", "tester", "standard")
-    assert await query_ids(harness) == [t.id for t in sorted(result.created, key=lambda t: t.id)]
+    # Created in the order listed, a microsecond apart, so sorting by created_at keeps that order.
+    assert await query_ids(harness) == [t.id for t in result.created]
 
 
 async def test_subtask_dependencies_on_existing_tasks_are_wired(harness: Harness) -> None:

@@ -87,6 +87,22 @@ async def test_next_task_hands_out_priority_then_due_date_then_age(harness: Harn
     assert order == [critical.id, high_soon.id, high_late.id, high_undated.id, high_undated_newer.id, low.id]
 
 
+async def test_subtasks_planned_in_one_call_are_handed_out_in_the_order_they_were_listed(harness: Harness) -> None:
+    """One plan writes its tasks in one transaction; equal in priority and due date, they come out as listed
+    (the tie on created_at used to fall to the random id: step 4 could come before step 1)."""
+    sid = await harness.session()
+    titles = [f"step {n}" for n in range(1, 9)]
+    plan = await harness.plan(title="release", subtasks=[{"title": t, "description": "Do it."} for t in titles])
+    assert [view.title for view in plan.created] == ["release", *titles]
+
+    order = []
+    for _ in titles:
+        picked = (await next_task(harness, sid)).root
+        assert isinstance(picked, ExecuteTaskResult)
+        order.append(picked.task.title)
+    assert order == titles
+
+
 async def test_next_task_only_offers_the_requested_specialists_and_ready_work(harness: Harness) -> None:
     sid = await harness.session()
     design = (await harness.plan(title="design", specialist_type="architect", priority="low")).task
