@@ -33,7 +33,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
-from sqlalchemy.sql.elements import BindParameter
 
 from app.db.models import Task, TaskDependency
 from app.domain.enums import OPEN_STATUSES, PRIORITY_RANK
@@ -88,20 +87,6 @@ def ready_order(columns: Any = None) -> list[ColumnElement[Any]]:
         c.created_at.asc(),
         c.id.asc(),
     ]
-
-
-def ready_predicates(
-    session_id: str | BindParameter[str], specialist_types: Sequence[str]
-) -> list[ColumnElement[bool]]:
-    """``ready`` in SQL (pending, no dependency that is not completed, no open subtask), optionally for
-    some specialists.
-
-    ``session_id`` may be a bound parameter, for statements built once (``_next_ready_statement``).
-    """
-    preds = [Task.session_id == session_id, *ready_status_predicates()]
-    if specialist_types:
-        preds.append(Task.specialist_type.in_(list(specialist_types)))
-    return preds
 
 
 def ready_status_predicates(*, for_the_pick: bool = False) -> list[ColumnElement[bool]]:
@@ -224,7 +209,8 @@ def _open_children_statement(backend: str) -> Select[str | None, str, str]:
 @cache
 def _ready_list_statement(with_specialists: bool) -> Select[Task]:
     """The query of :meth:`TaskRepository.list_ready` without specialists' or with, built once per shape
-    (its correlated EXISTS over aliases cost more to build than a small page costs to run)."""
+    (its correlated EXISTS over aliases cost more to build than a small page costs to run); readiness in
+    the pick's form, so the list and the pick are planned alike."""
     predicates = [Task.session_id == bindparam("session_id"), *ready_status_predicates(for_the_pick=True)]
     if with_specialists:
         predicates.append(Task.specialist_type.in_(bindparam("specialist_types", expanding=True)))
