@@ -49,7 +49,7 @@ async def test_session_board_puts_each_task_in_its_column_and_says_what_it_waits
     shown = await board(harness).session_board(sid)
 
     assert [t.id for t in shown.ready] == [a]
-    # Tasks planned together share created_at; the board then orders them by id.
+    # Compared as sets: the order of the waiting list is not what this test is about.
     assert sorted((w.task.id, w.on_dependencies, sorted(w.on_children, key=by_id)) for w in shown.waiting) == sorted(
         [
             (

@@ -171,11 +171,8 @@ async def test_claiming_or_completing_a_parent_with_open_subtasks_is_children_op
     sid = await harness.session()
     parent, left, right = (await harness.plan(title="Parent", subtasks=[node("left"), node("right")])).created
     await execute(harness, right.id, "busy")
-    # Oldest first; planned in one call, so by id.
-    open_children = sorted(
-        [{"task_id": left.id, "status": "pending"}, {"task_id": right.id, "status": "in_progress"}],
-        key=lambda child: child["task_id"],
-    )
+    # Oldest first: one plan creates its tasks in the order listed.
+    open_children = [{"task_id": left.id, "status": "pending"}, {"task_id": right.id, "status": "in_progress"}]
     before = await snapshot(harness.database)
     refusals = [
         lambda: execute(harness, parent.id, "eager"),
