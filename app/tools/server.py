@@ -53,6 +53,7 @@ from app.tools import (
 )
 from app.tools.fair_share import FairShare, Refused
 from app.tools.holder import ServiceHolder
+from app.tools.tool_list_cache import ToolListCache
 
 log = logging.getLogger("app.tools")
 AGENT_PATTERN = re.compile(schemas.AGENT_PATTERN)
@@ -201,6 +202,7 @@ def build_server(
         token_verifier=token_verifier,
         auth=auth,
         subscriptions=subscriptions,
+        middleware=[ToolListCache()],
     )
     for family in (*TOOL_FAMILIES, *CONTENT_FAMILIES):
         family.register(server, holder)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from mcp import MCPError
-from mcp.types import Implementation
+from mcp.types import INVALID_PARAMS, Implementation, ListToolsResult, Request
 
 from app.tools import surface
 from tests.support.mcp import call_ok
@@ -47,6 +47,39 @@ async def test_tool_list_fits_the_budget_and_describes_every_parameter(
         assert tool["inputSchema"]["type"] == "object" and tool["outputSchema"]["type"] == "object"
         assert any("error" in branch.get("properties", {}) for branch in tool["outputSchema"]["anyOf"]), tool["name"]
     assert "status=pending" in text  # how to release a claim is said where agents look
+
+
+async def test_tool_list_is_built_once_per_protocol_version_and_every_caller_gets_the_same_answer(
+    server: RunningServer, era: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ToolListCache``: the SDK's handler runs for the first plain ``tools/list`` of a protocol version;
+    later ones, from other clients too, get that answer. A cursor goes to the handler as before, and
+    parameters the SDK refuses are still refused by it."""
+    mcp_server = server.app.state.server
+    built = mcp_server.list_tools
+    handler_runs = 0
+
+    async def counted() -> Any:
+        nonlocal handler_runs
+        handler_runs += 1
+        return await built()
+
+    monkeypatch.setattr(mcp_server, "list_tools", counted)
+    answers = []
+    for _ in range(2):
+        async with client(server, era) as c:
+            for _ in range(2):
+                answers.append((await c.list_tools(cache_mode="bypass")).model_dump(mode="json"))
+    assert handler_runs == 1
+    assert all(answer == answers[0] for answer in answers)
+    assert len(answers[0]["tools"]) == len(mcp_server._tool_manager.list_tools())
+    async with client(server, era) as c:
+        paged = await c.list_tools(cursor="page-2", cache_mode="bypass")
+        with pytest.raises(MCPError) as refused:
+            await c.session.send_request(Request[Any, Any](method="tools/list", params={"cursor": 5}), ListToolsResult)
+    assert handler_runs == 2  # the cursor reached the handler, which serves the whole list whatever the cursor
+    assert paged.model_dump(mode="json") == answers[0]
+    assert refused.value.error.code == INVALID_PARAMS
 
 
 async def test_prompts_are_listed_and_filled_with_the_sessions_numbers(server: RunningServer, era: str) -> None:
