@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 
 from sqlalchemy import Select, bindparam, delete, select, tuple_
@@ -30,7 +30,13 @@ class DependencyRepository:
         self._session = session
 
     async def insert_many(self, edges: Iterable[tuple[str, str]], at: datetime) -> None:
-        rows = [TaskDependency(task_id=t, depends_on_id=d, created_at=at) for t, d in edges]
+        """Write ``edges``, each a microsecond after the one before it (from ``at``) in the order given: a
+        task's dependencies are listed by ``created_at``, so they come back in the order the caller gave
+        them (with one time for all they came back in id order, which is random)."""
+        rows = [
+            TaskDependency(task_id=t, depends_on_id=d, created_at=at + timedelta(microseconds=i))
+            for i, (t, d) in enumerate(edges)
+        ]
         if rows:
             self._session.add_all(rows)
             await self._session.flush()

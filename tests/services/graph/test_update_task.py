@@ -305,6 +305,25 @@ async def test_dependencies_are_added_and_removed(harness: Harness) -> None:
     assert removed.task.version == 3
 
 
+async def test_dependencies_are_listed_in_the_order_they_were_given(harness: Harness) -> None:
+    """Ids are random, so two opposite orders are tried: at least one differs from id order."""
+    await harness.session()
+    a, b, c = [await new_task(harness, title=t) for t in "abc"]
+    for title, given in (("d", [c, a, b]), ("e", [b, a, c])):
+        task = await new_task(harness, title=title)
+        first = await update(harness, task, add_dependencies=given[:2])
+        harness.clock.advance(1)
+        later = await update(harness, task, add_dependencies=[given[2], given[0]])
+        assert first.task.dependencies == given[:2]
+        assert later.task.dependencies == given  # a later call's edges come after, the repeated one stays
+    steps = [{"title": t, "description": f"Do {t}.", "key": t} for t in "xyz"]
+    planned = await harness.plan(
+        subtasks=[*steps, {"title": "w", "description": "Do w.", "depends_on": ["z", "x", "y"]}]
+    )
+    _, x, y, z, w = planned.created
+    assert w.dependencies == [z.id, x.id, y.id]  # plan_task keeps the order of depends_on too
+
+
 async def test_edges_that_already_exist_or_do_not_exist_change_nothing(harness: Harness) -> None:
     await harness.session()
     a, b, c = [await new_task(harness, title=t) for t in "abc"]
