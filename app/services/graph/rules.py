@@ -189,7 +189,16 @@ async def announce_ready_parents(tx: Tx, children: Sequence[tuple[str | None, st
     return ready
 
 
-async def announce_ready_dependents(tx: Tx, task: Task) -> list[Task]:
+@dataclass(frozen=True)
+class ReadyDependent:
+    """A dependent that a completion made ready, with the dependencies (all completed) read to decide it:
+    its view needs nothing more (it has no open subtask), so the answer does not read them again."""
+
+    task: Task
+    dependencies: list[tuple[str, str]]
+
+
+async def announce_ready_dependents(tx: Tx, task: Task) -> list[ReadyDependent]:
     """The dependents of the just-completed ``task`` that are ready now (pending, every dependency
     completed, no open subtask), each with a ``dependencies_met`` event in this transaction, so the change
     feed tells waiting agents the moment their work can start."""
@@ -200,14 +209,14 @@ async def announce_ready_dependents(tx: Tx, task: Task) -> list[Task]:
     deps = await tx.repos.dependencies.statuses_for(ids)
     still_open = await tx.repos.tasks.open_children_of(ids)
     ready = [
-        d
+        ReadyDependent(d, deps.get(d.id, []))
         for d in pending
         if d.id not in still_open and all(status == TaskStatus.COMPLETED for _, status in deps.get(d.id, []))
     ]
     for dependent in ready:
         tx.repos.events.append(
-            session_id=dependent.session_id,
-            task_id=dependent.id,
+            session_id=dependent.task.session_id,
+            task_id=dependent.task.id,
             kind="dependencies_met",
             actor=tx.caller.actor,
             at=tx.now,

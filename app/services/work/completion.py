@@ -85,11 +85,12 @@ class CompletionService(Service):
                     file_paths=list(dict.fromkeys(file_paths)),
                 )
             )
-            await self._apply(tx, task, action, summary, artifact.id, readiness)
+            # Set before the move, so the move's flush writes them in the same UPDATE as the status.
             task.summary = summary
             task.next_action = action.value
             task.version += 1
             task.updated_at = tx.now
+            await self._apply(tx, task, action, summary, artifact.id, readiness)
             await tx.repos.sessions.touch(task.session_id, tx.now)
             await tx.repos.session.flush()
             unblocked = await _newly_ready(tx, task) if task.status == TaskStatus.COMPLETED else []
@@ -184,7 +185,7 @@ async def _newly_ready(tx: Tx, task: Task) -> list[TaskView]:
     (``rules.announce_ready_dependents``). The task was open until now, so a parent that is ready now was
     not ready before.
     """
-    ready = await task_views(tx.repos, await rules.announce_ready_dependents(tx, task))
+    ready = [task_view(d.task, d.dependencies) for d in await rules.announce_ready_dependents(tx, task)]
     parent = await tx.repos.tasks.get(task.parent_id) if task.parent_id else None
     parent_view = await one_task_view(tx.repos, parent) if parent is not None else None
     if parent_view is not None and parent_view.ready and parent_view.id not in {v.id for v in ready}:

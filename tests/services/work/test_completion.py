@@ -16,6 +16,7 @@ from tests.support.execution import (
     ready_parent,
     recorded_statements,
     status_moves,
+    view,
 )
 from tests.support.harness import Harness, caller
 
@@ -187,3 +188,28 @@ async def test_a_completion_reads_the_tasks_dependencies_and_subtasks_in_one_sta
     assert (done.task.status, done.task.dependencies, done.task.open_children) == ("completed", [design], 0)
     assert len([s for s in statements if "UNION ALL" in s]) == 1
     assert [s for s in statements if "task.parent_id IN" in s or s.startswith("SELECT task_dependency.task_id")] == []
+
+
+async def test_the_unblocked_tasks_are_shown_as_a_fresh_read_shows_them(harness: Harness) -> None:
+    """A completion writes the task in one UPDATE, and builds the views of the tasks it made ready from what
+    it read to decide that (one read of their dependencies); the views equal those read afterwards. A
+    dependent still waiting on another task is not listed."""
+    await harness.session()
+    design = (await harness.plan(title="design")).task
+    spike = (await harness.plan(title="spike")).task
+    build = (await harness.plan(title="build", dependencies=[spike.id, design.id], context={"k": 1})).task
+    docs = (await harness.plan(title="docs", dependencies=[design.id])).task
+    later = (await harness.plan(title="later", dependencies=[design.id, docs.id])).task
+    await complete(harness, spike.id, "me")
+    harness.clock.advance(5)
+    with recorded_statements(harness) as statements:
+        done = await complete(harness, design.id, "me")
+    by_id = sorted(done.unblocked, key=lambda t: t.id)
+    assert by_id == sorted([await view(harness, build.id), await view(harness, docs.id)], key=lambda t: t.id)
+    assert later.id not in {t.id for t in done.unblocked}
+    assert [t.dependencies for t in by_id if t.id == build.id] == [[spike.id, design.id]]
+    assert len([s for s in statements if s.startswith("UPDATE task ")]) == 1
+    assert (
+        len([s for s in statements if s.startswith("SELECT task_dependency.task_id, task_dependency.depends_on_id")])
+        == 1
+    )
