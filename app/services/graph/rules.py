@@ -154,7 +154,17 @@ async def ensure_parent_open(tx: Tx, task: Task, target: TaskStatus) -> None:
         raise errors.ParentClosed(task.id, task.status, target.value, parent.id, parent.status)
 
 
-async def announce_ready_parents(tx: Tx, children: Sequence[tuple[str | None, str]]) -> list[Task]:
+@dataclass(frozen=True)
+class NowReady:
+    """A task that a change just made ready (a dependent, or a parent whose last subtask ended), with the
+    dependencies (all completed) read to decide it: its view needs nothing more (it has no open subtask),
+    so an answer listing it does not read them again."""
+
+    task: Task
+    dependencies: list[tuple[str, str]]
+
+
+async def announce_ready_parents(tx: Tx, children: Sequence[tuple[str | None, str]]) -> list[NowReady]:
     """The parents that became ready because these ``(parent_id, child_id)`` subtasks just turned terminal
     (or were deleted): pending, no dependency left open and no open subtask. Each gets a ``children_done``
     event naming the child that was the last to finish, so waiting agents hear of it at once.
@@ -167,7 +177,7 @@ async def announce_ready_parents(tx: Tx, children: Sequence[tuple[str | None, st
     if not last_child:
         return []
     await tx.repos.session.flush()
-    ready: list[Task] = []
+    ready: list[NowReady] = []
     for parent_id in sorted(last_child):
         parent = await tx.repos.tasks.get_for_update(parent_id)
         if parent is None or parent.status != TaskStatus.PENDING:
@@ -185,20 +195,11 @@ async def announce_ready_parents(tx: Tx, children: Sequence[tuple[str | None, st
             at=tx.now,
             data={"last_child": last_child[parent.id]},
         )
-        ready.append(parent)
+        ready.append(NowReady(parent, deps))
     return ready
 
 
-@dataclass(frozen=True)
-class ReadyDependent:
-    """A dependent that a completion made ready, with the dependencies (all completed) read to decide it:
-    its view needs nothing more (it has no open subtask), so the answer does not read them again."""
-
-    task: Task
-    dependencies: list[tuple[str, str]]
-
-
-async def announce_ready_dependents(tx: Tx, task: Task) -> list[ReadyDependent]:
+async def announce_ready_dependents(tx: Tx, task: Task) -> list[NowReady]:
     """The dependents of the just-completed ``task`` that are ready now (pending, every dependency
     completed, no open subtask), each with a ``dependencies_met`` event in this transaction, so the change
     feed tells waiting agents the moment their work can start."""
@@ -209,7 +210,7 @@ async def announce_ready_dependents(tx: Tx, task: Task) -> list[ReadyDependent]:
     deps = await tx.repos.dependencies.statuses_for(ids)
     still_open = await tx.repos.tasks.open_children_of(ids)
     ready = [
-        ReadyDependent(d, deps.get(d.id, []))
+        NowReady(d, deps.get(d.id, []))
         for d in pending
         if d.id not in still_open and all(status == TaskStatus.COMPLETED for _, status in deps.get(d.id, []))
     ]
@@ -264,8 +265,9 @@ async def move(
     reason: str | None = None,
     event_data: dict[str, Any] | None = None,
     readiness: Readiness | None = None,
-) -> None:
-    """Move ``task`` to ``target`` under the status machine, with every side effect of the move.
+) -> list[NowReady]:
+    """Move ``task`` to ``target`` under the status machine, with every side effect of the move; returns
+    the parent the move made ready (its last open subtask ended), if any.
 
     Callers have already applied the holder rule; this checks the table of DESIGN §3, readiness for a
     claim or an implicit claim (from ``readiness`` when the caller read it under the lock), open subtasks
@@ -322,4 +324,5 @@ async def move(
         data=data,
     )
     if current in OPEN_STATUSES and target in TERMINAL_STATUSES:
-        await announce_ready_parents(tx, [(task.parent_id, task.id)])
+        return await announce_ready_parents(tx, [(task.parent_id, task.id)])
+    return []

@@ -23,7 +23,7 @@ from app.services.artifacts import new_artifact
 from app.services.base import Service, Tx
 from app.services.caller import Caller
 from app.services.graph import rules
-from app.services.views import ArtifactView, TaskView, View, artifact_view, one_task_view, task_view, task_views
+from app.services.views import ArtifactView, TaskView, View, artifact_view, task_view, task_views
 
 NEXT_READY_LIMIT = 5
 
@@ -90,10 +90,10 @@ class CompletionService(Service):
             task.next_action = action.value
             task.version += 1
             task.updated_at = tx.now
-            await self._apply(tx, task, action, summary, artifact.id, readiness)
+            parents_ready = await self._apply(tx, task, action, summary, artifact.id, readiness)
             await tx.repos.sessions.touch(task.session_id, tx.now)
             await tx.repos.session.flush()
-            unblocked = await _newly_ready(tx, task) if task.status == TaskStatus.COMPLETED else []
+            unblocked = await _newly_ready(tx, task, parents_ready) if task.status == TaskStatus.COMPLETED else []
             next_ready: list[TaskView] = []
             if action == NextAction.CONTINUE:
                 rows = await tx.repos.tasks.list_ready(task.session_id, limit=NEXT_READY_LIMIT)
@@ -109,18 +109,19 @@ class CompletionService(Service):
 
     async def _apply(
         self, tx: Tx, task: Task, action: NextAction, summary: str, work_id: str, readiness: rules.Readiness
-    ) -> None:
-        """Move the task as ``action`` says (complete/continue, needs_revision or blocked)."""
+    ) -> list[rules.NowReady]:
+        """Move the task as ``action`` says (complete/continue, needs_revision or blocked); returns the
+        parent the completion made ready, if any (``rules.move``)."""
         event: dict[str, object] = {"next_action": action.value, "artifact_id": work_id}
         if action in (NextAction.COMPLETE, NextAction.CONTINUE):
             if task.status == TaskStatus.PENDING:
                 event["implicit_claim"] = True
                 task.attempt_count += 1  # the work done without a claim counts as one attempt
-            await self._move(tx, task, TaskStatus.COMPLETED, event=event, readiness=readiness)
-        elif action == NextAction.NEEDS_REVISION:
+            return await self._move(tx, task, TaskStatus.COMPLETED, event=event, readiness=readiness)
+        if action == NextAction.NEEDS_REVISION:
             await self._send_back(tx, task, summary, work_id, event)
-        else:
-            await self._move(tx, task, TaskStatus.BLOCKED, reason=summary, event=event)
+            return []
+        return await self._move(tx, task, TaskStatus.BLOCKED, reason=summary, event=event)
 
     async def _move(
         self,
@@ -131,8 +132,8 @@ class CompletionService(Service):
         reason: str | None = None,
         event: dict[str, object],
         readiness: rules.Readiness | None = None,
-    ) -> None:
-        await rules.move(
+    ) -> list[rules.NowReady]:
+        return await rules.move(
             tx,
             task,
             target,
@@ -177,17 +178,14 @@ def _own_view(task: Task, readiness: rules.Readiness) -> TaskView:
     return task_view(task, readiness.dependencies, len(readiness.open_children))
 
 
-async def _newly_ready(tx: Tx, task: Task) -> list[TaskView]:
+async def _newly_ready(tx: Tx, task: Task, parents_ready: list[rules.NowReady]) -> list[TaskView]:
     """Dependents of the just-completed ``task`` that are now ready, then its parent if this was the parent's
-    last open subtask (the move already recorded that as ``children_done``).
+    last open subtask (``parents_ready``: the move decided that and recorded it as ``children_done``).
 
     Readiness is derived, so nothing is written for them but a ``dependencies_met`` event per dependent
-    (``rules.announce_ready_dependents``). The task was open until now, so a parent that is ready now was
-    not ready before.
+    (``rules.announce_ready_dependents``). Each view is built from the rows read to decide it was ready.
     """
-    ready = [task_view(d.task, d.dependencies) for d in await rules.announce_ready_dependents(tx, task)]
-    parent = await tx.repos.tasks.get(task.parent_id) if task.parent_id else None
-    parent_view = await one_task_view(tx.repos, parent) if parent is not None else None
-    if parent_view is not None and parent_view.ready and parent_view.id not in {v.id for v in ready}:
-        ready.append(parent_view)
-    return ready
+    ready = await rules.announce_ready_dependents(tx, task)
+    listed = {r.task.id for r in ready}
+    ready += [p for p in parents_ready if p.task.id not in listed]
+    return [task_view(r.task, r.dependencies) for r in ready]

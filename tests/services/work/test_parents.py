@@ -21,7 +21,7 @@ from app.services.work.briefs import ExecuteTaskResult, NoReadyTask
 from app.services.work.claims import ExecutionService
 from app.services.work.synthesis import SynthesizeResult
 from tests.support.calls import cancel, delete, update
-from tests.support.execution import complete, event_kinds, execute, next_task, read, view
+from tests.support.execution import complete, event_kinds, execute, next_task, read, recorded_statements, view
 from tests.support.harness import Harness, caller
 from tests.support.snapshot import snapshot
 
@@ -130,13 +130,18 @@ async def test_an_agent_loop_never_takes_a_parent_before_its_subtasks_end(harnes
 async def test_the_last_subtask_to_complete_lists_its_parent_as_unblocked_with_an_event(harness: Harness) -> None:
     await harness.session()
     parent, first, second = (await harness.plan(title="Parent", subtasks=[node("one"), node("two")])).created
-    early = await complete(harness, first.id)
+    with recorded_statements(harness) as early_statements:
+        early = await complete(harness, first.id)
     assert early.unblocked == [] and (await view(harness, parent.id)).ready is False
-    last = await complete(harness, second.id)
+    with recorded_statements(harness) as last_statements:
+        last = await complete(harness, second.id)
     now = await view(harness, parent.id)
     assert last.unblocked == [now]
     assert (now.ready, now.open_children, now.status) == (True, 0, "pending")
     assert (await event_kinds(harness, parent.id)).count("children_done") == 1
+    # The move decides whether the parent is ready; the answer's view is built from the rows it read.
+    for statements in (early_statements, last_statements):
+        assert len([s for s in statements if s.startswith("SELECT task.parent_id, task.id, task.status")]) == 1
 
 
 @pytest.mark.parametrize("ending", ["cancel", "archive", "delete", "fail", "expire"])
