@@ -85,7 +85,8 @@ class OrchestratorMCP(MCPServer[Any]):
 
     async def list_tools(self) -> list[MCPTool]:
         """The served tool list (``surface``), built on the first call and then reused: tools are all
-        registered when the server is built, and rebuilding the list cost every tools/list ~2 ms."""
+        registered when the server is built. Over HTTP the SDK asks for it once per protocol version (then
+        ``ToolListCache`` answers from the wire form); in-process callers (``scripts/gen_tools_doc.py``) too."""
         if self._served_tools is None:
             self._served_tools = surface.served(await super().list_tools())
         return self._served_tools
