@@ -7,9 +7,10 @@ times as ISO 8601 UTC with ``Z``. Keys are sorted, so two exports of equal data 
 (apart from ``exported_at``), whichever backend they came from.
 
 :func:`parse_dump` checks every line before anything is written: valid UTF-8 and JSON, a known type, the
-fields and their bounds, unique keys, references that resolve inside the file, and the header's counts
-(which is how a truncated file is caught). The first problem is raised as ``invalid_argument`` naming the
-line; the import then writes nothing.
+fields and their bounds, unique keys, references that resolve inside the file, the graph's invariants
+that plan and update enforce (a task and its parent share a session, so do a task and its dependencies,
+and nothing waits for itself), and the header's counts (which is how a truncated file is caught). The
+first problem is raised as ``invalid_argument`` naming the line; the import then writes nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from app import errors
 from app.db.models import Agent, AgentVisit, Artifact, Base, OrchestrationSession, Task, TaskDependency, TaskEvent
+from app.domain import graph
 from app.domain.clock import iso
 from app.services.views import (
     ArtifactKindName,
@@ -301,7 +303,14 @@ def parse_dump(lines: Iterable[str | bytes]) -> ParsedDump:
 
 
 def _check_references(dump: ParsedDump, seen: Mapping[str, Mapping[tuple[Any, ...], int]]) -> None:
+    """References resolve inside the file, and the graph keeps the invariants plan and update enforce.
+
+    Without the graph checks a hand-edited file would load a graph no tool can write: an edge across
+    sessions (ignored by next_task's pick, counted by get_status, reported by maintenance) or a loop of
+    tasks waiting for each other (none of them could ever become ready).
+    """
     sessions, tasks = seen["session"], seen["task"]
+    session_of = {task.id: task.session_id for _, task in dump.records["task"]}
 
     def need(number: int, what: str, value: str | None, known: Mapping[tuple[Any, ...], int], kind: str) -> None:
         if value is not None and (value,) not in known:
@@ -310,11 +319,32 @@ def _check_references(dump: ParsedDump, seen: Mapping[str, Mapping[tuple[Any, ..
     for number, task in dump.records["task"]:
         need(number, "task session_id", task.session_id, sessions, "session")
         need(number, "task parent_id", task.parent_id, tasks, "task")
+        if task.parent_id is not None and session_of[task.parent_id] != task.session_id:
+            raise _refuse(
+                number,
+                f"task {task.id!r} is in session {task.session_id!r} but its parent {task.parent_id!r} is in "
+                f"session {session_of[task.parent_id]!r}; a task and its parent must share a session",
+            )
+    closing = _first_waiting_cycle(dump)
     for number, dep in dump.records["dependency"]:
         if dep.task_id == dep.depends_on_id:
             raise _refuse(number, f"dependency of task {dep.task_id!r} on itself")
         need(number, "dependency task_id", dep.task_id, tasks, "task")
         need(number, "dependency depends_on_id", dep.depends_on_id, tasks, "task")
+        if session_of[dep.task_id] != session_of[dep.depends_on_id]:
+            raise _refuse(
+                number,
+                f"task {dep.task_id!r} (session {session_of[dep.task_id]!r}) depends on {dep.depends_on_id!r} "
+                f"in another session ({session_of[dep.depends_on_id]!r}); dependencies must be in the task's "
+                "own session",
+            )
+        if closing is not None and closing[0] == number:
+            raise _refuse(
+                number,
+                f"the dependency of task {dep.task_id!r} on {dep.depends_on_id!r} closes a cycle of tasks "
+                f"waiting for each other ({' -> '.join(closing[1])}; a task waits for its dependencies and a "
+                "parent for its subtasks), so none of them could ever start",
+            )
     for number, art in dump.records["artifact"]:
         need(number, "artifact session_id", art.session_id, sessions, "session")
         need(number, "artifact task_id", art.task_id, tasks, "task")
@@ -322,3 +352,39 @@ def _check_references(dump: ParsedDump, seen: Mapping[str, Mapping[tuple[Any, ..
         need(number, "agent current_session_id", agent.current_session_id, sessions, "session")
     for number, visit in dump.records["visit"]:
         need(number, "visit session_id", visit.session_id, sessions, "session")
+
+
+def _first_waiting_cycle(dump: ParsedDump) -> tuple[int, list[str]] | None:
+    """The first dependency line whose edge closes a cycle in the waits-for graph (every parent waits for
+    its subtasks, every task for its dependencies), with the cycle; None when there is no such cycle.
+
+    ``update_task`` checks each new edge against the graph before it (``graph.cycle_if_added``); doing
+    that per line would cost a search per edge. The whole graph is checked once instead, and only a
+    cyclic file pays a binary search over its dependency lines for the first one that closes a cycle.
+    A file whose parent links alone loop is left to the import's parent check, which names that line.
+    """
+    parents: dict[str, list[str]] = {}
+    for _, task in dump.records["task"]:
+        if task.parent_id is not None:
+            parents.setdefault(task.parent_id, []).append(task.id)
+    dependencies = dump.records["dependency"]
+
+    def waits(count: int) -> dict[str, list[str]]:
+        edges = {parent: list(children) for parent, children in parents.items()}
+        for _, dep in dependencies[:count]:
+            edges.setdefault(dep.task_id, []).append(dep.depends_on_id)
+        return edges
+
+    if graph.find_cycles(parents) or not graph.find_cycles(waits(len(dependencies))):
+        return None
+    low, high = 1, len(dependencies)  # the smallest count of lines that holds a cycle
+    while low < high:
+        middle = (low + high) // 2
+        if graph.find_cycles(waits(middle)):
+            high = middle
+        else:
+            low = middle + 1
+    number, dep = dependencies[low - 1]
+    cycle = graph.cycle_if_added(waits(low - 1), dep.task_id, dep.depends_on_id)
+    assert cycle is not None  # the lines before it hold no cycle, so every cycle goes through this edge
+    return number, cycle

@@ -222,6 +222,51 @@ def _first(kind: str, lines: list[str]) -> int:
     return next(i for i, line in enumerate(lines, 1) if f'"type":"{kind}"' in line)
 
 
+def _records(lines: list[str], kind: str) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, json.loads(line)) for i, line in enumerate(lines, 1) if f'"type":"{kind}"' in line]
+
+
+def _first_subtask(lines: list[str]) -> tuple[int, dict[str, Any]]:
+    return next((i, r) for i, r in _records(lines, "task") if r["parent_id"] is not None)
+
+
+def _last_dependency(lines: list[str]) -> int:
+    return _records(lines, "dependency")[-1][0]
+
+
+def _other_session(lines: list[str], session_id: str) -> str:
+    return next(r["id"] for _, r in _records(lines, "session") if r["id"] != session_id)
+
+
+def _task_outside(lines: list[str], task_id: str) -> str:
+    session_of = {r["id"]: r["session_id"] for _, r in _records(lines, "task")}
+    return next(t for t, session in session_of.items() if session != session_of[task_id])
+
+
+def _move_first_subtask(lines: list[str]) -> list[str]:
+    number, subtask = _first_subtask(lines)
+    return _edit(number, lambda r: r.update(session_id=_other_session(lines, subtask["session_id"])))(lines)
+
+
+def _cross_first_dependency(lines: list[str]) -> list[str]:
+    number, dep = _records(lines, "dependency")[0]
+    return _edit(number, lambda r: r.update(depends_on_id=_task_outside(lines, dep["task_id"])))(lines)
+
+
+def _add_dependency(
+    task_id: Callable[[list[str]], str], on: Callable[[list[str]], str], after: Callable[[list[str]], int]
+) -> Callable[[list[str]], list[str]]:
+    """A new dependency line after line ``after`` (the header's count raised to match)."""
+
+    def apply(lines: list[str]) -> list[str]:
+        record = {**_records(lines, "dependency")[0][1], "task_id": task_id(lines), "depends_on_id": on(lines)}
+        after_line = after(lines)
+        added = [*lines[:after_line], json.dumps(record) + "\n", *lines[after_line:]]
+        return _edit(1, lambda r: r["counts"].update(dependency=r["counts"]["dependency"] + 1))(added)
+
+    return apply
+
+
 CORRUPTIONS: list[tuple[str, Callable[[list[str]], list[str]], Callable[[list[str]], int], str]] = [
     # (name, corruption of the lines, expected bad line given the ORIGINAL lines, words of the message)
     ("not json", lambda ls: [*ls[:2], '{"type": "task", \n', *ls[3:]], lambda ls: 3, "is not valid JSON"),
@@ -261,6 +306,36 @@ CORRUPTIONS: list[tuple[str, Callable[[list[str]], list[str]], Callable[[list[st
         lambda ls: _first("dependency", ls),
         "on itself",
     ),
+    (
+        "subtask in another session than its parent",
+        _move_first_subtask,
+        lambda ls: _first_subtask(ls)[0],
+        "a task and its parent must share a session",
+    ),
+    (
+        "dependency across sessions",
+        _cross_first_dependency,
+        lambda ls: _records(ls, "dependency")[0][0],
+        "in another session",
+    ),
+    (
+        "dependency cycle",  # the reverse of the first edge, right after it: later lines are fine
+        _add_dependency(
+            lambda ls: _records(ls, "dependency")[0][1]["depends_on_id"],
+            lambda ls: _records(ls, "dependency")[0][1]["task_id"],
+            lambda ls: _records(ls, "dependency")[0][0],
+        ),
+        lambda ls: _records(ls, "dependency")[0][0] + 1,
+        "closes a cycle of tasks waiting for each other",
+    ),
+    (
+        "subtask depending on its parent",  # the parent waits for it: a cycle without a dependency loop
+        _add_dependency(
+            lambda ls: _first_subtask(ls)[1]["id"], lambda ls: _first_subtask(ls)[1]["parent_id"], _last_dependency
+        ),
+        lambda ls: _last_dependency(ls) + 1,
+        "a parent for its subtasks",
+    ),
     ("no header", lambda ls: ls[1:], lambda ls: 1, "header"),
     ("other version", _edit(1, lambda r: r.update(version=2)), lambda ls: 1, "format version 2"),
     ("count mismatch", _edit(1, lambda r: r["counts"].update(agent=99)), lambda ls: len(ls), "announces 99"),
@@ -281,6 +356,23 @@ async def test_a_malformed_or_truncated_file_changes_nothing_and_names_the_line(
         expected = bad_line(lines)
         assert (refused.value.field, refused.value.details["line"]) == ("line", expected), (name, refused.value.message)
         assert refused.value.message.startswith(f"line {expected}: ") and words in refused.value.message, name
+    assert await table_snapshot(harness.database) == before
+
+
+async def test_a_loop_of_parent_links_is_refused_naming_one_of_its_lines(
+    harness: Harness, exported_lines: list[str]
+) -> None:
+    """A subtask made its own parent's parent: no root, so no database can hold them (the dependency
+    check leaves such a file to this one, which needs the rows in parent order)."""
+    lines = list(exported_lines)
+    number, subtask = _first_subtask(lines)
+    parent_line = next(i for i, r in _records(lines, "task") if r["id"] == subtask["parent_id"])
+    looped = _edit(parent_line, lambda r: r.update(parent_id=subtask["id"]))(lines)
+    before = await table_snapshot(harness.database)
+    with pytest.raises(errors.InvalidArgument) as refused:
+        await import_text(harness, "".join(looped))
+    assert refused.value.details["line"] in (number, parent_line)
+    assert "parent_id cycle" in refused.value.message
     assert await table_snapshot(harness.database) == before
 
 
