@@ -375,7 +375,8 @@ def _first_waiting_cycle(dump: ParsedDump) -> tuple[int, list[str]] | None:
             edges.setdefault(dep.task_id, []).append(dep.depends_on_id)
         return edges
 
-    if graph.find_cycles(parents) or not graph.find_cycles(waits(len(dependencies))):
+    # A valid file (the usual case) costs one pass; the parent-only pass runs only for a cyclic one.
+    if not graph.find_cycles(waits(len(dependencies))) or graph.find_cycles(parents):
         return None
     low, high = 1, len(dependencies)  # the smallest count of lines that holds a cycle
     while low < high:
