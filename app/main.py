@@ -90,7 +90,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
     # Waiting for work and the change feed (§4.7): one router per process, fed after every commit.
     runtime.waiting_metrics = WaitingMetrics(metrics)
     runtime.signals = ChangeRouter(WorkWaiters(runtime.waiting_metrics), reboot.instance_id)
-    feed = change_feed.ChangeFeed(lambda: live_session_ids(server.session_manager))
+    feed = change_feed.ChangeFeed(
+        lambda: live_session_ids(server.session_manager),
+        max_subscriptions_per_session=settings.max_subscriptions_per_session,
+    )
     runtime.change_feed = feed
     runtime.signals.add_consumer(feed.on_change)
     server = build_server(

@@ -110,6 +110,12 @@ class Settings(BaseSettings):
         le=10_000,
         description="Legacy (2025-11-25) MCP sessions one principal (token subject, else client name) may hold.",
     )
+    max_subscriptions_per_session: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Resources one legacy (2025-11-25) MCP session may follow with resources/subscribe.",
+    )
     session_idle_seconds: float = Field(
         default=600.0, gt=0, le=86400, description="A legacy MCP session with no request for this long is closed."
     )

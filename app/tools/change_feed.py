@@ -12,11 +12,18 @@ channel, see ``app.runtime.work_signals``) becomes ``resources/updated`` for
 
 Delivery is at-most-once and carries only the URI: clients re-read the resource. A session that has
 ended (or whose stream fails) is forgotten.
+
+Memory stays bounded on the legacy era, where this process keeps the subscriptions: only the two resources
+that change can be followed (a task, a session's board; any other URI is refused, naming them), one MCP
+session follows at most ``max_per_session`` of them, and the subscriptions of sessions that have ended are
+dropped at the next ``resources/subscribe`` of anyone. Without the last, a session that subscribed to a
+task nobody changes again, then went away, would be held for the life of the process.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,14 +36,21 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.session import ServerSession
 from mcp.server.subscriptions import ResourceUpdated, ServerEvent
-from mcp.types import INVALID_REQUEST, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
+from mcp.types import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    EmptyResult,
+    SubscribeRequestParams,
+    UnsubscribeRequestParams,
+)
 
 from app.services.changes import Change
 
 log = logging.getLogger("app.tools.change_feed")
 TASK_URI = "orchestrator://tasks/{}"
 SESSION_URI = "orchestrator://sessions/{}"
-URI_PREFIX = "orchestrator://"
+# The resources a write changes (DESIGN §4.6), with the ids' own shape (``app.domain.ids``).
+SUBSCRIBABLE_URI = re.compile(r"orchestrator://(?:tasks/task|sessions/sess)_[0-9a-f]{16}")
 LEGACY_QUEUE = 1024  # URIs waiting for the legacy sender; past it they are dropped (at-most-once)
 SEND_TIMEOUT_SECONDS = 5.0
 
@@ -78,19 +92,26 @@ class ChangeFeedBus:
 class LegacySubscriptions:
     """``resources/subscribe`` on the 2025-11-25 era: URI → the stateful MCP sessions that asked for it."""
 
-    def __init__(self, live_sessions: Callable[[], Collection[str]]) -> None:
+    def __init__(self, live_sessions: Callable[[], Collection[str]], *, max_per_session: int) -> None:
         self._live = live_sessions
+        self._max_per_session = max_per_session
         self._by_uri: dict[str, dict[str, ServerSession]] = {}
+        self._uris_of: dict[str, set[str]] = {}  # MCP session id → its URIs, to forget a session whole
         self._send: MemoryObjectSendStream[str] | None = None  # open while ``run`` runs
 
     @property
     def count(self) -> int:
+        """Subscriptions held: one per (MCP session, URI)."""
         return sum(len(sessions) for sessions in self._by_uri.values())
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
         uri = str(params.uri)
-        if not uri.startswith(URI_PREFIX):
-            raise MCPError(INVALID_REQUEST, f"Only orchestrator:// resources can be subscribed to, not {uri!r}.")
+        if not SUBSCRIBABLE_URI.fullmatch(uri):
+            raise MCPError(
+                INVALID_PARAMS,
+                f"Cannot subscribe to {uri[:100]!r}: the resources that change are orchestrator://tasks/{{task id}} "
+                "and orchestrator://sessions/{session id} (ids as the tools return them, e.g. task_0123456789abcdef).",
+            )
         session_id = _mcp_session_id(ctx)
         if session_id is None:
             raise MCPError(
@@ -98,16 +119,42 @@ class LegacySubscriptions:
                 "resources/subscribe needs a stateful MCP session (this server runs stateless); "
                 "use subscriptions/listen (protocol 2026-07-28) instead.",
             )
+        self._forget_ended_sessions()
+        uris = self._uris_of.setdefault(session_id, set())
+        if uri not in uris and len(uris) >= self._max_per_session:
+            raise MCPError(
+                INVALID_REQUEST,
+                f"This MCP session already follows {len(uris)} resources, the most one session may "
+                "(ORCHESTRATOR_MAX_SUBSCRIPTIONS_PER_SESSION); resources/unsubscribe from some first, or follow "
+                "the session's board (orchestrator://sessions/{id}), which changes whenever any of its tasks does.",
+            )
+        uris.add(uri)
         self._by_uri.setdefault(uri, {})[session_id] = ctx.session
         return EmptyResult()
 
     async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
-        uri, session_id = str(params.uri), _mcp_session_id(ctx)
-        sessions = self._by_uri.get(uri, {})
-        sessions.pop(session_id or "", None)
-        if not sessions:
-            self._by_uri.pop(uri, None)
+        self._drop(_mcp_session_id(ctx) or "", str(params.uri))
         return EmptyResult()
+
+    def _drop(self, session_id: str, uri: str) -> None:
+        """Forget one subscription (a URI nobody follows, or a session that follows nothing, goes with it)."""
+        sessions = self._by_uri.get(uri)
+        if sessions is not None:
+            sessions.pop(session_id, None)
+            if not sessions:
+                del self._by_uri[uri]
+        uris = self._uris_of.get(session_id)
+        if uris is not None:
+            uris.discard(uri)
+            if not uris:
+                del self._uris_of[session_id]
+
+    def _forget_ended_sessions(self) -> None:
+        """Drop every subscription of the MCP sessions that have ended (DELETE, idle timeout)."""
+        live = set(self._live())
+        for session_id in [s for s in self._uris_of if s not in live]:
+            for uri in list(self._uris_of[session_id]):
+                self._drop(session_id, uri)
 
     def deliver(self, uri: str) -> None:
         if uri in self._by_uri and self._send is not None:
@@ -129,18 +176,15 @@ class LegacySubscriptions:
     async def _send_all(self, receive: MemoryObjectReceiveStream[str]) -> None:
         async for uri in receive:
             live = set(self._live())
-            sessions = self._by_uri.get(uri, {})
-            for session_id, session in list(sessions.items()):
+            for session_id, session in list(self._by_uri.get(uri, {}).items()):
                 if session_id not in live:
-                    sessions.pop(session_id, None)
+                    self._drop(session_id, uri)
                     continue
                 try:
                     with anyio.fail_after(SEND_TIMEOUT_SECONDS):
                         await session.send_resource_updated(uri)
                 except Exception:  # a broken stream: forget the session (at-most-once delivery)
-                    sessions.pop(session_id, None)
-            if not sessions:
-                self._by_uri.pop(uri, None)
+                    self._drop(session_id, uri)
 
 
 def _mcp_session_id(ctx: ServerRequestContext[Any, Any]) -> str | None:
@@ -153,9 +197,9 @@ def _mcp_session_id(ctx: ServerRequestContext[Any, Any]) -> str | None:
 class ChangeFeed:
     """Both eras' subscribers of this process, fed from the change router."""
 
-    def __init__(self, live_sessions: Callable[[], Collection[str]]) -> None:
+    def __init__(self, live_sessions: Callable[[], Collection[str]], *, max_subscriptions_per_session: int) -> None:
         self.bus = ChangeFeedBus()
-        self.legacy = LegacySubscriptions(live_sessions)
+        self.legacy = LegacySubscriptions(live_sessions, max_per_session=max_subscriptions_per_session)
 
     def on_change(self, change: Change) -> None:
         for uri in uris_of(change):
