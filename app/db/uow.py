@@ -165,8 +165,14 @@ class UnitOfWork:
             raise translated from exc
         except (sa_exc.TimeoutError, TimeoutError, OSError) as exc:
             self._failed("connection")
+            # A refused or dropped connection is not a slow database: say which, so an operator reading the
+            # caller's error looks at the right thing (the server is down, or the pool/server is saturated).
+            timed_out = isinstance(exc, sa_exc.TimeoutError | TimeoutError)
             raise errors.Unavailable(
-                "The database did not answer in time; retry shortly.", retry_after_seconds=self._retry_after()
+                "The database did not answer in time; retry shortly."
+                if timed_out
+                else "The database could not be reached (the connection was refused or dropped); retry shortly.",
+                retry_after_seconds=self._retry_after(),
             ) from exc
         if bound.cancelled_caught:
             self._failed("timeout")

@@ -48,3 +48,26 @@ async def test_the_listener_survives_a_database_restart_and_a_task_planned_after
         assert registry.get_sample_value("orchestrator_change_listener_reconnects_total") == 1
         assert wakeups(a, "signal") >= 1 and wakeups(a, "interval") == 0
         assert (await call_ok(ca, "orchestrator_get_status", session_id=session_id))["counts"]["total"] == 1
+
+
+async def test_a_wait_that_runs_out_while_the_database_is_away_says_so_instead_of_nothing_ready(
+    cluster: Cluster, outage_database: str, tmp_path: Path
+) -> None:
+    settings = outage_settings(outage_database, tmp_path, wait_recheck_seconds=NO_RECHECK)
+    async with serve(settings) as a, client(a, "2026-07-28") as c:
+        session_id = await new_session(c)
+        async with anyio.create_task_group() as group:
+            parked = Waiters(c, a, session_id, group)
+            await parked.start("patient", wait_seconds=3)
+            await cluster.stop()
+            await until(lambda: len(parked.results) == 1)
+        await cluster.start()
+        await wait_until_ready(a)
+        after = await call_ok(c, "orchestrator_next_task", session_id=session_id, agent="patient")
+    answer = parked.results["patient"]
+    assert answer["task"] is None
+    assert answer["reason"].startswith("Nothing became ready within 3 s. ")
+    assert answer["reason"].endswith(
+        "The database could not be reached (the connection was refused or dropped); retry shortly."
+    )
+    assert after["task"] is None and "database" not in after["reason"].lower()  # back: the usual explanation
