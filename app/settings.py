@@ -110,6 +110,13 @@ class Settings(BaseSettings):
         le=10_000,
         description="Legacy (2025-11-25) MCP sessions one principal (token subject, else client name) may hold.",
     )
+    max_listen_streams_per_principal: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Open 2026-07-28 subscriptions/listen streams one principal (token subject, else client "
+        "name) may hold.",
+    )
     max_subscriptions_per_session: int = Field(
         default=1000,
         ge=1,

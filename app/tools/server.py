@@ -53,6 +53,7 @@ from app.tools import (
 )
 from app.tools.fair_share import FairShare, Refused
 from app.tools.holder import ServiceHolder
+from app.tools.listen_quota import ListenQuota
 from app.tools.tool_list_cache import ToolListCache
 
 log = logging.getLogger("app.tools")
@@ -203,7 +204,7 @@ def build_server(
         token_verifier=token_verifier,
         auth=auth,
         subscriptions=subscriptions,
-        middleware=[ToolListCache()],
+        middleware=[ToolListCache(), ListenQuota(holder.settings.max_listen_streams_per_principal)],
     )
     for family in (*TOOL_FAMILIES, *CONTENT_FAMILIES):
         family.register(server, holder)
