@@ -18,17 +18,12 @@ from mcp import Client, MCPError
 from mcp.types import INVALID_PARAMS, INVALID_REQUEST, ResourceUpdatedNotification
 
 from app.runtime.serving import live_session_ids
-from app.settings import Settings
 from app.tools.change_feed import LegacySubscriptions
 from tests.support.mcp import call_ok
-from tests.support.server import RunningServer, client, serve
+from tests.support.server import RunningServer, client, serve, sqlite_settings
 from tests.support.waiting import new_session, plan, until
 
 pytestmark = pytest.mark.anyio
-
-
-def settings_for(tmp_path: Path, template: Any, **overrides: Any) -> Settings:
-    return Settings(database_url=template.copy(tmp_path), data_dir=tmp_path, log_format="console", **overrides)
 
 
 def subscriptions(server: RunningServer) -> LegacySubscriptions:
@@ -55,7 +50,7 @@ async def test_an_unsubscribed_task_is_no_longer_announced_while_its_session_sti
     sqlite_template: Any, tmp_path: Path
 ) -> None:
     heard = Heard()
-    async with serve(settings_for(tmp_path, sqlite_template)) as server:
+    async with serve(sqlite_settings(sqlite_template, tmp_path)) as server:
         async with client(server, "legacy", message_handler=heard) as c:
             session_id = await new_session(c)
             task = await plan(c, session_id, "Watched")
@@ -85,7 +80,7 @@ async def test_an_unsubscribed_task_is_no_longer_announced_while_its_session_sti
 async def test_only_a_task_or_a_session_can_be_followed_and_the_refusal_names_both(
     sqlite_template: Any, tmp_path: Path, uri: str
 ) -> None:
-    async with serve(settings_for(tmp_path, sqlite_template)) as server, client(server, "legacy") as c:
+    async with serve(sqlite_settings(sqlite_template, tmp_path)) as server, client(server, "legacy") as c:
         with pytest.raises(MCPError) as refused:
             await c.subscribe_resource(uri)
         held = subscriptions(server).count
@@ -100,7 +95,7 @@ async def test_a_session_follows_at_most_its_cap_and_may_resubscribe_or_make_roo
     sqlite_template: Any, tmp_path: Path
 ) -> None:
     uris = [f"orchestrator://tasks/task_{n:016x}" for n in range(4)]
-    settings = settings_for(tmp_path, sqlite_template, max_subscriptions_per_session=3)
+    settings = sqlite_settings(sqlite_template, tmp_path, max_subscriptions_per_session=3)
     async with serve(settings) as server, client(server, "legacy") as c, client(server, "legacy") as other:
         for uri in uris[:3]:
             await c.subscribe_resource(uri)
@@ -120,7 +115,7 @@ async def test_a_session_follows_at_most_its_cap_and_may_resubscribe_or_make_roo
 async def test_a_session_that_ended_is_forgotten_at_the_next_subscribe_even_if_nothing_changes(
     sqlite_template: Any, tmp_path: Path
 ) -> None:
-    async with serve(settings_for(tmp_path, sqlite_template)) as server:
+    async with serve(sqlite_settings(sqlite_template, tmp_path)) as server:
         manager = server.app.state.server.session_manager
         async with client(server, "legacy") as leaving:
             for n in range(3):
@@ -137,7 +132,7 @@ async def test_a_session_that_ended_is_forgotten_at_the_next_subscribe_even_if_n
 
 
 async def test_a_stateless_server_refuses_subscribe_and_points_to_listen(sqlite_template: Any, tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, sqlite_template, stateless_http=True)
+    settings = sqlite_settings(sqlite_template, tmp_path, stateless_http=True)
     async with serve(settings) as server, client(server, "legacy") as c:
         with pytest.raises(MCPError) as refused:
             await c.subscribe_resource("orchestrator://sessions/sess_0123456789abcdef")

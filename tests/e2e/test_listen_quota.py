@@ -11,10 +11,9 @@ import pytest
 from mcp import Client, MCPError
 from mcp.types import Implementation
 
-from app.settings import Settings
 from app.tools.listen_quota import TOO_MANY_STREAMS, ListenQuota
 from tests.support.mcp import call_ok
-from tests.support.server import RunningServer, client, serve
+from tests.support.server import RunningServer, client, serve, sqlite_settings
 from tests.support.waiting import new_session, plan
 
 pytestmark = pytest.mark.anyio
@@ -33,12 +32,7 @@ def quota(server: RunningServer) -> ListenQuota:
 async def test_a_principal_at_its_stream_cap_is_refused_while_another_listens_and_hears(
     sqlite_template: Any, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        database_url=sqlite_template.copy(tmp_path),
-        data_dir=tmp_path,
-        log_format="console",
-        max_listen_streams_per_principal=2,
-    )
+    settings = sqlite_settings(sqlite_template, tmp_path, max_listen_streams_per_principal=2)
     async with serve(settings) as server, named(server, "flood") as flood, named(server, "calm") as calm:
         session_id = await new_session(calm)
         task = await plan(calm, session_id, "Watched")

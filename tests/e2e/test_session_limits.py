@@ -14,9 +14,8 @@ from mcp import MCPError
 from mcp.types import Implementation
 
 from app.runtime.serving import live_session_ids
-from app.settings import Settings
 from tests.support.mcp import call_ok
-from tests.support.server import RunningServer, client, serve
+from tests.support.server import RunningServer, client, serve, sqlite_settings
 
 pytestmark = pytest.mark.anyio
 BOUND = 20  # seconds; every wait ends on its condition well before this
@@ -44,12 +43,7 @@ async def open_raw_session(server: RunningServer, name: str, request_id: int = 1
 async def test_a_principal_at_its_session_cap_cannot_open_more_while_another_principal_can(
     sqlite_template: Any, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        database_url=sqlite_template.copy(tmp_path),
-        data_dir=tmp_path,
-        log_format="console",
-        max_sessions_per_principal=2,
-    )
+    settings = sqlite_settings(sqlite_template, tmp_path, max_sessions_per_principal=2)
     async with serve(settings) as server, AsyncExitStack() as sessions:
         for _ in range(2):
             flood = await sessions.enter_async_context(
@@ -77,13 +71,7 @@ async def test_a_principal_at_its_session_cap_cannot_open_more_while_another_pri
 
 
 async def test_an_idle_session_is_closed_and_frees_its_place(sqlite_template: Any, tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=sqlite_template.copy(tmp_path),
-        data_dir=tmp_path,
-        log_format="console",
-        max_sessions_per_principal=1,
-        session_idle_seconds=0.5,
-    )
+    settings = sqlite_settings(sqlite_template, tmp_path, max_sessions_per_principal=1, session_idle_seconds=0.5)
     async with serve(settings) as server:
         manager = server.app.state.server.session_manager
         first = await open_raw_session(server, "flood")

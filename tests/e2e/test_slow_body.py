@@ -9,8 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from app.settings import Settings
-from tests.support.server import RunningServer, serve
+from tests.support.server import RunningServer, serve, sqlite_settings
 
 pytestmark = pytest.mark.anyio
 BOUND = 20  # seconds; the server's cut-off comes after 0.3 s
@@ -28,12 +27,7 @@ async def read_until_closed(stream: Any) -> bytes:
 async def test_a_connection_sending_its_body_slowly_is_answered_408_and_closed(
     sqlite_template: Any, tmp_path: Path
 ) -> None:
-    settings = Settings(
-        database_url=sqlite_template.copy(tmp_path),
-        data_dir=tmp_path,
-        log_format="console",
-        request_body_timeout_seconds=0.3,
-    )
+    settings = sqlite_settings(sqlite_template, tmp_path, request_body_timeout_seconds=0.3)
     async with serve(settings) as server:
         port = int(server.base_url.rsplit(":", 1)[1])
         head = (

@@ -6,6 +6,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -31,6 +32,12 @@ class RunningServer:
     @property
     def runtime(self) -> Any:
         return self.app.state.runtime
+
+
+def sqlite_settings(template: Any, tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for one app on a fresh copy of the migrated SQLite template (for edge behaviour that does not
+    depend on the backend), with console logs and the given overrides."""
+    return Settings(database_url=template.copy(tmp_path), data_dir=tmp_path, log_format="console", **overrides)
 
 
 @asynccontextmanager
