@@ -17,7 +17,6 @@ from app import errors
 from app.auth.identity import resolve_caller
 from app.tools.holder import ServiceHolder
 
-PROMPT_NAMES = ("orchestrator_work_loop", "orchestrator_break_down")
 # Waiting instead of polling (DESIGN §4.7): the loop's answer to "nothing is ready".
 WHEN_NOTHING_IS_READY = (
     "If it answers {task: null, reason}, nothing is ready for you: call orchestrator_next_task again with "

@@ -33,15 +33,6 @@ class EventRepository:
             TaskEvent(session_id=session_id, task_id=task_id, kind=kind, actor=actor, at=at, data=data or {})
         )
 
-    async def list_for_session(self, session_id: str, *, after_id: int = 0, limit: int = 100) -> Sequence[TaskEvent]:
-        rows = await self._session.scalars(
-            select(TaskEvent)
-            .where(TaskEvent.session_id == session_id, TaskEvent.id > after_id)
-            .order_by(TaskEvent.id)
-            .limit(limit)
-        )
-        return rows.all()
-
     async def list_for_task(self, task_id: str, *, limit: int = 200) -> Sequence[TaskEvent]:
         rows = await self._session.scalars(
             select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.id).limit(limit)

@@ -29,7 +29,6 @@ from sqlalchemy import (
     or_,
     select,
     union_all,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
@@ -407,17 +406,6 @@ class TaskRepository:
         rows = await self._session.execute(select(tree.c.id).order_by(tree.c.depth, tree.c.id))
         return [row[0] for row in rows]
 
-    async def ancestor_ids(self, task_id: str) -> list[str]:
-        """Parent, grandparent, … up to the root (bounded by the number of tasks, cycles are refused)."""
-        tree = select(Task.parent_id.label("id"), literal(1).label("depth")).where(Task.id == task_id)
-        cte = tree.cte("ancestors", recursive=True)
-        parent = aliased(Task)
-        cte = cte.union_all(
-            select(parent.parent_id, (cte.c.depth + 1)).where(parent.id == cte.c.id, parent.parent_id.is_not(None))
-        )
-        rows = await self._session.execute(select(cte.c.id).where(cte.c.id.is_not(None)).order_by(cte.c.depth))
-        return [row[0] for row in rows]
-
     async def lock_expired_claims(self, now: datetime, *, limit: int, scope: TaskScope | None = None) -> list[Task]:
         """In-progress rows whose lease ran out, locked; rows another sweeper holds are skipped
         (claim: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite: immediate transaction)."""
@@ -496,22 +484,6 @@ class TaskRepository:
             )
             # Children first is not needed: parent_id cascades, but delete the whole set explicitly.
             await self._session.execute(delete(Task).where(Task.id.in_(task_ids)))
-
-    async def set_status_many(self, task_ids: Sequence[str], status: str, at: datetime) -> None:
-        """Move several rows at once (archive a subtree). Conditional on not already being in ``status``."""
-        if task_ids:
-            await self._session.execute(
-                update(Task)
-                .where(Task.id.in_(task_ids), Task.status != status)
-                .values(
-                    status=status,
-                    version=Task.version + 1,
-                    updated_at=at,
-                    assigned_to=None,
-                    lease_expires_at=None,
-                )
-                .execution_options(synchronize_session=False)
-            )
 
     async def count_all_by_status(self) -> dict[str, int]:
         rows = await self._session.execute(select(Task.status, func.count()).group_by(Task.status))
