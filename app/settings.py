@@ -121,7 +121,8 @@ class Settings(BaseSettings):
         default=1000,
         ge=1,
         le=100_000,
-        description="Resources one legacy (2025-11-25) MCP session may follow with resources/subscribe.",
+        description="Resources one legacy (2025-11-25) MCP session (resources/subscribe) or one "
+        "subscriptions/listen stream may follow.",
     )
     session_idle_seconds: float = Field(
         default=600.0, gt=0, le=86400, description="A legacy MCP session with no request for this long is closed."

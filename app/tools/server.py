@@ -204,7 +204,13 @@ def build_server(
         token_verifier=token_verifier,
         auth=auth,
         subscriptions=subscriptions,
-        middleware=[ToolListCache(), ListenQuota(holder.settings.max_listen_streams_per_principal)],
+        middleware=[
+            ToolListCache(),
+            ListenQuota(
+                holder.settings.max_listen_streams_per_principal,
+                max_uris_per_stream=holder.settings.max_subscriptions_per_session,
+            ),
+        ],
     )
     for family in (*TOOL_FAMILIES, *CONTENT_FAMILIES):
         family.register(server, holder)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from mcp import Client, MCPError
-from mcp.types import Implementation
+from mcp.types import INVALID_PARAMS, Implementation
 
 from app.tools.listen_quota import TOO_MANY_STREAMS, ListenQuota
 from tests.support.mcp import call_ok
@@ -55,3 +55,21 @@ async def test_a_principal_at_its_stream_cap_is_refused_while_another_listens_an
     assert held_at_the_cap == 2 and held_after == 1
     assert str(getattr(event, "uri", "")) == uri
     assert quota(server).open_streams("flood") == 0
+
+
+async def test_a_stream_follows_at_most_the_per_session_number_of_resources(
+    sqlite_template: Any, tmp_path: Path
+) -> None:
+    uris = [f"orchestrator://tasks/task_{n:016x}" for n in range(4)]
+    settings = sqlite_settings(sqlite_template, tmp_path, max_subscriptions_per_session=3)
+    async with serve(settings) as server, named(server, "watcher") as watcher:
+        async with watcher.listen(resource_subscriptions=uris[:3]) as accepted:
+            honored = sorted(accepted.honored.resource_subscriptions or [])
+        with pytest.raises(MCPError) as refused:
+            async with watcher.listen(resource_subscriptions=uris):
+                pass
+        held = quota(server).open_streams("watcher")
+    assert honored == uris[:3]
+    assert refused.value.error.code == INVALID_PARAMS
+    assert "asks to follow 4 resources, more than one stream may (3" in refused.value.error.message
+    assert held == 0  # refused before it counted
