@@ -22,6 +22,7 @@ from app.board.feed import BoardFeed
 from app.board.routes import BoardParts, build_board_routes
 from app.db.repositories import Repositories
 from app.domain.clock import Clock, SystemClock
+from app.http.client_disconnect import ClientDisconnectMiddleware
 from app.http.middleware import (
     HttpMetricsMiddleware,
     RequestBodyTimeoutMiddleware,
@@ -157,6 +158,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
             Middleware(HttpMetricsMiddleware, metrics=metrics),
             Middleware(RequestBodyTimeoutMiddleware, timeout=settings.request_body_timeout_seconds),
             Middleware(RequestTrackingMiddleware, tracker=requests),
+            Middleware(ClientDisconnectMiddleware),
         ],
         lifespan=build_lifespan(runtime, server),
     )

@@ -135,6 +135,11 @@ class OrchestratorMCP(MCPServer[Any]):
                             return await super().call_tool(name, arguments, context)
                     finally:
                         metrics.tool_in_flight.dec()
+            except anyio.get_cancelled_exc_class():
+                # The client went away (a closed 2026-07-28 stream, a legacy notifications/cancelled) or the
+                # process is stopping: nobody receives an answer, and the log and metrics say so.
+                code = "cancelled"
+                raise
             except Exception as exc:  # the edge's single boundary: classify, log, answer structurally
                 err = boundary.to_orchestrator_error(name, exc)
                 code = err.code
@@ -143,11 +148,16 @@ class OrchestratorMCP(MCPServer[Any]):
                 return boundary.error_result(err)
             finally:
                 seconds = time.perf_counter() - started
-                metrics.tool_call(tool, "ok" if code == "ok" else "error", code, seconds)
+                metrics.tool_call(tool, _outcome(code), code, seconds)
                 log.info(
                     "tool_call",
                     extra={"event": "tool_call", **fields, "outcome": code, "duration_ms": round(seconds * 1000, 2)},
                 )
+
+
+def _outcome(code: str) -> str:
+    """The ``outcome`` label of ``orchestrator_tool_calls_total``: ok, cancelled (nobody got an answer) or error."""
+    return code if code in ("ok", "cancelled") else "error"
 
 
 def fair_share_for(settings: Settings) -> FairShare:
