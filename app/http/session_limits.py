@@ -140,7 +140,9 @@ def _may_open_a_session(scope: Scope) -> bool:
     for key, value in scope.get("headers", []):
         if key == SESSION_HEADER:
             return False
-        if key == VERSION_HEADER:
+        if key == VERSION_HEADER and version is None:
+            # The first one, as the SDK's router reads it: a request naming both eras must be judged
+            # by the era the SDK will serve it on, or a legacy session could open uncounted.
             version = value.decode("latin-1")
     return version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
 

@@ -82,3 +82,28 @@ async def test_an_idle_session_is_closed_and_frees_its_place(sqlite_template: An
                 await anyio.sleep(0.05)
         again = await open_raw_session(server, "flood")
         assert again.status_code == 200 and again.headers["mcp-session-id"] != first.headers["mcp-session-id"]
+
+
+async def test_a_second_protocol_version_header_does_not_open_a_session_past_the_cap(
+    sqlite_template: Any, tmp_path: Path
+) -> None:
+    """The SDK serves a request by its first ``MCP-Protocol-Version``; the quota must judge it the same way.
+
+    Before, the quota read the last one: ``2025-11-25`` then ``2026-07-28`` passed it as sessionless while
+    the SDK opened a legacy session, so one principal could open sessions without limit.
+    """
+    settings = sqlite_settings(sqlite_template, tmp_path, max_sessions_per_principal=2)
+    headers = httpx2.Headers(
+        [
+            ("accept", "application/json, text/event-stream"),
+            ("mcp-protocol-version", "2025-11-25"),
+            ("mcp-protocol-version", "2026-07-28"),
+        ]
+    )
+    async with serve(settings) as server, httpx2.AsyncClient() as http:
+        statuses = [
+            (await http.post(server.mcp_url, json=initialize("flood", n), headers=headers)).status_code
+            for n in range(4)
+        ]
+        assert len(live_session_ids(server.app.state.server.session_manager)) == 2
+    assert statuses == [200, 200, 429, 429]
