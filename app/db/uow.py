@@ -143,7 +143,7 @@ class UnitOfWork:
                         self._gate.record_success()
                     yield Repositories(session, self.database.backend, session_touches=self.session_touches)
                     committing = True  # the work returned; what fails from here on may have committed
-                    await session.commit()
+                    await _commit(session, bound.deadline)
                 except BaseException:
                     if bound.cancel_called:
                         await _abandon(session, connection)
@@ -282,6 +282,22 @@ def _driver_connection(connection: AsyncConnection | None) -> Any:
         return connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
     except (AttributeError, sa_exc.ResourceClosedError, sa_exc.InvalidRequestError):
         return None
+
+
+async def _commit(session: AsyncSession, deadline: float) -> None:
+    """Commit, shielded from cancellation but not from the deadline.
+
+    A cancellation (a restart's drain, a client that went away) that lands while the COMMIT is on its way
+    cannot stop it: the database (or aiosqlite's thread) finishes it regardless, and the caller would be
+    told "nothing was kept" about a change that was kept — a retry without ``request_id`` would then write
+    it twice. So the commit runs to its end, and the call answers what really happened. The deadline
+    still bounds it: past it the commit is abandoned and the call answers ``unavailable`` as for any
+    statement that did not answer in time.
+    """
+    with anyio.CancelScope(shield=True, deadline=deadline) as scope:
+        await session.commit()
+    if scope.cancelled_caught:
+        raise TimeoutError("the commit did not finish before the deadline")
 
 
 async def _settle(step: Callable[[], Awaitable[None]]) -> None:
