@@ -112,6 +112,12 @@ class Service:
             done.clear()
             changes.watch(repos.session)  # what this attempt changes, for the signal at its commit
             if request_id is not None:
+                # Idempotent writes (DESIGN §3): a repeat replays the stored result. The calls of one
+                # (actor, request_id) take turns from here to their commit (PostgreSQL advisory lock; SQLite
+                # runs one writer at a time anyway), so a retry sent while the first call still runs waits
+                # and then finds its result, rather than finding nothing and running the work again against
+                # the state the first call left (complete_task: "cannot move from completed to completed").
+                await repos.requests.lock(caller.actor, request_id)
                 stored = await repos.requests.get(caller.actor, request_id)
                 if stored is not None:
                     if stored.tool != tool:

@@ -34,7 +34,7 @@ class Repositories:
         self.dependencies = DependencyRepository(session)
         self.sessions = SessionRepository(session, session_touches)
         self.events = EventRepository(session)
-        self.requests = RequestRepository(session)
+        self.requests = RequestRepository(session, backend)
         self.artifacts = ArtifactRepository(session)
         self.agents = AgentRepository(session, backend)
         self.system_events = SystemEventRepository(session)

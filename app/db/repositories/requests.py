@@ -9,11 +9,21 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import RequestRecord
+from app.db.repositories.advisory_locks import lock_xact
 
 
 class RequestRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, backend: str) -> None:
         self._session = session
+        self._backend = backend
+
+    async def lock(self, actor: str, request_id: str) -> None:
+        """Serialise the calls of one ``(actor, request_id)`` (the record's primary key) until this transaction ends.
+
+        Taken before :meth:`get`: a retry that arrives while the first call still runs waits here, then finds
+        the stored result, instead of finding nothing and failing on the state the first call left behind.
+        """
+        await lock_xact(self._session, self._backend, "request_record", actor, request_id)
 
     async def get(self, actor: str, request_id: str) -> RequestRecord | None:
         return await self._session.get(RequestRecord, (actor, request_id))
