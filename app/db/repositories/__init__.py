@@ -32,7 +32,7 @@ class Repositories:
         self.tasks = TaskRepository(session, backend)
         self.task_pages: TaskPageRepository = task_page_repository(session, backend)
         self.dependencies = DependencyRepository(session)
-        self.sessions = SessionRepository(session, session_touches)
+        self.sessions = SessionRepository(session, backend, session_touches)
         self.events = EventRepository(session)
         self.requests = RequestRepository(session, backend)
         self.artifacts = ArtifactRepository(session)

@@ -20,6 +20,7 @@ from app.db.models import (
     TaskEvent,
 )
 from app.db.recent_touches import ACTIVITY_GRANULARITY, RecentTouches
+from app.db.repositories.advisory_locks import lock_xact
 from app.domain.enums import OPEN_STATUSES, TaskStatus
 
 
@@ -55,8 +56,9 @@ def _task_stats(now: datetime | None = None) -> Subquery:
 
 
 class SessionRepository:
-    def __init__(self, session: AsyncSession, touches: RecentTouches) -> None:
+    def __init__(self, session: AsyncSession, backend: str, touches: RecentTouches) -> None:
         self._session = session
+        self._backend = backend
         self._touches = touches
         # Rows this transaction read, held strongly (the ORM's identity map only holds them weakly).
         self._read: dict[str, OrchestrationSession] = {}
@@ -66,6 +68,14 @@ class SessionRepository:
         if row is not None:
             self._read[row.id] = row
         return row
+
+    async def lock_directory(self, working_directory: str) -> None:
+        """Serialise the resume-or-create of one working directory's active session until this transaction ends.
+
+        Taken before :meth:`get_active_for_directory`: of two agents starting on one directory at once, the
+        second waits here and then resumes the session the first created, instead of creating another.
+        """
+        await lock_xact(self._session, self._backend, "session-dir", working_directory)
 
     async def get_active_for_directory(self, working_directory: str) -> OrchestrationSession | None:
         row = await self._session.scalar(

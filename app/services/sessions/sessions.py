@@ -46,6 +46,11 @@ class SessionService(Service):
             existing: OrchestrationSession | None = None
             if not new_session:
                 if working_directory is not None:
+                    # One active session per directory for agents that start together (DESIGN §4.3: resume or
+                    # create): resume-or-create of one directory takes turns from here to the commit
+                    # (PostgreSQL advisory lock; SQLite runs one writer at a time), so the second sees the
+                    # session the first created instead of creating another.
+                    await repos.sessions.lock_directory(working_directory)
                     existing = await repos.sessions.get_active_for_directory(working_directory)
                 else:
                     current = await repos.agents.current_session_id(caller.actor)

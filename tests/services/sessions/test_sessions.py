@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from app import errors
+from app.db.repositories.sessions import SessionRepository
 from app.services.sessions.sessions import InitializeSessionResult
 from tests.support.calls import cancel, query_ids
+from tests.support.gates import hold_together
 from tests.support.harness import Harness, caller
 from tests.support.snapshot import row_counts
 
@@ -64,6 +67,28 @@ async def test_same_working_directory_resumes_the_active_session_for_anyone(harn
     # bob's current session is now that one too.
     assert len(await query_ids(harness, "bob")) == 2
     assert (await row_counts(harness.database))["orchestration_session"] == 1
+
+
+async def test_agents_starting_on_one_directory_at_once_share_one_session(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL: both calls are held inside their transactions just before they look for the directory's
+    # active session (or until one is seen waiting for a lock); SQLite runs one writer at a time.
+    hold_together(monkeypatch, harness.database, SessionRepository, "get_active_for_directory", parties=2)
+    results: dict[str, InitializeSessionResult] = {}
+
+    async def agent(actor: str) -> None:
+        results[actor] = await initialize(harness, actor, working_directory="/repo/shop")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(agent, "agent-a")
+        group.start_soon(agent, "agent-b")
+    a, b = results["agent-a"], results["agent-b"]
+    assert a.session.id == b.session.id, "one working directory, two active sessions"
+    assert sorted([a.resumed, b.resumed]) == [False, True]
+    assert (await row_counts(harness.database))["orchestration_session"] == 1
+    # Each agent's current session is that one: a plan without session_id lands in it.
+    assert (await harness.plan("agent-b")).task.session_id == a.session.id
 
 
 async def test_new_session_starts_another_one_for_the_same_directory(harness: Harness) -> None:
