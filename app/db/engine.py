@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
+from app.domain import search
 from app.observability import tracing
 
 Backend = Literal["postgresql", "sqlite"]
@@ -31,6 +32,7 @@ WRITE_OPTION = "orchestrator_write"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 DEFAULT_CALL_TIMEOUT_SECONDS = 10.0  # ORCHESTRATOR_DB_TIMEOUT_SECONDS's default
 APPLICATION_NAME = "task-orchestrator"
+SQLITE_SEARCH_FUNCTION = "orchestrator_search"  # see sqlite_search
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,8 @@ def _sqlite_engine(url: str, pool_args: dict[str, int], *, busy_timeout_ms: int)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # search_text's match (app.domain.search), the same rule PostgreSQL's index computes in SQL.
+        dbapi_connection.create_function(SQLITE_SEARCH_FUNCTION, 2, sqlite_search, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -185,6 +189,12 @@ def _sqlite_engine(url: str, pool_args: dict[str, int], *, busy_timeout_ms: int)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
+
+
+def sqlite_search(document: str | None, words: str | None) -> int:
+    """``orchestrator_search(document, words)``: 1 when every space-separated word of ``words`` is a prefix
+    of a word of ``document`` (:func:`app.domain.search.matches`), else 0."""
+    return int(bool(words) and search.matches(document or "", (words or "").split(" ")))
 
 
 class StopOnceConnection(aiosqlite.Connection):

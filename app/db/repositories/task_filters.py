@@ -7,19 +7,20 @@ bound parameter, and :func:`filter_values` binds a query's values to it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, bindparam, case, func, literal_column
+from sqlalchemy import ColumnElement, Function, Integer, String, and_, bindparam, case, cast, func, literal_column
+from sqlalchemy.dialects.postgresql import TSQUERY
 
+from app.db.engine import SQLITE_SEARCH_FUNCTION
 from app.db.models import Task
 from app.db.repositories.tasks import priority_rank, ready_status_predicates
+from app.domain import search
 
-WORD = re.compile(r"\w+", re.UNICODE)
-# The text searched by search_text; ix_task_search indexes exactly this expression on PostgreSQL.
+# The text searched by search_text; ix_task_search indexes exactly task_search_vector(this) on PostgreSQL.
 SEARCH_DOCUMENT = "task.title || ' ' || task.description || ' ' || coalesce(task.summary, '')"
 
 
@@ -56,8 +57,8 @@ class FilterShape:
 
     Building a page statement (aliases, correlated subqueries, the JSON object) and then its cache key
     cost several times what PostgreSQL spends running it; a statement built once keeps its cache key, and
-    each call only binds its values (:func:`filter_values`). The SQLite search has one LIKE per word, so
-    the shape counts the words (PostgreSQL binds them all as one tsquery).
+    each call only binds its values (:func:`filter_values`). A search binds all its words as one value
+    on either backend, so the shape only says whether there is one.
     """
 
     statuses: bool = False
@@ -70,7 +71,7 @@ class FilterShape:
     created_after: bool = False
     created_before: bool = False
     ready_only: bool = False
-    search_words: int = 0
+    search: bool = False
 
     @classmethod
     def of(cls, flt: TaskFilter) -> FilterShape:
@@ -85,7 +86,7 @@ class FilterShape:
             created_after=flt.created_after is not None,
             created_before=flt.created_before is not None,
             ready_only=flt.ready_only,
-            search_words=len(_words(flt.search_text)),
+            search=bool(_words(flt.search_text)),
         )
 
 
@@ -98,11 +99,8 @@ def filter_values(flt: TaskFilter, backend: str) -> dict[str, Any]:
     for name in ("parent_id", "assigned_to", "created_after", "created_before"):
         if (value := getattr(flt, name)) is not None:
             values[name] = value
-    words = _words(flt.search_text)
-    if words and backend == "postgresql":
-        values["search"] = " & ".join(f"{w}:*" for w in words)
-    elif words:
-        values.update({f"word_{i}": f"%{_escape_like(w)}%" for i, w in enumerate(words)})
+    if words := _words(flt.search_text):
+        values["search"] = search.tsquery(words) if backend == "postgresql" else " ".join(words)
     return values
 
 
@@ -128,23 +126,28 @@ def filter_predicates(shape: FilterShape, backend: str) -> list[ColumnElement[bo
         preds.append(Task.created_at < bindparam("created_before"))
     if shape.ready_only:
         preds.append(and_(*ready_status_predicates()))
-    if shape.search_words:
-        preds.append(_search(shape.search_words, backend))
+    if shape.search:
+        preds.append(_search(backend))
     return preds
 
 
 def _words(text: str | None) -> list[str]:
-    return [w.lower() for w in WORD.findall(text)] if text else []
+    return search.query_words(text) if text else []
 
 
-def _search(words: int, backend: str) -> ColumnElement[bool]:
+def _search(backend: str) -> ColumnElement[bool]:
+    """The one definition of a match (``app.domain.search``) on each backend.
+
+    PostgreSQL: the GIN index ix_task_search over ``task_search_vector`` of the very same expression
+    (migration 0004), queried with the words as a ``tsquery`` built in Python (a cast, not
+    ``to_tsquery``: no parser or dictionary touches them). SQLite: the rule itself, in Python.
+    """
     if backend == "postgresql":
-        # Uses the GIN full-text index ix_task_search (the very same expression); words match as prefixes.
-        document = func.to_tsvector(literal_column("'simple'::regconfig"), literal_column(SEARCH_DOCUMENT))
-        query = func.to_tsquery(literal_column("'simple'::regconfig"), bindparam("search", type_=String()))
-        return document.op("@@")(query)
-    haystack = func.lower(Task.title + " " + Task.description + " " + func.coalesce(Task.summary, ""))
-    return and_(*[haystack.like(bindparam(f"word_{i}", type_=String()), escape="\\") for i in range(words)])
+        document = func.task_search_vector(literal_column(SEARCH_DOCUMENT))
+        return document.op("@@")(cast(bindparam("search", type_=String()), TSQUERY))
+    document_text = literal_column(SEARCH_DOCUMENT, type_=String())
+    found = Function(SQLITE_SEARCH_FUNCTION, document_text, bindparam("search", type_=String()), type_=Integer())
+    return found == 1
 
 
 def order_by(columns: Any, order: PageOrder) -> list[ColumnElement[Any]]:
@@ -162,7 +165,3 @@ def order_by(columns: Any, order: PageOrder) -> list[ColumnElement[Any]]:
         ordering.insert(0, case((columns.due_at.is_(None), 1), else_=0))
     ordering.append(columns.id.desc() if order.descending else columns.id.asc())
     return ordering
-
-
-def _escape_like(word: str) -> str:
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

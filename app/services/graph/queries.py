@@ -17,7 +17,8 @@ from pydantic import Field, RootModel
 
 from app import errors
 from app.db.repositories import Repositories
-from app.db.repositories.task_filters import WORD, PageOrder, TaskFilter
+from app.db.repositories.task_filters import PageOrder, TaskFilter
+from app.domain import search
 from app.domain.clock import iso
 from app.services.base import Service
 from app.services.caller import Caller
@@ -165,7 +166,7 @@ class TaskQueryService(Service):
                 }
             )
 
-        if search_text is not None and not WORD.search(search_text):
+        if search_text is not None and not search.words(search_text):
             # A search without a single word would silently match everything.
             raise errors.InvalidArgument(
                 f"search_text {search_text!r} contains no word to search for; pass letters or digits, "
