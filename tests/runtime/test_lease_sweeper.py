@@ -8,7 +8,8 @@ import pytest
 from app import errors
 from app.runtime.lease_sweeper import LeaseSweeper
 from app.services.work.leases import ExpiredLease
-from tests.support.execution import claims, event_kinds, execute, lease_events, status_moves, view
+from tests.support.calls import update
+from tests.support.execution import claims, complete, event_kinds, execute, lease_events, status_moves, view
 from tests.support.harness import Harness
 from tests.support.snapshot import diff, snapshot
 
@@ -39,7 +40,9 @@ async def test_an_expired_lease_returns_the_task_to_pending_with_a_lease_expired
         1,
         True,
     )
-    assert await lease_events(harness, task.id) == [{"holder": "sleepy", "attempt_count": 1, "outcome": "pending"}]
+    assert await lease_events(harness, task.id) == [
+        {"holder": "sleepy", "attempt_count": 1, "expiries": 1, "outcome": "pending"}
+    ]
     assert claims(harness, "expired") == 1
     assert (await monitor.sweep()).expired == []  # nothing left to expire
 
@@ -54,13 +57,14 @@ async def test_the_third_expiry_fails_the_task_and_records_why(harness: Harness)
         harness.clock.advance(LEASE + 1)
         outcomes += (await monitor.sweep()).expired
     assert outcomes == [
-        ExpiredLease(task_id=task.id, holder="agent-1", attempt_count=1, outcome="released"),
-        ExpiredLease(task_id=task.id, holder="agent-2", attempt_count=2, outcome="released"),
-        ExpiredLease(task_id=task.id, holder="agent-3", attempt_count=3, outcome="failed"),
+        ExpiredLease(task_id=task.id, holder="agent-1", attempt_count=1, expiries=1, outcome="released"),
+        ExpiredLease(task_id=task.id, holder="agent-2", attempt_count=2, expiries=2, outcome="released"),
+        ExpiredLease(task_id=task.id, holder="agent-3", attempt_count=3, expiries=3, outcome="failed"),
     ]
     assert (await lease_events(harness, task.id))[-1] == {
         "holder": "agent-3",
         "attempt_count": 3,
+        "expiries": 3,
         "outcome": "failed",
         "reason": "max_attempts",
     }
@@ -70,6 +74,38 @@ async def test_the_third_expiry_fails_the_task_and_records_why(harness: Harness)
     with pytest.raises(errors.InvalidTransition) as refused:
         await execute(harness, task.id, "agent-4")
     assert refused.value.details == {"current": "failed", "requested": "in_progress"}  # retry it first
+
+
+async def test_claims_handed_back_for_revision_do_not_count_towards_the_expiry_limit(harness: Harness) -> None:
+    # DESIGN §3: the task fails after MAX_ATTEMPTS *expiries*; attempt_count also counts these two claims.
+    await harness.session()
+    task = (await harness.plan()).task
+    monitor = sweeper(harness)
+    for _ in range(2):
+        await execute(harness, task.id, "worker", lease_seconds=LEASE)
+        await complete(harness, task.id, "worker", next_action="needs_revision", summary="Redo: tests missing.")
+    await execute(harness, task.id, "worker", lease_seconds=LEASE)
+    harness.clock.advance(LEASE + 1)
+    assert (await monitor.sweep()).expired == [
+        ExpiredLease(task_id=task.id, holder="worker", attempt_count=3, expiries=1, outcome="released")
+    ]
+    assert (await view(harness, task.id)).status == "pending"
+
+
+async def test_a_retried_task_gets_the_full_expiry_limit_again(harness: Harness) -> None:
+    await harness.session()
+    task = (await harness.plan()).task
+    monitor = sweeper(harness)
+    for run in range(2):  # the first run fails at its third expiry; the retried one must too, not sooner
+        outcomes = []
+        for n in range(3):
+            await execute(harness, task.id, f"agent-{run}-{n}", lease_seconds=LEASE)
+            harness.clock.advance(LEASE + 1)
+            outcomes += [(e.expiries, e.outcome) for e in (await monitor.sweep()).expired]
+        assert outcomes == [(1, "released"), (2, "released"), (3, "failed")]
+        assert (await view(harness, task.id)).status == "failed"
+        await update(harness, task.id, "lead", status="pending")  # failed -> pending: retry
+    assert (await view(harness, task.id)).attempt_count == 6  # the claims are all still counted
 
 
 async def test_a_holder_that_renews_keeps_its_claim_through_sweeps(harness: Harness) -> None:

@@ -48,6 +48,32 @@ class EventRepository:
         )
         return rows.all()
 
+    async def count_expiries_since(self, task_id: str, *, left_statuses: Sequence[str]) -> int:
+        """The task's ``lease_expired`` events since it last moved out of one of ``left_statuses`` (its latest
+        ``status_changed`` event whose ``from`` is one of them), or all of them when it never did.
+
+        Both statements walk ``ix_task_event_task`` (task_id, id): a task has few events. Reads what is flushed.
+        """
+        restarted = (
+            select(func.max(TaskEvent.id))
+            .where(
+                TaskEvent.task_id == task_id,
+                TaskEvent.kind == "status_changed",
+                TaskEvent.data["from"].as_string().in_(list(left_statuses)),
+            )
+            .scalar_subquery()
+        )
+        value = await self._session.scalar(
+            select(func.count())
+            .select_from(TaskEvent)
+            .where(
+                TaskEvent.task_id == task_id,
+                TaskEvent.kind == "lease_expired",
+                TaskEvent.id > func.coalesce(restarted, 0),
+            )
+        )
+        return int(value or 0)
+
     async def last_id(self, session_id: str) -> int:
         await self._session.flush()
         value = await self._session.scalar(select(func.max(TaskEvent.id)).where(TaskEvent.session_id == session_id))

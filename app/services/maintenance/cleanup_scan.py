@@ -123,7 +123,7 @@ async def scan_and_fix(tx: Tx, scope: TaskScope, policy: ScanPolicy) -> tuple[li
             count=1,
             detail=f"claim of {e.holder} released after attempt {e.attempt_count}: task {e.outcome}"
             if e.outcome == "released"
-            else f"attempt {e.attempt_count} of {e.holder} expired: task failed (max attempts reached)",
+            else f"attempt {e.attempt_count} of {e.holder} expired: task failed ({e.expiries} expired leases)",
         )
         for e in await leases.expire_leases(tx, max_attempts=policy.max_attempts, scope=scope)
     ]

@@ -35,7 +35,7 @@ def _reason(task: Task, events: Sequence[TaskEvent], cancellation: str | None) -
     for event in reversed(events):
         data = event.data or {}
         if event.kind == "lease_expired" and data.get("outcome") == task.status:
-            return task.summary or f"Its lease expired {data.get('attempt_count')} time(s)."
+            return task.summary or f"Its lease expired {data.get('expiries', data.get('attempt_count'))} time(s)."
         if event.kind == "status_changed" and data.get("to") == task.status:
             reason = data.get("reason")
             if isinstance(reason, str) and reason:

@@ -190,9 +190,11 @@ def _instructions(
     that gained (or got back) an open subtask is told that it cannot complete until that one ends.
     """
     steps = [
-        f"You hold {task.id} as {claim.holder!r} until {claim.lease_expires_at} (attempt {claim.attempt} of "
-        f"{max_attempts}). Call orchestrator_execute_task again with the same agent before then to renew the "
-        "lease; if it lapses, the task goes back to the queue.",
+        # The limit is on lapsed leases, not on attempts (DESIGN §3; leases.expire_lease): "attempt N of M"
+        # would announce a failure that claims handed back for revision never cause.
+        f"You hold {task.id} as {claim.holder!r} until {claim.lease_expires_at} (attempt {claim.attempt}). Call "
+        "orchestrator_execute_task again with the same agent before then to renew the lease; if it lapses, the "
+        f"task goes back to the queue, and after {max_attempts} lapsed leases it fails.",
     ]
     if notes:
         steps.append(

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from app.db.models import Task
 from app.db.repositories.tasks import TaskScope
-from app.domain.enums import TaskStatus
+from app.domain.enums import TERMINAL_STATUSES, TaskStatus
 from app.services.base import Service, Tx
 from app.services.caller import Caller
 from app.services.graph import rules
@@ -26,7 +26,8 @@ class ExpiredLease(BaseModel):
     task_id: str
     holder: str | None
     attempt_count: int
-    outcome: str  # "released" (back to pending) or "failed" (max attempts reached)
+    expiries: int  # this task's expired leases since it last left a terminal status, this one included
+    outcome: str  # "released" (back to pending) or "failed" (the ORCHESTRATOR_MAX_ATTEMPTS-th expiry)
 
 
 class SweepResult(BaseModel):
@@ -36,7 +37,7 @@ class SweepResult(BaseModel):
 async def expire_leases(
     tx: Tx, *, max_attempts: int, limit: int = 500, scope: TaskScope | None = None
 ) -> list[ExpiredLease]:
-    """Return expired claims to pending (``lease_expired`` event); fail a task at ``max_attempts``.
+    """Return expired claims to pending (``lease_expired`` event); fail a task at its ``max_attempts``-th expiry.
 
     ``scope`` narrows the sweep to one session or a set of tasks (maintenance of one subtree).
     """
@@ -52,16 +53,35 @@ async def expire_leases(
 async def expire_lease(tx: Tx, task: Task, *, max_attempts: int) -> ExpiredLease:
     """End one expired claim (the row is locked by the caller): back to pending, or failed at the limit.
 
-    A task that fails here is terminal, so its parent may become ready (``children_done``).
+    The limit counts expiries, not claims (DESIGN §3: "after ORCHESTRATOR_MAX_ATTEMPTS expiries"): claims
+    that ended in a hand-back (needs_revision) do not count, and a retry starts the count again
+    (:func:`expiries_so_far`). A task that fails here is terminal, so its parent may become ready
+    (``children_done``).
     """
+    return await _expire(tx, task, expiries=await expiries_so_far(tx, task) + 1, max_attempts=max_attempts)
+
+
+async def expiries_so_far(tx: Tx, task: Task) -> int:
+    """How many of ``task``'s leases expired in its current run: its ``lease_expired`` events since it last
+    left a terminal status (retry from failed, reopen, restore), read under the caller's row lock.
+
+    ``attempt_count`` is not this number: it counts every claim, including claims handed back with
+    ``needs_revision`` and implicit claims, and a retry keeps it (docs/decisions.md "complete_task details").
+    A new run starts with no expiries: the work was finished or given up, and a retried task that failed
+    at the limit would otherwise fail again at its very next expiry.
+    """
+    return await tx.repos.events.count_expiries_since(task.id, left_statuses=[s.value for s in TERMINAL_STATUSES])
+
+
+async def _expire(tx: Tx, task: Task, *, expiries: int, max_attempts: int) -> ExpiredLease:
     holder = task.assigned_to
-    failed = task.attempt_count >= max_attempts
+    failed = expiries >= max_attempts
     target = TaskStatus.FAILED if failed else TaskStatus.PENDING
     _release(tx, task, target, tx.now)
-    data = {"holder": holder, "attempt_count": task.attempt_count, "outcome": target.value}
+    data = {"holder": holder, "attempt_count": task.attempt_count, "expiries": expiries, "outcome": target.value}
     if failed:
         task.summary = (
-            f"Failed after {task.attempt_count} expired lease(s); last holder {holder}. "
+            f"Failed after {expiries} expired lease(s); last holder {holder}. "
             "Retry it with orchestrator_update_task status=pending."
         )
         data["reason"] = "max_attempts"
@@ -80,6 +100,7 @@ async def expire_lease(tx: Tx, task: Task, *, max_attempts: int) -> ExpiredLease
         task_id=task.id,
         holder=holder,
         attempt_count=task.attempt_count,
+        expiries=expiries,
         outcome="failed" if failed else "released",
     )
 

@@ -83,9 +83,9 @@ async def test_the_prompt_carries_the_task_its_role_and_what_the_dependencies_pr
     assert [(a.kind, a.file_paths) for a in brief.dependencies[0].artifacts] == [("design", ["docs/ledger.md"])]
     assert brief.parent is not None and brief.parent.id == epic.id
     assert brief.instructions[0] == (
-        f"You hold {task.id} as 'coder-7' until 2026-01-01T00:30:00Z (attempt 1 of 3). Call "
+        f"You hold {task.id} as 'coder-7' until 2026-01-01T00:30:00Z (attempt 1). Call "
         "orchestrator_execute_task again with the same agent before then to renew the lease; if it lapses, the "
-        "task goes back to the queue."
+        "task goes back to the queue, and after 3 lapsed leases it fails."
     )
     assert brief.instructions[-1].startswith(f"Finish with orchestrator_complete_task(task_id='{task.id}'")
     assert "Respect the task context (keys: language)." in brief.instructions
