@@ -112,6 +112,34 @@ class ArchivedTaskReadOnly(InvalidTransition):
         )
 
 
+class LapsedClaimAtAttemptLimit(InvalidTransition):
+    """A claim of a task whose holder's lease ran out for the last time ``ORCHESTRATOR_MAX_ATTEMPTS`` allows:
+    that expiry fails the task, so nobody takes it over. The row is still in_progress; the sweeper fails it."""
+
+    def __init__(
+        self, task_id: str, holder: str | None, lease_expires_at: str | None, *, expiries: int, max_attempts: int
+    ) -> None:
+        OrchestratorError.__init__(
+            self,
+            f"Task {task_id} cannot be claimed: the lease of its holder {holder!r} ran out at {lease_expires_at}, "
+            f"and that is expired lease {expiries} of the {max_attempts} allowed (ORCHESTRATOR_MAX_ATTEMPTS), so "
+            "the task fails; it is still in_progress until the lease sweeper records the failure (unless its "
+            "holder renews first). Take other work (orchestrator_next_task), or once it has failed retry it with "
+            f"orchestrator_update_task(task_id={task_id!r}, status='pending').",
+            field="status",
+            value="in_progress",
+            allowed=[],
+            details={
+                "current": "in_progress",
+                "requested": "in_progress",
+                "holder": holder,
+                "lease_expires_at": lease_expires_at,
+                "expiries": expiries,
+                "max_attempts": max_attempts,
+            },
+        )
+
+
 class VersionConflict(OrchestratorError):
     code = "version_conflict"
 

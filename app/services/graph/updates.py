@@ -21,6 +21,7 @@ from app.services.caller import Caller
 from app.services.graph import rules
 from app.services.graph.planning import to_utc
 from app.services.views import TaskView, View, one_task_view
+from app.services.work.leases import end_lapsed_claim
 
 UPDATABLE = (
     "title",
@@ -147,6 +148,11 @@ class TaskUpdateService(Service):
                     # Only completion completes (DESIGN §3): refused before anything else is judged.
                     transitions.check_edit(task.id, current, target)
                 rules.ensure_not_held_by_other(tx, task, force=force)
+                if target == TaskStatus.IN_PROGRESS:
+                    # Another actor's lapsed claim ends as execute_task ends it (lease_expired; refused when
+                    # that expiry fails the task), so the claim made here is the next attempt.
+                    await end_lapsed_claim(tx, task, max_attempts=self.config.max_attempts)
+                    current = TaskStatus(task.status)
                 if target != current or target == TaskStatus.IN_PROGRESS:
                     await rules.move(tx, task, target, lease_seconds=self.config.lease_seconds, reason=reason)
                     changed.append("status")

@@ -31,7 +31,7 @@ from app.services.caller import Caller
 from app.services.graph import rules
 from app.services.session_resolution import resolve_session_id
 from app.services.work.briefs import ExecuteTaskResult, NextTaskResult, NoReadyTask, build_brief
-from app.services.work.leases import expire_lease
+from app.services.work.leases import end_lapsed_claim
 from app.services.work.waiting import NothingReady, WorkWaiters, claim_or_wait
 
 MAX_PICKS = 20  # candidates next_task re-checks before giving up (each one failed its re-check)
@@ -63,7 +63,7 @@ class ExecutionService(Service):
             not_found; dependencies_unmet (lists the dependencies that are not completed); children_open
             (lists the subtasks that are not terminal; checked after the dependencies); claimed_by_other
             (holder and lease_expires_at); invalid_transition (the task is not pending or in progress, e.g.
-            blocked or completed).
+            blocked or completed; or another holder's lapsed lease is the last expiry the attempt limit allows).
         """
         lease = lease_seconds or self.config.lease_seconds
 
@@ -145,11 +145,13 @@ async def claim(
     """Make the caller the holder of the locked ``task``, or renew its claim.
 
     A claim whose lease ran out but which the sweeper has not reached yet is ended here exactly as the
-    sweeper would end it (``lease_expired``; failed at ``max_attempts``) before the new claim is made.
+    sweeper would end it (``lease_expired``) before the new claim is made; when that expiry would fail the
+    task (the ``max_attempts``-th), the claim is refused instead (``leases.end_lapsed_claim``).
     ``readiness``, read under the lock by the caller, spares the readiness rule its own reads.
 
     Raises:
-        claimed_by_other, dependencies_unmet, children_open, invalid_transition.
+        claimed_by_other, dependencies_unmet, children_open, invalid_transition (also a lapsed claim at
+        the attempt limit).
     """
     actor = tx.caller.actor
     if task.status == TaskStatus.IN_PROGRESS:
@@ -161,7 +163,7 @@ async def claim(
             rules.apply_claim(task, actor, tx.now, lease_seconds)
             tx.claims.append("renewed")
             return
-        await expire_lease(tx, task, max_attempts=max_attempts)
+        await end_lapsed_claim(tx, task, max_attempts=max_attempts)
     event: dict[str, Any] = {"holder": actor, "attempt": task.attempt_count + 1}
     await rules.move(
         tx, task, TaskStatus.IN_PROGRESS, lease_seconds=lease_seconds, event_data=event, readiness=readiness

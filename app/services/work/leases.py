@@ -12,8 +12,10 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from app import errors
 from app.db.models import Task
 from app.db.repositories.tasks import TaskScope
+from app.domain.clock import iso
 from app.domain.enums import TERMINAL_STATUSES, TaskStatus
 from app.services.base import Service, Tx
 from app.services.caller import Caller
@@ -71,6 +73,30 @@ async def expiries_so_far(tx: Tx, task: Task) -> int:
     at the limit would otherwise fail again at its very next expiry.
     """
     return await tx.repos.events.count_expiries_since(task.id, left_statuses=[s.value for s in TERMINAL_STATUSES])
+
+
+async def end_lapsed_claim(tx: Tx, task: Task, *, max_attempts: int) -> None:
+    """Before the caller claims the locked ``task``: end another actor's claim whose lease ran out and that
+    the sweeper has not reached yet, exactly as the sweeper would (``lease_expired``, back to pending), so
+    the new claim is the next attempt. Shared by execute_task and update_task(status=in_progress).
+
+    When this expiry would fail the task (the last one ``max_attempts`` allows), the claim is refused and
+    nothing is written: the task cannot be claimed, and an error leaves the database as it was, so its
+    reply names the stored state (in_progress, lapsed); the sweeper records the failure as for any lapse.
+
+    Raises:
+        invalid_transition (``LapsedClaimAtAttemptLimit``): this expiry fails the task.
+    """
+    if task.status != TaskStatus.IN_PROGRESS or task.assigned_to == tx.caller.actor:
+        return
+    if rules.live_holder(task, tx.now) is not None:
+        return
+    expiries = await expiries_so_far(tx, task) + 1
+    if expiries >= max_attempts:
+        raise errors.LapsedClaimAtAttemptLimit(
+            task.id, task.assigned_to, iso(task.lease_expires_at), expiries=expiries, max_attempts=max_attempts
+        )
+    await _expire(tx, task, expiries=expiries, max_attempts=max_attempts)
 
 
 async def _expire(tx: Tx, task: Task, *, expiries: int, max_attempts: int) -> ExpiredLease:

@@ -6,13 +6,16 @@ import anyio
 import pytest
 
 from app import errors
+from tests.support.calls import update
 from tests.support.execution import (
     claims,
     complete,
     event_kinds,
     execute,
     gate_row_locks,
+    lease_events,
     status_moves,
+    view,
 )
 from tests.support.harness import Harness
 
@@ -117,6 +120,61 @@ async def test_another_actor_takes_over_a_lapsed_lease_before_the_sweeper_runs(h
         "status_changed",
     ]
     assert await status_moves(harness, task.id) == [("pending", "in_progress"), ("pending", "in_progress")]
+
+
+async def _take(h: Harness, how: str, task_id: str, actor: str) -> tuple[str | None, int]:
+    """Claim ``task_id`` as ``actor`` with execute_task or update_task(status=in_progress): holder, attempt."""
+    if how == "execute":
+        brief = await execute(h, task_id, actor, lease_seconds=30)
+        return brief.claim.holder, brief.claim.attempt
+    taken = (await update(h, task_id, actor, admin=False, status="in_progress")).task
+    return taken.assigned_to, taken.attempt_count
+
+
+@pytest.mark.parametrize("how", ["execute", "update"])
+async def test_a_lapsed_claim_taken_over_by_either_tool_expires_first(harness: Harness, how: str) -> None:
+    await harness.session()
+    task = (await harness.plan()).task
+    await execute(harness, task.id, "slow", lease_seconds=30)
+    harness.clock.advance(31)
+    assert await _take(harness, how, task.id, "eager") == ("eager", 2)
+    assert await lease_events(harness, task.id) == [
+        {"holder": "slow", "attempt_count": 1, "expiries": 1, "outcome": "pending"}
+    ]
+    assert await status_moves(harness, task.id) == [("pending", "in_progress"), ("pending", "in_progress")]
+
+
+@pytest.mark.parametrize("how", ["execute", "update"])
+async def test_a_lapsed_claim_whose_expiry_fails_the_task_is_refused_as_it_stands(harness: Harness, how: str) -> None:
+    # MAX_ATTEMPTS=3: the third lapse fails the task, so nobody may take it over; the refusal writes nothing
+    # and names the stored state, and the sweeper then records the failure.
+    await harness.session()
+    task = (await harness.plan()).task
+    for n in range(3):
+        await execute(harness, task.id, f"w{n}", lease_seconds=30)
+        harness.clock.advance(31)
+    before = await view(harness, task.id)
+    with pytest.raises(errors.LapsedClaimAtAttemptLimit) as refused:
+        await _take(harness, how, task.id, "w3")
+    assert (refused.value.code, refused.value.field) == ("invalid_transition", "status")
+    assert refused.value.details == {
+        "current": "in_progress",
+        "requested": "in_progress",
+        "holder": "w2",
+        "lease_expires_at": "2026-01-01T00:01:32Z",
+        "expiries": 3,
+        "max_attempts": 3,
+    }
+    assert "orchestrator_update_task" in refused.value.message
+    now = await view(harness, task.id)
+    assert (now.status, now.assigned_to, now.attempt_count, now.version) == (
+        "in_progress",
+        "w2",
+        3,
+        before.version,
+    )
+    assert [e.outcome for e in (await harness.services.leases.sweep_expired()).expired] == ["failed"]
+    assert (await view(harness, task.id)).status == "failed"
 
 
 @pytest.mark.parametrize("status", ["blocked", "completed"])
