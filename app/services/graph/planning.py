@@ -130,6 +130,7 @@ class TaskPlanningService(Service):
                 target_session = await resolve_session_id(repos, caller, session_id)
             if parent is not None:
                 _check_parent(parent, target_session)
+                rules.renew_if_holder(tx, parent, self.config.lease_seconds)  # the holder planning its own work
             # Counted before any row object is built: a deep tree must be refused cheaply.
             total = _count(spec)
             if total > MAX_PLANNED_TASKS:

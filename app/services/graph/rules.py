@@ -250,6 +250,18 @@ def apply_claim(task: Task, actor: str, now: datetime, lease_seconds: int) -> No
         task.started_at = now
 
 
+def renew_if_holder(tx: Tx, task: Task, lease_seconds: int) -> None:
+    """DESIGN §3: "any write by the holder also renews" its lease. Every write path that lets the holder write
+    to its claimed (locked) task without moving its status calls this: update_task's edits, plan_task under
+    it, synthesize_results on it. A renewal moves ``lease_expires_at`` only (no version bump, no event:
+    docs/decisions.md "Lease renewal is not a change of the task"); a lapsed lease is renewed by
+    execute_task, as before.
+    """
+    if live_holder(task, tx.now) == tx.caller.actor:
+        apply_claim(task, tx.caller.actor, tx.now, lease_seconds)
+        tx.claims.append("renewed")
+
+
 def release_claim(task: Task) -> None:
     task.assigned_to = None
     task.lease_expires_at = None

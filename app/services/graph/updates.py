@@ -156,10 +156,8 @@ class TaskUpdateService(Service):
                 if target != current or target == TaskStatus.IN_PROGRESS:
                     await rules.move(tx, task, target, lease_seconds=self.config.lease_seconds, reason=reason)
                     changed.append("status")
-            elif rules.live_holder(task, tx.now) == caller.actor:
-                # Any write by the holder renews its lease.
-                rules.apply_claim(task, caller.actor, tx.now, self.config.lease_seconds)
-                tx.claims.append("renewed")
+            else:
+                rules.renew_if_holder(tx, task, self.config.lease_seconds)  # any write by the holder renews
             if changed:
                 task.version += 1
                 task.updated_at = tx.now

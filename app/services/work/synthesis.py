@@ -106,6 +106,8 @@ class SynthesisService(Service):
                 await self._complete_parent(tx, parent, counts)
                 completed = True
                 recommendations = [r for r in recommendations if r.kind != "complete_parent"]
+            else:
+                rules.renew_if_holder(tx, parent, self.config.lease_seconds)  # a write by the holder renews
             markdown = synthesis_report.markdown(
                 parent, children, counts.by_status, counts.completion_ratio, timeline, recommendations, tx.now
             )

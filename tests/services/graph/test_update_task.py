@@ -9,9 +9,9 @@ import pytest
 
 from app import errors
 from app.domain.clock import iso
-from tests.support.calls import cancel, delete, update
+from tests.support.calls import cancel, delete, query, update
 from tests.support.execution import complete
-from tests.support.harness import Harness
+from tests.support.harness import Harness, caller
 from tests.support.snapshot import snapshot
 
 pytestmark = pytest.mark.anyio
@@ -152,6 +152,37 @@ async def test_any_write_by_the_holder_renews_the_lease(harness: Harness) -> Non
     # A non-holder's edit does not move the holder's lease.
     untouched = (await update(harness, task_id, "bob", title="Annotated by bob")).task
     assert untouched.lease_expires_at == task.lease_expires_at and untouched.assigned_to == "alice"
+
+
+@pytest.mark.parametrize("write", ["plan_task", "synthesize_results"])
+async def test_the_holder_planning_under_or_synthesizing_its_claimed_task_renews_the_lease(
+    harness: Harness, write: str
+) -> None:
+    # DESIGN §3: "any write by the holder also renews", not only update_task's.
+    await harness.session()
+    task_id = await new_task(harness)
+    await update(harness, task_id, status="in_progress")
+    await harness.plan("bob", title="First step", parent=task_id)
+    claimed = (await update(harness, task_id, "bob", title="Annotated by bob")).task  # bob does not renew
+
+    async def write_as(actor: str) -> None:
+        if write == "plan_task":
+            await harness.plan(actor, title=f"Step by {actor}", parent=task_id)
+        else:
+            await harness.services.synthesis.synthesize_results(
+                caller(actor, admin=False), task_id, complete_parent=False, request_id=None
+            )
+
+    harness.clock.advance(600)
+    await write_as("bob")
+    assert (await update(harness, task_id, "bob", title="Still bob's note")).task.lease_expires_at == (
+        claimed.lease_expires_at
+    )
+    harness.clock.advance(60)
+    await write_as("alice")
+    task = (await query(harness, task_ids=[task_id], view="full", limit=10)).tasks[0]
+    assert task.lease_expires_at == iso(harness.clock.now() + _seconds(LEASE))
+    assert (task.assigned_to, task.attempt_count) == ("alice", 1)
 
 
 async def test_status_machine_walk_through_update(harness: Harness) -> None:
