@@ -266,3 +266,31 @@ async def test_the_running_server_sweeps_lapsed_leases_on_its_clock(
                 metrics = (await http.get(f"{running.base_url}/metrics")).text
     assert 'orchestrator_claims_total{outcome="expired"} 1.0' in metrics
     assert 'orchestrator_claims_total{outcome="acquired"} 1.0' in metrics
+
+
+async def test_a_lapsed_claim_at_the_attempt_limit_is_refused_with_the_stored_state(
+    database_url: str, tmp_path: Path, era: str
+) -> None:
+    # The third lapse fails the task (ORCHESTRATOR_MAX_ATTEMPTS=3), so a new claimer is refused with what is
+    # stored (in_progress, the lapsed holder) and the next step; the sweeper then records the failure.
+    clock = ManualClock()
+    settings = Settings(database_url=database_url, data_dir=tmp_path, log_format="console")
+    async with serve(settings, clock=clock) as running:
+        async with client(running, era) as c:
+            task = (await start(c, agent="w0", title="T", description="D"))["task"]
+            for n in range(3):
+                await call_ok(c, "orchestrator_execute_task", task_id=task["id"], agent=f"w{n}", lease_seconds=30)
+                clock.advance(31)
+            error = await call_error(c, "orchestrator_execute_task", task_id=task["id"], agent="w3")
+            assert (error["code"], error["current"], error["holder"], error["expiries"]) == (
+                "invalid_transition",
+                "in_progress",
+                "w2",
+                3,
+            )
+            assert "orchestrator_update_task" in error["message"]
+            sweeper = running.runtime.supervisor.get("lease_sweeper")
+            assert isinstance(sweeper, LeaseSweeper)
+            await sweeper.run_once()
+            error = await call_error(c, "orchestrator_execute_task", task_id=task["id"], agent="w3")
+            assert (error["code"], error["current"]) == ("invalid_transition", "failed")
