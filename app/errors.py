@@ -215,6 +215,26 @@ class ChildrenOpen(OrchestratorError):
         )
 
 
+class ArchiveWithOpenChildren(ChildrenOpen):
+    """``update_task(status=archived)`` on a parent with open subtasks: archived is final, so they would stay
+    open (and claimable) under an archived parent, the fault ``validate_structure`` reports."""
+
+    def __init__(self, task_id: str, children: Sequence[tuple[str, str]]) -> None:
+        listed = ", ".join(f"{child_id} ({status})" for child_id, status in children[:20])
+        more = f" and {len(children) - 20} more" if len(children) > 20 else ""
+        OrchestratorError.__init__(
+            self,
+            f"Task {task_id} has {len(children)} open subtask(s): {listed}{more}; archiving it alone would leave "
+            f"them open under an archived parent. Archive the whole subtree with orchestrator_delete_task("
+            f"task_id={task_id!r}), or end the subtasks first (orchestrator_cancel_task(task_id={task_id!r}, "
+            "cascade=true) cancels them all), then archive.",
+            field="status",
+            value="archived",
+            hint="orchestrator_delete_task",
+            details={"children": [{"task_id": child_id, "status": status} for child_id, status in children]},
+        )
+
+
 class IdempotencyConflict(OrchestratorError):
     """A request_id reused by the same actor for another tool or with other arguments (DESIGN §3)."""
 

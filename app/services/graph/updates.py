@@ -80,8 +80,8 @@ class TaskUpdateService(Service):
         Raises:
             invalid_argument (nothing to change, reopen without reason, bad dependency),
             not_found, version_conflict, claimed_by_other, invalid_transition (also status=completed, which
-            only orchestrator_complete_task does), dependencies_unmet, children_open (claiming a parent with
-            open subtasks), dependency_cycle (a task depending on itself, on one of its ancestors, or
+            only orchestrator_complete_task does), dependencies_unmet, children_open (claiming or archiving a
+            parent with open subtasks), dependency_cycle (a task depending on itself, on one of its ancestors, or
             closing a loop), forbidden (force without admin).
         """
         if not changes.given():
@@ -153,6 +153,8 @@ class TaskUpdateService(Service):
                     # that expiry fails the task), so the claim made here is the next attempt.
                     await end_lapsed_claim(tx, task, max_attempts=self.config.max_attempts)
                     current = TaskStatus(task.status)
+                if target == TaskStatus.ARCHIVED and target != current:
+                    await _refuse_open_children(tx, task.id)
                 if target != current or target == TaskStatus.IN_PROGRESS:
                     await rules.move(tx, task, target, lease_seconds=self.config.lease_seconds, reason=reason)
                     changed.append("status")
@@ -178,6 +180,23 @@ class TaskUpdateService(Service):
             return UpdateTaskResult(task=await one_task_view(tx.repos, task), changed=changed)
 
         return await self._write(caller, "orchestrator_update_task", request_id, UpdateTaskResult, work)
+
+
+async def _refuse_open_children(tx: Tx, task_id: str) -> None:
+    """Archiving a parent alone is refused while a subtask is open: archived is final, so the subtask would
+    stay open and claimable under it (what ``validate_structure`` reports as a fault). Like completion, which
+    refuses open children too; ``delete_task`` is the tool that archives a whole subtree.
+
+    The children are read without their row locks: a concurrent plan_task under this task either committed
+    before (seen here) or waits on the parent's row lock this transaction holds (SQLite: immediate
+    transaction); a subtask being reopened locks the parent as well (``rules.ensure_parent_open``).
+
+    Raises:
+        children_open: the open subtasks, with their statuses.
+    """
+    children = (await tx.repos.tasks.open_children_of([task_id])).get(task_id, [])
+    if children:
+        raise errors.ArchiveWithOpenChildren(task_id, children)
 
 
 async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list[str]) -> list[str]:

@@ -264,6 +264,30 @@ async def test_archived_task_refuses_every_update(harness: Harness) -> None:
     assert "to archived" not in messages[1]
 
 
+async def test_archiving_a_parent_with_open_subtasks_is_children_open_and_changes_nothing(harness: Harness) -> None:
+    # Archived is final: the subtask would stay open and claimable under an archived parent.
+    await harness.session()
+    parent_id = await new_task(harness, title="Epic")
+    child_id = (await harness.plan(title="Step", parent=parent_id)).task.id
+    done_id = (await harness.plan(title="Done step", parent=parent_id)).task.id
+    await complete(harness, done_id, "alice")
+    before = await snapshot(harness.database)
+    with pytest.raises(errors.ChildrenOpen) as caught:
+        await update(harness, parent_id, status="archived")
+    error = caught.value.to_dict()
+    assert (error["code"], error["field"], error["value"], error["hint"]) == (
+        "children_open",
+        "status",
+        "archived",
+        "orchestrator_delete_task",
+    )
+    assert error["children"] == [{"task_id": child_id, "status": "pending"}]
+    assert await snapshot(harness.database) == before
+    # With no open subtask left (cancelled), the parent archives.
+    await cancel(harness, child_id)
+    assert (await update(harness, parent_id, status="archived")).task.status == "archived"
+
+
 async def test_reopen_needs_a_reason(harness: Harness) -> None:
     await harness.session()
     task_id = await new_task(harness)
