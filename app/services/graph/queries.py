@@ -144,8 +144,9 @@ class TaskQueryService(Service):
         or, with ``task_ids``, those tasks in full, in the order given.
 
         Raises:
-            not_found (session; a task of task_ids), invalid_argument (no session given and none to fall
-            back on; a search_text without any word; limit above 100 for whole tasks; task_ids with a filter).
+            not_found (session; parent_task_id; a task of task_ids), invalid_argument (no session given and
+            none to fall back on; a search_text without any word; limit above 100 for whole tasks; task_ids
+            with a filter; a parent or a task of task_ids in another session than the one named).
         """
         full = view == "full" or bool(task_ids) or include_children or include_artifacts
         _check_full_limit(full, limit)
@@ -181,8 +182,16 @@ class TaskQueryService(Service):
             rows = await repos.tasks.get_many(ids)
             found = {row.id for row in rows}
             for index, task_id in enumerate(ids):
-                if task_id not in found or (session_id is not None and session_id != _session_of(rows, task_id)):
+                if task_id not in found:
                     raise errors.TaskNotFound(task_id, field=f"task_ids[{index}]")
+                if session_id is not None and session_id != (home := _session_of(rows, task_id)):
+                    # It exists: "does not exist" would send the agent looking for a task it already has.
+                    raise errors.InvalidArgument(
+                        f"Task {task_id} is in session {home}, not {session_id}; omit session_id to read tasks "
+                        "of any session by id.",
+                        field=f"task_ids[{index}]",
+                        value=task_id,
+                    )
             window = rows[offset : offset + limit]
             return await page_of(repos, window, len(rows))
 
@@ -221,7 +230,12 @@ class TaskQueryService(Service):
         async def work(repos: Repositories) -> QueryTasksResult:
             if task_ids:
                 return await by_ids(repos, list(dict.fromkeys(task_ids)))
-            sid = session_id if session_id is not None else await resolve_session_id(repos, caller, None)
+            if parent_task_id is not None:
+                sid = await _session_of_parent(repos, parent_task_id, session_id)
+            elif session_id is not None:
+                sid = session_id
+            else:
+                sid = await resolve_session_id(repos, caller, None)
             flt = TaskFilter(
                 session_id=sid,
                 statuses=statuses,
@@ -246,16 +260,38 @@ class TaskQueryService(Service):
             return paged(list(TaskSummaryRows.model_validate_json(summaries.rows_json).root), summaries.total)
 
         async def check_named_session(repos: Repositories, total: int) -> None:
-            """A named session is checked only when nothing matched: a matching task proves it exists (tasks
-            reference their session), and the common case then saves a round trip.
+            """A named session is checked only when nothing matched: a matching task (or the parent found in
+            it) proves it exists (tasks reference their session), and the common case then saves a round trip.
 
             Raises:
                 not_found: the named session does not exist.
             """
-            if total == 0 and session_id is not None:
+            if total == 0 and session_id is not None and parent_task_id is None:
                 await resolve_session_id(repos, caller, session_id)
 
         return await self._read(work)
+
+
+async def _session_of_parent(repos: Repositories, parent_task_id: str, session_id: str | None) -> str:
+    """The session whose subtasks of ``parent_task_id`` are listed: the parent's own, as plan_task puts a
+    subtask in its parent's session (so session_id may be omitted). Filtering without looking at the parent
+    would answer an empty page for a parent that does not exist or lives elsewhere; this one extra read
+    (id and session only) is made only when the filter is given.
+
+    Raises:
+        not_found: the parent does not exist. invalid_argument: it is in another session than ``session_id``.
+    """
+    home = (await repos.tasks.existing_ids([parent_task_id])).get(parent_task_id)
+    if home is None:
+        raise errors.TaskNotFound(parent_task_id, field="parent_task_id")
+    if session_id is not None and session_id != home:
+        raise errors.InvalidArgument(
+            f"Parent task {parent_task_id} is in session {home}, not {session_id}; a task's subtasks share its "
+            "session (omit session_id to use the parent's).",
+            field="parent_task_id",
+            value=parent_task_id,
+        )
+    return home
 
 
 def _session_of(rows: list[Any], task_id: str) -> str | None:

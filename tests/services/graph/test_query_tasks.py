@@ -317,7 +317,6 @@ async def test_tasks_of_another_session_never_appear(harness: Harness) -> None:
         {"search_text": "database"},
         {"priorities": ["critical"]},
         {"ready_only": True},
-        {"parent_task_id": w.foreign},
         {"created_after": datetime(2000, 1, 1).astimezone()},
         {"session_id": None, "statuses": ["pending"]},
     ]
@@ -331,6 +330,41 @@ async def test_tasks_of_another_session_never_appear(harness: Harness) -> None:
     assert [t.id for t in bobs.tasks] == [w.foreign]
     children = await query(harness, parent_task_id=w.foreign, session_id=w.foreign_session)
     assert children.tasks == []
+
+
+async def test_parent_filter_reads_the_parents_session_and_refuses_a_missing_or_foreign_parent(
+    harness: Harness,
+) -> None:
+    w = await build_world(harness)
+    own_session = (await query(harness, task_ids=[w.ids["t1"]], limit=100)).tasks[0].session_id
+    step = (await harness.plan("bob", title="Bob's step", parent=w.foreign)).task.id
+    # Like plan_task, the filter follows the parent's session when session_id is omitted.
+    followed = await query(harness, "alice", parent_task_id=w.foreign)
+    assert ([t.id for t in followed.tasks], followed.total_count) == ([step], 1)
+    with pytest.raises(errors.NotFound) as missing:
+        await query(harness, parent_task_id="task_0000000000000000")
+    with pytest.raises(errors.InvalidArgument) as elsewhere:
+        await query(harness, parent_task_id=w.foreign, session_id=own_session)
+    assert (missing.value.code, missing.value.field, missing.value.value) == (
+        "not_found",
+        "parent_task_id",
+        "task_0000000000000000",
+    )
+    assert (elsewhere.value.field, elsewhere.value.value) == ("parent_task_id", w.foreign)
+    assert w.foreign_session in elsewhere.value.message and own_session in elsewhere.value.message
+
+
+async def test_task_ids_of_another_session_than_the_named_one_are_said_to_be_elsewhere(harness: Harness) -> None:
+    w = await build_world(harness)
+    own_session = (await query(harness, task_ids=[w.ids["t1"]], limit=100)).tasks[0].session_id
+    with pytest.raises(errors.InvalidArgument) as elsewhere:
+        await query(harness, task_ids=[w.ids["t1"], w.foreign], session_id=own_session, limit=100)
+    assert (elsewhere.value.code, elsewhere.value.field, elsewhere.value.value) == (
+        "invalid_argument",
+        "task_ids[1]",
+        w.foreign,
+    )
+    assert f"is in session {w.foreign_session}, not {own_session}" in elsewhere.value.message
 
 
 async def test_query_needs_a_session(harness: Harness) -> None:
