@@ -83,6 +83,23 @@ class SessionNotFound(NotFound):
         )
 
 
+class SessionArchived(InvalidArgument):
+    """Work planned into, or taken from, an archived session: archived sessions are history (DESIGN §4.3
+    cleanup archives a session with its tasks), so the session_id is not one work may go to."""
+
+    def __init__(self, session_id: str, *, field: str = "session_id") -> None:
+        super().__init__(
+            f"Session {session_id} is archived: an archived session is read-only history (its tasks can still "
+            "be read with session_id), so no work is planned into it or handed out from it. Call "
+            "orchestrator_initialize_session(working_directory=…, agent=…) to start or resume an active "
+            "session and plan the work there.",
+            field=field,
+            value=session_id,
+            hint="orchestrator_initialize_session",
+            details={"session_status": "archived"},
+        )
+
+
 class InvalidTransition(OrchestratorError):
     code = "invalid_transition"
 

@@ -120,3 +120,34 @@ async def test_query_tasks_gives_summary_rows_whole_tasks_and_named_tasks(server
     assert full == {"tasks": [{**task, "children": None, "artifacts": None}], **page}
     assert named == full
     assert (too_many["code"], too_many["field"]) == ("invalid_argument", "limit")
+
+
+async def test_an_archived_session_takes_no_work_and_the_agent_moves_to_a_new_one(
+    server: RunningServer, era: str
+) -> None:
+    async with client(server, era) as c:
+        old = (await call_ok(c, "orchestrator_initialize_session", working_directory="/gone", agent="ann"))["session"]
+        cleaned = await call_ok(c, "orchestrator_cleanup_sessions", cleanup_type="orphaned", dry_run=False)
+        named = await call_error(
+            c, "orchestrator_plan_task", title="T", description="D.", session_id=old["id"], agent="ann"
+        )
+        claimed = await call_error(c, "orchestrator_next_task", session_id=old["id"], agent="ann")
+        current = await call_error(c, "orchestrator_plan_task", title="T", description="D.", agent="ann")
+        new = (await call_ok(c, "orchestrator_initialize_session", working_directory="/gone", agent="ann"))["session"]
+        planned = await call_ok(c, "orchestrator_plan_task", title="T", description="D.", agent="ann")
+    assert [m["session_id"] for m in cleaned["matched"]] == [old["id"]]
+    for error in (named, claimed):
+        assert (error["code"], error["field"], error["value"], error["hint"], error["session_status"]) == (
+            "invalid_argument",
+            "session_id",
+            old["id"],
+            "orchestrator_initialize_session",
+            "archived",
+        )
+    # The archived current session counts as none, so nothing is planned into it.
+    assert (current["code"], current["field"], current["hint"]) == (
+        "invalid_argument",
+        "session_id",
+        "orchestrator_initialize_session",
+    )
+    assert new["id"] != old["id"] and planned["task"]["session_id"] == new["id"]

@@ -16,7 +16,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import Insert
 
-from app.db.models import Agent, AgentVisit
+from app.db.models import Agent, AgentVisit, OrchestrationSession
+from app.domain.enums import SessionStatus
 
 
 class AgentRepository:
@@ -30,8 +31,14 @@ class AgentRepository:
     async def get(self, actor: str) -> Agent | None:
         return await self._session.get(Agent, actor)
 
-    async def current_session_id(self, actor: str) -> str | None:
-        return await self._session.scalar(select(Agent.current_session_id).where(Agent.actor == actor))
+    async def current_active_session_id(self, actor: str) -> str | None:
+        """The actor's current session while it is active; None when it has none or it was archived (an
+        archived session is history, not where the actor works: DESIGN §4.3 cleanup). One statement."""
+        return await self._session.scalar(
+            select(Agent.current_session_id)
+            .join(OrchestrationSession, OrchestrationSession.id == Agent.current_session_id)
+            .where(Agent.actor == actor, OrchestrationSession.status == SessionStatus.ACTIVE.value)
+        )
 
     async def set_current_session(self, actor: str, session_id: str | None, at: datetime) -> None:
         stmt = self._insert(Agent).values(actor=actor, current_session_id=session_id, last_seen_at=at)

@@ -63,8 +63,15 @@ class SessionRepository:
         # Rows this transaction read, held strongly (the ORM's identity map only holds them weakly).
         self._read: dict[str, OrchestrationSession] = {}
 
-    async def get(self, session_id: str) -> OrchestrationSession | None:
-        row = await self._session.get(OrchestrationSession, session_id)
+    async def get(self, session_id: str, *, key_share: bool = False) -> OrchestrationSession | None:
+        """The session row; ``key_share`` takes PostgreSQL's ``FOR KEY SHARE`` row lock (SQLite: the
+        immediate transaction), which writers adding tasks hold so that cleanup's ``FOR UPDATE`` cannot
+        archive the session under them, while touches (``FOR NO KEY UPDATE``) and other such writers pass."""
+        row = await self._session.get(
+            OrchestrationSession,
+            session_id,
+            with_for_update={"read": True, "key_share": True} if key_share else None,
+        )
         if row is not None:
             self._read[row.id] = row
         return row

@@ -28,7 +28,7 @@ from app.domain.enums import TERMINAL_STATUSES, TaskStatus
 from app.services.base import Service, Tx
 from app.services.caller import Caller
 from app.services.graph import rules
-from app.services.session_resolution import resolve_session_id
+from app.services.session_resolution import require_open_session, resolve_session_id
 from app.services.views import (
     ComplexityName,
     PriorityName,
@@ -111,8 +111,8 @@ class TaskPlanningService(Service):
         holder); a terminal parent is refused.
 
         Raises:
-            not_found (session, parent, dependency), invalid_argument (cross-session parent or
-            dependency, terminal parent, duplicate or unknown sibling key, too many tasks),
+            not_found (session, parent, dependency), invalid_argument (archived session, cross-session
+            parent or dependency, terminal parent, duplicate or unknown sibling key, too many tasks),
             dependency_cycle (a subtask depending on its own key, or on a task that waits for the parent).
         """
 
@@ -124,13 +124,17 @@ class TaskPlanningService(Service):
                 parent = await repos.tasks.get_for_update(parent_task_id)
                 if parent is None:
                     raise errors.TaskNotFound(parent_task_id, field="parent_task_id")
-            if session_id is None and parent is not None:
+            if session_id is not None:
+                target_session = session_id
+            elif parent is not None:
                 target_session = parent.session_id
             else:
-                target_session = await resolve_session_id(repos, caller, session_id)
+                target_session = await resolve_session_id(repos, caller, None)
             if parent is not None:
                 _check_parent(parent, target_session)
                 rules.renew_if_holder(tx, parent, self.config.lease_seconds)  # the holder planning its own work
+            # Key-share row lock on the session: a concurrent cleanup cannot archive it under this plan.
+            await require_open_session(repos, target_session, lock=True)
             # Counted before any row object is built: a deep tree must be refused cheaply.
             total = _count(spec)
             if total > MAX_PLANNED_TASKS:

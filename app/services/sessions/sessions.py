@@ -53,7 +53,7 @@ class SessionService(Service):
                     await repos.sessions.lock_directory(working_directory)
                     existing = await repos.sessions.get_active_for_directory(working_directory)
                 else:
-                    current = await repos.agents.current_session_id(caller.actor)
+                    current = await repos.agents.current_active_session_id(caller.actor)
                     row = await repos.sessions.get(current) if current else None
                     existing = row if row is not None and row.status == SessionStatus.ACTIVE else None
             if existing is None:

@@ -29,7 +29,7 @@ from app.domain.roles import RoleCatalog
 from app.services.base import OutcomeSink, Service, ServiceConfig, Tx
 from app.services.caller import Caller
 from app.services.graph import rules
-from app.services.session_resolution import resolve_session_id
+from app.services.session_resolution import require_open_session, resolve_session_id
 from app.services.work.briefs import ExecuteTaskResult, NextTaskResult, NoReadyTask, build_brief
 from app.services.work.leases import end_lapsed_claim
 from app.services.work.waiting import NothingReady, WorkWaiters, claim_or_wait
@@ -98,7 +98,8 @@ class ExecutionService(Service):
         ``wait_seconds``, wait that long for a task to become ready (``waiting``: no connection is held).
 
         Raises:
-            not_found (session), invalid_argument (no session given and no current session).
+            not_found (session), invalid_argument (no session given and no current session; an archived
+            session).
         """
         lease = lease_seconds or self.config.lease_seconds
 
@@ -108,7 +109,9 @@ class ExecutionService(Service):
             sid = session_id if session_id is not None else await resolve_session_id(tx.repos, caller, None)
             picked = await _pick(tx.repos, sid, specialist_types)
             if picked is None:
-                await resolve_session_id(tx.repos, caller, sid)  # not_found for a session that does not exist
+                # not_found for a session that does not exist; invalid_argument for an archived one, which
+                # never has work to hand out (its tasks are archived, and plan_task refuses it).
+                await require_open_session(tx.repos, sid, lock=False)
                 if wait_seconds > 0:
                     raise NothingReady(sid)  # rolls back: only the wait's final answer is stored
                 reason = await _why_none_ready(tx.repos, sid, specialist_types)

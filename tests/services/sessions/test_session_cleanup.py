@@ -3,9 +3,16 @@ archive and delete leave behind."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import anyio
 import pytest
 
+from app import errors
+from app.db.repositories.sessions import SessionRepository
+from app.db.repositories.tasks import TaskRepository
 from app.services.sessions.cleanup import CleanupSessionsResult
+from tests.support.calls import query
 from tests.support.harness import Harness, caller
 from tests.support.rows import row_counts, table_snapshot
 
@@ -120,3 +127,84 @@ async def test_a_session_with_a_live_claim_is_never_cleaned_up(harness: Harness)
     result = await cleanup(harness, "all", dry_run=False, days=0)
     assert sids["busy"] not in [m.session_id for m in result.matched]
     assert result.changed_count == 4
+
+
+async def test_an_archived_session_takes_no_new_work_and_hands_none_out(harness: Harness) -> None:
+    h = harness
+    sid = await h.session("alice", "/repo/shop")
+    done = (await h.plan(title="Only step")).task
+    await h.complete("alice", done.id)
+    assert [m.session_id for m in (await cleanup(h, "completed", dry_run=False)).matched] == [sid]
+    before = await table_snapshot(h.database)
+    with pytest.raises(errors.SessionArchived) as named:
+        await h.plan(session_id=sid, title="Into history")
+    with pytest.raises(errors.SessionArchived) as claimed:
+        await h.services.execution.next_task(
+            caller("alice", admin=False), session_id=sid, specialist_types=[], lease_seconds=None, request_id=None
+        )
+    # The archived current session counts as none: with no other active session there is nowhere to go.
+    with pytest.raises(errors.InvalidArgument) as current:
+        await h.plan(title="Into history")
+    assert await table_snapshot(h.database) == before
+    for caught in (named, claimed):
+        error = caught.value.to_dict()
+        assert (error["code"], error["field"], error["value"], error["hint"], error["session_status"]) == (
+            "invalid_argument",
+            "session_id",
+            sid,
+            "orchestrator_initialize_session",
+            "archived",
+        )
+    assert (current.value.field, current.value.value, current.value.hint) == (
+        "session_id",
+        None,
+        "orchestrator_initialize_session",
+    )
+    # History stays readable by id; initialize_session starts a new session that takes the work.
+    assert [(t.id, t.status) for t in (await query(h, session_id=sid)).tasks] == [(done.id, "archived")]
+    fresh = await h.session("alice", "/repo/shop")
+    assert fresh != sid
+    assert (await h.plan(title="Next step")).task.session_id == fresh
+
+
+async def test_a_plan_racing_an_archive_of_its_session_is_refused(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cleanup holds the session row (FOR UPDATE) and is mid-archive when the plan reads the session: the plan's
+    key-share lock waits for the archive and sees it, instead of adding a pending task to an archived session."""
+    if harness.backend != "postgresql":
+        pytest.skip("SQLite's immediate transactions never overlap: the plan starts after the cleanup commits")
+    h = harness
+    sid = await h.session("alice", "/repo/empty")  # orphaned: no tasks
+    plan_reads = anyio.Event()
+    cleanup_locked = anyio.Event()
+    real_scope, real_get = TaskRepository.list_in_scope, SessionRepository.get
+
+    async def scope_after_plan_reads(self: TaskRepository, *args: Any, **kw: Any) -> Any:
+        cleanup_locked.set()  # the session rows are locked (FOR UPDATE) by now
+        with anyio.fail_after(30):
+            await plan_reads.wait()
+        return await real_scope(self, *args, **kw)
+
+    async def get_and_signal(self: SessionRepository, *args: Any, **kw: Any) -> Any:
+        plan_reads.set()
+        return await real_get(self, *args, **kw)
+
+    monkeypatch.setattr(TaskRepository, "list_in_scope", scope_after_plan_reads)
+    outcome: list[Any] = []
+
+    async def plan() -> None:
+        with anyio.fail_after(30):
+            await cleanup_locked.wait()
+        monkeypatch.setattr(SessionRepository, "get", get_and_signal)
+        try:
+            outcome.append(await h.plan(session_id=sid, title="Late"))
+        except errors.OrchestratorError as exc:
+            outcome.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(plan)
+        result = await cleanup(h, "orphaned", dry_run=False)
+    assert [m.session_id for m in result.matched] == [sid]
+    assert isinstance(outcome[0], errors.SessionArchived), outcome
+    assert [t.status for t in (await query(h, session_id=sid)).tasks] == []
