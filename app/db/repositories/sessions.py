@@ -71,6 +71,8 @@ class SessionRepository:
             OrchestrationSession,
             session_id,
             with_for_update={"read": True, "key_share": True} if key_share else None,
+            # The locked row's values, not those an earlier read of this transaction left in the identity map.
+            populate_existing=key_share,
         )
         if row is not None:
             self._read[row.id] = row
