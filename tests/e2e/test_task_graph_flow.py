@@ -117,3 +117,32 @@ async def test_every_tool_declares_schemas_annotations_and_an_error_envelope(ser
         envelope = tool.output_schema["anyOf"][1]
         assert envelope["required"] == ["error"], tool.name
         assert tool.input_schema["type"] == "object"
+
+
+async def test_a_parent_is_read_where_it_lives_and_archived_only_without_open_subtasks(
+    server: RunningServer, era: str
+) -> None:
+    async with client(server, era) as c:
+        await call_ok(c, "orchestrator_initialize_session", working_directory="/other", agent="bob")
+        await call_ok(c, "orchestrator_initialize_session", working_directory="/mine", agent="ann")
+        plan = await call_ok(
+            c,
+            "orchestrator_plan_task",
+            agent="bob",
+            title="Epic",
+            description="D.",
+            subtasks=[{"title": "Step", "description": "D."}],
+        )
+        parent, step = plan["created"][0]["id"], plan["created"][1]["id"]
+        # ann's session is another one: the filter follows the parent, as plan_task does.
+        children = await call_ok(c, "orchestrator_query_tasks", agent="ann", parent_task_id=parent)
+        missing = await call_error(c, "orchestrator_query_tasks", agent="ann", parent_task_id="task_0000000000000000")
+        refused = await call_error(c, "orchestrator_update_task", agent="bob", task_id=parent, status="archived")
+    assert [t["id"] for t in children["tasks"]] == [step]
+    assert (missing["code"], missing["field"]) == ("not_found", "parent_task_id")
+    assert (refused["code"], refused["field"], refused["hint"], refused["children"]) == (
+        "children_open",
+        "status",
+        "orchestrator_delete_task",
+        [{"task_id": step, "status": "pending"}],
+    )
