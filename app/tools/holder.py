@@ -27,6 +27,7 @@ from app.services.work.completion import CompletionService
 from app.services.work.leases import LeaseService
 from app.services.work.synthesis import SynthesisService
 from app.settings import Settings
+from app.tools.fair_share import FairShare
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,13 @@ class ServiceHolder:
         self.metrics = metrics
         self._services: Services | None = None
         self._lifecycle: Lifecycle | None = None
+        # The per-actor call rate and cap in flight (DESIGN §7): one per process, shared by tool calls,
+        # resource reads and prompts, and kept across warm restarts.
+        self.fair_share = FairShare(
+            rate_per_minute=settings.rate_limit_per_minute,
+            burst=settings.rate_limit_burst,
+            max_in_flight=settings.max_in_flight_per_actor,
+        )
 
     def install(self, services: Services | None) -> None:
         self._services = services

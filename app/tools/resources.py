@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from mcp import MCPError
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import INVALID_REQUEST, Resource
 from pydantic import BaseModel
@@ -20,6 +20,7 @@ from app import errors
 from app.auth import identity
 from app.services.caller import SCOPE_READ
 from app.services.views import SessionView
+from app.tools import content_gate
 from app.tools.holder import ServiceHolder
 
 SESSION_URI = "orchestrator://sessions/{session_id}"
@@ -35,8 +36,8 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
         description="A session's counts, ready queue, claims and waiting tasks (with why).",
         mime_type=JSON,
     )
-    async def session_board(session_id: str) -> str:
-        return await read_json(server, lambda: holder.services.session_overview.session_board(session_id))
+    async def session_board(session_id: str, ctx: Context) -> str:
+        return await read_json(server, holder, ctx, lambda: holder.services.session_overview.session_board(session_id))
 
     @server.resource(
         TASK_URI,
@@ -45,17 +46,21 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
         description="A task (TaskView) with its artifacts' metadata.",
         mime_type=JSON,
     )
-    async def task(task_id: str) -> str:
-        return await read_json(server, lambda: holder.services.queries.read_task(task_id))
+    async def task(task_id: str, ctx: Context) -> str:
+        return await read_json(server, holder, ctx, lambda: holder.services.queries.read_task(task_id))
 
 
-async def read_json(server: MCPServer, read: Callable[[], Awaitable[BaseModel]]) -> str:
-    """A read's result as JSON, once the caller may read; an unknown id is resource-not-found."""
+async def read_json(
+    server: MCPServer, holder: ServiceHolder, ctx: Context, read: Callable[[], Awaitable[BaseModel]]
+) -> str:
+    """A read's result as JSON, once the caller may read and is admitted like a tool call
+    (``content_gate``); an unknown id is resource-not-found."""
     require_read(server)
-    try:
-        found = await read()
-    except errors.NotFound as exc:
-        raise ResourceNotFoundError(exc.message) from None
+    async with content_gate.admitted(holder, ctx):
+        try:
+            found = await read()
+        except errors.NotFound as exc:
+            raise ResourceNotFoundError(exc.message) from None
     return found.model_dump_json()
 
 

@@ -37,9 +37,9 @@ from app.auth import identity, scopes
 from app.domain import json_bounds
 from app.observability.logging import log_context
 from app.services import idempotency
-from app.settings import Settings
 from app.tools import (
     boundary,
+    content_gate,
     execution_tools,
     input_hygiene,
     lifecycle_tools,
@@ -51,7 +51,7 @@ from app.tools import (
     surface,
     task_tools,
 )
-from app.tools.fair_share import FairShare, Refused
+from app.tools.fair_share import Refused
 from app.tools.holder import ServiceHolder
 from app.tools.listen_quota import ListenQuota
 from app.tools.tool_list_cache import ToolListCache
@@ -82,7 +82,7 @@ class OrchestratorMCP(MCPServer[Any]):
         super().__init__(**kwargs)
         self.holder = holder
         self._served_tools: list[MCPTool] | None = None
-        self.fair_share = fair_share_for(holder.settings)
+        self.fair_share = holder.fair_share
 
     async def list_tools(self) -> list[MCPTool]:
         """The served tool list (``surface``), built on the first call and then reused: tools are all
@@ -100,14 +100,16 @@ class OrchestratorMCP(MCPServer[Any]):
             known = ", ".join(p.name for p in self._prompt_manager.list_prompts())
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt {name[:64]!r}; the prompts are: {known}.")
         resources.require_read(self)
-        return await super().get_prompt(name, arguments, context)
+        async with content_gate.admitted(self.holder, context):
+            return await super().get_prompt(name, arguments, context)
 
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
     ) -> ListResourcesResult:
         """``resources/list``: the caller's active sessions, each as its board (DESIGN §4.6)."""
         resources.require_read(self)
-        sessions = await self.holder.services.session_overview.sessions_of(identity.resolve_caller(ctx, None))
+        async with content_gate.admitted(self.holder, ctx):
+            sessions = await self.holder.services.session_overview.sessions_of(identity.resolve_caller(ctx, None))
         return ListResourcesResult(resources=[resources.session_resource(s) for s in sessions])
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None) -> Any:
@@ -158,15 +160,6 @@ class OrchestratorMCP(MCPServer[Any]):
 def _outcome(code: str) -> str:
     """The ``outcome`` label of ``orchestrator_tool_calls_total``: ok, cancelled (nobody got an answer) or error."""
     return code if code in ("ok", "cancelled") else "error"
-
-
-def fair_share_for(settings: Settings) -> FairShare:
-    """The per-actor call rate and cap in flight of DESIGN §7, from the settings."""
-    return FairShare(
-        rate_per_minute=settings.rate_limit_per_minute,
-        burst=settings.rate_limit_burst,
-        max_in_flight=settings.max_in_flight_per_actor,
-    )
 
 
 def call_log_fields(tool: str, arguments: dict[str, Any], context: Context[Any, Any] | None) -> dict[str, Any]:
