@@ -225,9 +225,12 @@ def to_async_url(url: str) -> str:
     """Map ``postgresql://`` / ``postgres://`` / ``sqlite://`` to their asyncio drivers."""
     scheme, sep, rest = url.partition("://")
     if not sep:
+        # The value is shown redacted (redact_url masks a libpq ``password=`` keyword and ``user:pass@``
+        # wherever they stand): a keyword DSN is the usual thing written here, and it carries the password.
         raise SettingsError(
-            f"ORCHESTRATOR_DATABASE_URL={redact_url(url)!r} is not a URL; "
-            "allowed: postgresql://user:pass@host/db or sqlite:///path"
+            f"ORCHESTRATOR_DATABASE_URL={redact_url(url)!r} is not a URL (a libpq keyword string such as "
+            "'host=… user=… password=…' is not accepted); "
+            "allowed: postgresql://user:pass@host[:port]/db or sqlite:///path"
         )
     mapping = {
         "postgresql": "postgresql+asyncpg",
@@ -237,26 +240,37 @@ def to_async_url(url: str) -> str:
         "sqlite+aiosqlite": "sqlite+aiosqlite",
     }
     if scheme not in mapping:
-        raise SettingsError(f"ORCHESTRATOR_DATABASE_URL has scheme {scheme!r}; allowed: {', '.join(sorted(mapping))}")
+        # Only a scheme-shaped prefix is echoed: anything else before "://" may hold part of a secret.
+        shown = repr(scheme) if SCHEME.fullmatch(scheme) else "that is not a URL scheme"
+        raise SettingsError(f"ORCHESTRATOR_DATABASE_URL has scheme {shown}; allowed: {', '.join(sorted(mapping))}")
     return f"{mapping[scheme]}://{rest}"
 
 
-QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd)=)[^&#]*")
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,40}")
+# ``password=`` as a URL query option (after ? or &) and as a libpq keyword (at the start or after
+# whitespace), its value quoted ('a b', libpq's form) or bare up to the next separator.
+KEYWORD_PASSWORD = re.compile(r"(?i)((?:^|[\s?&;])(?:password|passwd|pwd)\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&#;]*)")
 
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (for logs and error messages).
 
-    Both places a driver takes one are covered: ``user:password@host`` and ``?password=…`` (libpq and
-    asyncpg read it from the query string too).
+    Every place a driver takes one is covered: ``user:password@host`` (with or without a scheme in front),
+    ``?password=…`` / ``&password=…`` (libpq and asyncpg read it from the query string too) and the libpq
+    keyword form ``host=… password=…`` that is often written where a URL belongs (DESIGN §7: secrets are
+    never logged, even in a value that is refused).
     """
-    url = QUERY_PASSWORD.sub(r"\1***", url)
+    url = KEYWORD_PASSWORD.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    prefix = f"{scheme}{sep}" if sep else ""
+    rest = rest if sep else url
+    if "@" not in rest:
         return url
     creds, at, host = rest.rpartition("@")
+    if ":" not in creds:
+        return url
     user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***{at}{host}" if ":" in creds else url
+    return f"{prefix}{user}:***{at}{host}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -124,6 +124,37 @@ def test_cli_exits_2_naming_the_bad_variable(
 
 
 @pytest.mark.parametrize(
+    ("url", "mentions"),
+    [
+        ("host=db user=app password=s3cretPW dbname=orch", ["not a URL", "password=***", "postgresql://"]),
+        ("password=s3cretPW host=db", ["not a URL", "password=***"]),
+        ("host=db password='s3cretPW with space' dbname=orch", ["not a URL", "password=***"]),
+        ("host=db\tpassword=s3cretPW@x:y dbname=orch", ["not a URL", "password=***"]),
+        ("app:s3cretPW@db/orch", ["not a URL", "app:***@db/orch"]),
+        ("app:s3cretPW@x:y@db:5432/orch", ["not a URL", "app:***@db:5432/orch"]),
+        ("db/orch?user=app&password=s3cretPW", ["not a URL", "password=***"]),
+        ("app:s3cretPW@db://orch", ["not a URL scheme", "postgresql"]),
+    ],
+)
+def test_a_refused_database_value_never_shows_its_password(
+    url: str, mentions: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DESIGN §7: a DSN's password is never printed, also when the value is refused (a libpq keyword
+    string written where a URL belongs is the usual case); the message still names the variable."""
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", url)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("ORCHESTRATOR_DATABASE_URL")
+    assert "s3cretPW" not in message
+    for text in mentions:
+        assert text in message
+    assert cli.main(["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "ORCHESTRATOR_DATABASE_URL" in err and "s3cretPW" not in err
+
+
+@pytest.mark.parametrize(
     ("url", "redacted"),
     [
         ("postgresql://user:hunter2@db:5432/orch", "postgresql://user:***@db:5432/orch"),
@@ -138,6 +169,11 @@ def test_cli_exits_2_naming_the_bad_variable(
             "postgresql://db/orch?user=u&password=***&sslmode=require",
         ),
         ("postgresql://u:pw@db/orch?PASSWORD=hunter2", "postgresql://u:***@db/orch?PASSWORD=***"),
+        ("postgresql://u:p%40ss%3Aw@db/orch", "postgresql://u:***@db/orch"),
+        ("host=db user=app password=hunter2 dbname=orch", "host=db user=app password=*** dbname=orch"),
+        ("password=hunter2 host=db", "password=*** host=db"),
+        ("host=db password='hun ter2' dbname=orch", "host=db password=*** dbname=orch"),
+        ("u:hunter2@db/orch", "u:***@db/orch"),
     ],
 )
 def test_redact_url_hides_only_the_password(url: str, redacted: str) -> None:
