@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -191,6 +193,19 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _bare_hosts(cls, value: list[str]) -> list[str]:
+        # The entries are matched against the Host header, which never holds a scheme or a path: a URL here
+        # matched no request, so the service started, reported ready and answered every POST /mcp with 421.
+        bad = [entry for entry in value if any(mark in entry for mark in "/@?#")]
+        if bad:
+            raise ValueError(
+                f"not host names: {', '.join(map(repr, bad))}; give bare host names (host or host:port, "
+                "e.g. orch.example.com or 127.0.0.1:8793), comma-separated, or * for any"
+            )
+        return value
+
     @property
     def is_loopback_bind(self) -> bool:
         """True when the server listens only on this machine (auth may then be off)."""
@@ -243,7 +258,64 @@ def to_async_url(url: str) -> str:
         # Only a scheme-shaped prefix is echoed: anything else before "://" may hold part of a secret.
         shown = repr(scheme) if SCHEME.fullmatch(scheme) else "that is not a URL scheme"
         raise SettingsError(f"ORCHESTRATOR_DATABASE_URL has scheme {shown}; allowed: {', '.join(sorted(mapping))}")
-    return f"{mapping[scheme]}://{rest}"
+    mapped = f"{mapping[scheme]}://{rest}"
+    check_database_url(mapped, shown=redact_url(url))
+    return mapped
+
+
+TLS_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# Query options a PostgreSQL URL may carry: the TLS mode (app.db.engine.split_tls_mode hands it to asyncpg as
+# ``ssl``) and the ones SQLAlchemy's asyncpg dialect passes on to ``asyncpg.connect`` as they are. Anything
+# else would reach ``asyncpg.connect`` as an unknown keyword and fail every connect with a TypeError.
+PG_QUERY_OPTIONS = (
+    "sslmode",
+    "ssl",
+    "user",
+    "password",
+    "host",
+    "port",
+    "passfile",
+    "target_session_attrs",
+    "prepared_statement_cache_size",
+)
+
+
+def check_database_url(url: str, *, shown: str) -> None:
+    """Parse the (async) database URL now, so a value the engine cannot use stops start-up by name.
+
+    Before, a bad port or a libpq ``?sslmode=`` passed here and failed at the first connect with a
+    traceback (and ``int()``'s message could hold part of a password with an unencoded ``@``).
+    ``shown`` is the value as written, redacted.
+
+    Raises:
+        SettingsError: naming ORCHESTRATOR_DATABASE_URL, the redacted value and what is allowed.
+    """
+    name = f"ORCHESTRATOR_DATABASE_URL={shown!r}"
+    try:
+        parsed = make_url(url)
+        port = parsed.port
+    except (ValueError, ArgumentError):
+        raise SettingsError(
+            f"{name} cannot be read as a URL: the port must be a number, and '@', ':' or '/' in the user name "
+            "or password must be percent-encoded (%40, %3A, %2F); allowed: postgresql://user:pass@host[:port]/db "
+            "or sqlite:///path"
+        ) from None
+    if port is not None and not 1 <= port <= 65535:
+        raise SettingsError(f"{name} has port {port}; allowed: 1-65535")
+    if parsed.get_backend_name() != "postgresql":
+        return
+    unknown = sorted(set(parsed.query) - set(PG_QUERY_OPTIONS))
+    if unknown:
+        raise SettingsError(
+            f"{name} has query option(s) {', '.join(unknown)} that the PostgreSQL driver does not take; "
+            f"allowed: {', '.join(PG_QUERY_OPTIONS)}"
+        )
+    modes = [(option, parsed.query[option]) for option in ("sslmode", "ssl") if option in parsed.query]
+    for option, mode in modes:
+        if not isinstance(mode, str) or mode not in TLS_MODES:
+            raise SettingsError(f"{name} has {option}={mode!r}; allowed: {', '.join(TLS_MODES)}")
+    if len(modes) > 1:
+        raise SettingsError(f"{name} gives both sslmode and ssl; allowed: one of them")
 
 
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,40}")
@@ -285,7 +357,8 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for err in exc.errors():
             name = "ORCHESTRATOR_" + "_".join(str(p) for p in err["loc"]).upper()
-            allowed = err.get("ctx", {})
+            # A validator's own ValueError already says what is allowed; its ctx only repeats it.
+            allowed = {key: bound for key, bound in err.get("ctx", {}).items() if key != "error"}
             value = err.get("input")
             shown = "***" if "url" in name.lower() or "token" in name.lower() else repr(value)
             problems.append(f"{name}={shown}: {err['msg']}" + (f" (allowed: {allowed})" if allowed else ""))

@@ -217,3 +217,71 @@ def test_fair_share_session_and_time_bound_defaults(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("ORCHESTRATOR_RATE_LIMIT_PER_MINUTE", "600")
     monkeypatch.setenv("ORCHESTRATOR_DB_TIMEOUT_SECONDS", "2.5")
     assert (load_settings().rate_limit_per_minute, load_settings().db_timeout_seconds) == (600, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("url", "mentions"),
+    [
+        ("postgresql://app:s3cretPW@db:notaport/orch", ["port must be a number", "postgresql://user:pass@host"]),
+        ("postgresql://app:s3cretPW@db:99999/orch", ["port 99999", "1-65535"]),
+        ("postgresql://app:s3cret@PW:x@db/orch", ["percent-encoded", "%40"]),
+        ("postgresql://app:s3cretPW@db/orch?sslmode=sometimes", ["sslmode='sometimes'", "verify-full"]),
+        ("postgresql://app:s3cretPW@db/orch?connect_timeout=10", ["connect_timeout", "allowed: sslmode"]),
+        ("postgresql://app:s3cretPW@db/orch?ssl=require&sslmode=require", ["both sslmode and ssl"]),
+    ],
+)
+def test_a_database_url_the_driver_cannot_use_stops_start_up_by_name(
+    url: str, mentions: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DESIGN §10: these passed validation and failed at the first connect with a traceback (TypeError for
+    an unknown query option, ValueError from int() for the port: exit status 1, not 2)."""
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", url)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("ORCHESTRATOR_DATABASE_URL=")
+    assert "s3cret" not in message
+    for text in mentions:
+        assert text in message
+    assert cli.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid settings: ORCHESTRATOR_DATABASE_URL" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:pw@db/orch?sslmode=require",
+        "postgresql://app:pw@db:6432/orch?ssl=verify-full",
+        "postgresql://app:p%40ss%3Aw@db/orch?sslmode=verify-ca",
+        "postgresql://db/orch?user=app&password=pw&sslmode=disable",
+    ],
+)
+def test_database_urls_with_a_tls_mode_are_accepted(url: str) -> None:
+    assert load_settings(database_url=url).resolved_database_url().startswith("postgresql+asyncpg://")
+
+
+@pytest.mark.parametrize(
+    ("hosts", "bad"),
+    [
+        ("https://orch.example.com,http://127.0.0.1:8793", "'https://orch.example.com', 'http://127.0.0.1:8793'"),
+        ("orch.example.com,orch.example.com/mcp", "'orch.example.com/mcp'"),
+        ('["orch.example.com", "http://x"]', "'http://x'"),
+    ],
+)
+def test_allowed_hosts_that_are_urls_stop_start_up(hosts: str, bad: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URL never matches a Host header: the service used to start, report ready and answer every
+    POST /mcp with 421."""
+    monkeypatch.setenv("ORCHESTRATOR_ALLOWED_HOSTS", hosts)
+    monkeypatch.setenv("ORCHESTRATOR_HOST", "0.0.0.0")  # noqa: S104  # a bind address under test, not a bind
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("ORCHESTRATOR_ALLOWED_HOSTS=")
+    assert f"not host names: {bad}" in message
+    assert "give bare host names (host or host:port" in message
+
+
+def test_bare_allowed_hosts_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_ALLOWED_HOSTS", "orch.example.com, 127.0.0.1:8793,[::1]:8000")
+    assert load_settings().allowed_hosts == ["orch.example.com", "127.0.0.1:8793", "[::1]:8000"]

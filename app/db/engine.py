@@ -20,7 +20,7 @@ from typing import Any, Literal
 import aiosqlite
 import anyio
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
@@ -87,6 +87,22 @@ def backend_of(url: str) -> Backend:
     return "postgresql" if name == "postgresql" else "sqlite"
 
 
+TLS_OPTIONS = ("sslmode", "ssl")
+
+
+def split_tls_mode(url: URL) -> tuple[URL, str | None]:
+    """``url`` without its TLS query option, and the libpq TLS mode it named (``disable`` … ``verify-full``).
+
+    Users write libpq's ``?sslmode=require``; SQLAlchemy's asyncpg dialect hands every query option to
+    ``asyncpg.connect`` as a keyword, and asyncpg's keyword is ``ssl`` (it takes the same mode names), so
+    ``sslmode`` failed every connect with a TypeError. ``?ssl=`` (SQLAlchemy's documented spelling) is
+    accepted too. The pool's connections (``_postgres_engine``) and the LISTEN connection
+    (``work_signals.listen_dsn``) both take the mode from here. Settings validated the value at start-up.
+    """
+    mode = next((str(url.query[name]) for name in TLS_OPTIONS if name in url.query), None)
+    return url.difference_update_query(TLS_OPTIONS), mode
+
+
 def create_database(
     url: str,
     *,
@@ -133,8 +149,9 @@ def create_database(
 def _postgres_engine(
     url: str, pool_args: dict[str, int], connect_timeout: float, statement_timeout: float, application_name: str
 ) -> AsyncEngine:
+    bare, tls_mode = split_tls_mode(make_url(url))
     return create_async_engine(
-        url,
+        bare,
         **pool_args,
         pool_timeout=connect_timeout,
         # No pre-ping: asyncpg's costs three round trips (BEGIN, ping, ROLLBACK) on every checkout. A
@@ -143,6 +160,7 @@ def _postgres_engine(
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={
+            **({"ssl": tls_mode} if tls_mode is not None else {}),
             "timeout": connect_timeout,
             "command_timeout": statement_timeout,
             "server_settings": {

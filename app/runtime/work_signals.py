@@ -43,6 +43,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.engine import split_tls_mode
 from app.observability.metrics import Metrics, WaitingMetrics
 from app.runtime.reboot_manager import RebootManager, ServiceState
 from app.services.changes import Change
@@ -97,6 +98,8 @@ def listen_dsn(url: str) -> str | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         return None
+    bare, tls_mode = split_tls_mode(parsed)  # a DSN's ``?ssl=`` would reach the server as a setting
+    parsed = bare.update_query_dict({"sslmode": tls_mode}) if tls_mode is not None else bare
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
