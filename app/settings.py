@@ -265,19 +265,11 @@ def to_async_url(url: str) -> str:
 
 TLS_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # Query options a PostgreSQL URL may carry: the TLS mode (app.db.engine.split_tls_mode hands it to asyncpg as
-# ``ssl``) and the ones SQLAlchemy's asyncpg dialect passes on to ``asyncpg.connect`` as they are. Anything
-# else would reach ``asyncpg.connect`` as an unknown keyword and fail every connect with a TypeError.
-PG_QUERY_OPTIONS = (
-    "sslmode",
-    "ssl",
-    "user",
-    "password",
-    "host",
-    "port",
-    "passfile",
-    "target_session_attrs",
-    "prepared_statement_cache_size",
-)
+# ``ssl``) and the ones both connections read as they are: SQLAlchemy's asyncpg dialect passes them to
+# ``asyncpg.connect`` as keywords (the pool) and asyncpg's DSN parser knows them (the LISTEN connection).
+# Anything else fails one of them: an unknown keyword is a TypeError at every connect of the pool, and an
+# option the DSN parser does not know is sent to the server as a setting, which refuses it.
+PG_QUERY_OPTIONS = ("sslmode", "ssl", "user", "password", "host", "port", "passfile", "target_session_attrs")
 
 
 def check_database_url(url: str, *, shown: str) -> None:
