@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from app.domain import enums
+from app.domain.merge_patch import same_json
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -40,7 +41,26 @@ NAMING_CONVENTION = {
 
 ID = String(32)
 ACTOR = String(200)
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class StrictJSON(TypeDecorator[Any]):
+    """JSON (JSONB on PostgreSQL) whose values are compared as JSON when the ORM decides what to write.
+
+    The ORM leaves out of an UPDATE a column whose new value ``==`` the loaded one; in Python ``True == 1 ==
+    1.0``, so a context that only changed a value's JSON type would never be written.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def compare_values(self, x: Any, y: Any) -> bool:
+        return same_json(x, y)
+
+
+JSONType = StrictJSON()
 EventId = BigInteger().with_variant(Integer(), "sqlite")
 
 

@@ -19,3 +19,19 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[key] = merge_patch(result.get(key), value)
     return result
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two JSON values are the same JSON: like ``==``, but ``true``, ``1`` and ``1.0`` differ.
+
+    Python holds ``True == 1 == 1.0``, so ``==`` would call a patch that only changes a value's JSON type
+    (``{"flag": 1}`` on ``{"flag": true}``) "no change" and drop it. Recursion depth is that of the
+    shallower value (the merged context is bounded before it is compared).
+    """
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)

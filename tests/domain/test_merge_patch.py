@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.domain.merge_patch import merge_patch
+from app.domain.merge_patch import merge_patch, same_json
 
 # RFC 7396 Appendix A, in order: (original, patch, result).
 APPENDIX_A: list[tuple[Any, Any, Any]] = [
@@ -56,3 +56,19 @@ def test_the_target_is_left_untouched() -> None:
     before = copy.deepcopy(original)
     merge_patch(original, {"a": {"b": None, "x": 3}, "d": None})
     assert original == before
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ({"x": 1, "y": [True, None]}, {"y": [True, None], "x": 1}, True),
+        (True, 1, False),
+        (0, False, False),
+        (1, 1.0, False),
+        ({"x": [1]}, {"x": [1.0]}, False),
+        ({"x": 1}, {"x": 1, "y": 2}, False),
+        ([1, 2], [1], False),
+    ],
+)
+def test_same_json_tells_json_types_apart(a: Any, b: Any, same: bool) -> None:
+    assert same_json(a, b) is same

@@ -15,7 +15,7 @@ from typing import Any
 from app import errors
 from app.domain import graph, json_bounds, transitions
 from app.domain.enums import TaskStatus
-from app.domain.merge_patch import merge_patch
+from app.domain.merge_patch import merge_patch, same_json
 from app.services.base import Service, Tx
 from app.services.caller import Caller
 from app.services.graph import rules
@@ -127,7 +127,8 @@ class TaskUpdateService(Service):
                 merged = merge_patch(task.context or {}, changes.context)
                 # A patch within bounds can still grow the stored value past them: bound the result.
                 json_bounds.check_free_form("context", merged, max_bytes=self.config.max_context_bytes)
-                if merged != task.context:
+                # JSON-strict: a patch that only changes a value's type (true -> 1) is a change.
+                if not same_json(merged, task.context):
                     task.context = merged
                     changed.append("context")
             # Like any field, an edge list counts as changed only when an edge actually went or came.

@@ -81,6 +81,17 @@ async def test_context_is_a_json_merge_patch_and_null_deletes_nested_keys(harnes
     assert result.task.version == 3
 
 
+@pytest.mark.parametrize(("before", "after"), [(True, 1), (False, 0), (1, 1.0), ([1], [True])])
+async def test_a_context_patch_that_changes_only_the_json_type_lands(harness: Harness, before: Any, after: Any) -> None:
+    # Python holds True == 1 == 1.0, JSON does not: the patch must land, as a new version, and read back typed.
+    await harness.session()
+    task_id = await new_task(harness, context={"flag": before})
+    result = await update(harness, task_id, context={"flag": after})
+    assert (result.changed, result.task.version) == (["context"], 2)
+    stored = (await query(harness, task_ids=[task_id], view="full", limit=10)).tasks[0].context["flag"]
+    assert repr(stored) == repr(after)
+
+
 async def test_stale_expected_version_is_a_conflict_and_changes_nothing(harness: Harness) -> None:
     await harness.session()
     task_id = await new_task(harness)
