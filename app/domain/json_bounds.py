@@ -10,7 +10,9 @@ merge-patch result), the views on rows stored before the checks existed.
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,7 +126,8 @@ def serialized_size(value: Any) -> int:
 
 
 def check_free_form(field: str, value: Any, *, max_bytes: int, max_depth: int = MAX_CONTEXT_DEPTH) -> None:
-    """Refuse free-form JSON deeper than ``max_depth`` or larger than ``max_bytes`` serialized.
+    """Refuse free-form JSON deeper than ``max_depth``, holding a number JSON cannot (infinite, NaN) or
+    larger than ``max_bytes`` serialized.
 
     Call it after :func:`first_bad_text` (serializing a lone surrogate fails).
 
@@ -139,7 +142,18 @@ def check_free_form(field: str, value: Any, *, max_bytes: int, max_depth: int = 
             value=_shown_json(value),
             allowed={"max_depth": max_depth},
         )
-    size = serialized_size(value)
+    # "constants" writes an infinite or NaN number as Infinity/NaN (not null), so one scan can rule them out.
+    text = pydantic_core.to_json(value, inf_nan_mode="constants")
+    if (b"Infinity" in text or b"NaN" in text) and (non_finite := first_non_finite(value, field)) is not None:
+        path, number = non_finite
+        raise errors.InvalidArgument(
+            f"'{path}' is {number}, a number JSON cannot hold (out of range or not a number); send a finite "
+            f"number (at most {sys.float_info.max:.6g} in magnitude) or a string, and call again.",
+            field=path,
+            value=number,
+            allowed="a finite number",
+        )
+    size = len(text)
     if size > max_bytes:
         raise errors.InvalidArgument(
             f"'{field}' is {size} bytes as JSON, over the limit of {max_bytes}; keep large content in an artifact "
@@ -148,6 +162,33 @@ def check_free_form(field: str, value: Any, *, max_bytes: int, max_depth: int = 
             value=_shown_json(value),
             allowed={"max_bytes": max_bytes},
         )
+
+
+def first_non_finite(value: Any, path: str) -> tuple[str, str] | None:
+    """The first number inside ``value`` that is infinite or NaN: ``(field path, "inf"/"-inf"/"nan")``.
+
+    JSON has no such numbers, yet a parser reads ``1e400`` as infinity: PostgreSQL's JSONB refuses it and
+    SQLite's JSON would store it as ``null``, so it is refused on both alike (nothing is stored that does
+    not read back). Iterative like :func:`first_bad_text`.
+    """
+    trail: list[str | int] = []
+    stack: list[Iterator[tuple[str | int, Any]]] = [_entries(value)] if isinstance(value, dict | list) else []
+    if not stack:
+        return (path, str(value)) if isinstance(value, float) and not math.isfinite(value) else None
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            if stack:
+                trail.pop()
+            continue
+        key, item = entry
+        if isinstance(item, float) and not math.isfinite(item):
+            return _path(path, [*trail, key]), str(item)
+        if isinstance(item, dict | list):
+            trail.append(key)
+            stack.append(_entries(item))
+    return None
 
 
 def check_text_bytes(field: str, text: str, *, max_bytes: int) -> None:

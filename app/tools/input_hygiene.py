@@ -5,7 +5,8 @@ work, so both backends see exactly the same values:
 
 1. every string, object keys included, is valid Unicode without NUL or lone surrogates;
 2. every free-form JSON value (an input-schema object without declared properties: ``context``, at any
-   depth of a plan's subtasks) is at most ``ORCHESTRATOR_MAX_CONTEXT_BYTES`` serialized and 16 levels deep;
+   depth of a plan's subtasks) is at most ``ORCHESTRATOR_MAX_CONTEXT_BYTES`` serialized and 16 levels deep,
+   and holds only finite numbers (a parser reads ``1e400`` as infinity, which JSON cannot hold);
 3. the arguments validate against the tool's argument model in pydantic's *strict* JSON mode: ``"true"``
    is not a boolean, ``"5"`` not an integer, ``5`` not a date. (The SDK's own validation is lax and would
    coerce them.) Strict JSON mode is what the published input schema says, so one generic check covers

@@ -67,6 +67,24 @@ def test_a_context_at_its_bounds_passes_and_one_over_is_refused_naming_the_bound
     assert too_deep.value.value == '{"a":{"a":{"a":"…"}}}'
 
 
+@pytest.mark.parametrize(
+    ("value", "field", "shown"),
+    [
+        ({"x": float("inf")}, "context.x", "inf"),
+        ({"a": [1.5, {"b": float("-inf")}]}, "context.a[1].b", "-inf"),
+        ({"n": float("nan")}, "context.n", "nan"),
+    ],
+)
+def test_a_number_json_cannot_hold_is_refused_naming_its_path(value: Any, field: str, shown: str) -> None:
+    with pytest.raises(errors.InvalidArgument) as refused:
+        json_bounds.check_free_form("context", value, max_bytes=1000)
+    assert (refused.value.field, refused.value.value, refused.value.allowed) == (field, shown, "a finite number")
+
+
+def test_the_words_infinity_and_nan_in_text_are_fine() -> None:
+    json_bounds.check_free_form("context", {"Infinity": "NaN", "big": 1.7e308}, max_bytes=1000)
+
+
 def test_size_is_counted_in_utf8_bytes_of_compact_json() -> None:
     assert json_bounds.serialized_size({"é": [1, 2]}) == len('{"é":[1,2]}'.encode())
 

@@ -458,17 +458,26 @@ TYPE_PROBES: dict[str, Any] = {
 KNOWN_IDS = {"task_id": UNKNOWN_TASK, "parent_task_id": UNKNOWN_TASK, "session_id": UNKNOWN_SESSION}
 
 
+# Strings that stand for numbers JSON cannot hold (the client would send null): the transport writes them.
+HUGE, MINUS_HUGE, NOT_A_NUMBER = "\ue001", "\ue002", "\ue003"
+RAW_NUMBERS = {HUGE: b"1e400", MINUS_HUGE: b"-1e400", NOT_A_NUMBER: b"NaN"}
+
+
 class LoneSurrogates(httpx2.AsyncBaseTransport):
     """Forwards requests with every U+E000 in the JSON body rewritten as the escape of a lone surrogate,
-    as a buggy client would send it (the server's JSON parser turns it into one)."""
+    as a buggy client would send it (the server's JSON parser turns it into one), and each string of
+    ``RAW_NUMBERS`` as its number (``1e400``, which a parser reads as infinity)."""
 
     def __init__(self) -> None:
         self._inner = httpx2.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = await request.aread()
-        if LONE.encode() in body:
+        raw = [(b'"' + mark.encode() + b'"', number) for mark, number in RAW_NUMBERS.items()]
+        if LONE.encode() in body or any(quoted in body for quoted, _ in raw):
             body = body.replace(LONE.encode(), LONE_ESCAPE)
+            for quoted, number in raw:
+                body = body.replace(quoted, number)
             headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
             request = httpx2.Request(request.method, request.url, headers=headers, content=body)
         return await self._inner.handle_async_request(request)
@@ -612,6 +621,10 @@ SPECIFIC_HYGIENE = [
     invalid("plan-context-list-nul", "plan_task", plan_args(context={"a": [1, {"b": ["ok", "x\x00"]}]}), "context.a[1].b[1]", "x\\u0000"),
     invalid("plan-dependencies-json-string", "plan_task", plan_args(dependencies=f'["{UNKNOWN_TASK}"]'), "dependencies", f'["{UNKNOWN_TASK}"]', "an array"),
     invalid("update-context-result-too-large", "update_task", {"task_id": Ref("big_context"), "context": {"more": "y" * 40_000}}, "context", ABSENT, {"max_bytes": 65_536}),
+    invalid("plan-context-huge-number", "plan_task", plan_args(context={"x": HUGE}), "context.x", "inf", "a finite number"),
+    invalid("plan-subtask-context-minus-huge", "plan_task", plan_args(subtasks=[sub(context={"a": [1, MINUS_HUGE]})]), "subtasks[0].context.a[1]", "-inf", "a finite number"),
+    invalid("plan-context-nan", "plan_task", plan_args(context={"n": NOT_A_NUMBER}), "context.n", "nan", "a finite number"),
+    invalid("update-context-huge-number", "update_task", {"task_id": Ref("pending"), "context": {"k": {"x": HUGE}}}, "context.k.x", "inf", "a finite number"),
     invalid("update-limit-float", "query_tasks", {"limit": 5.0}, "limit", 5.0, "an integer"),
     invalid("shutdown-drain-string", "shutdown_prepare", {"begin_drain": "true"}, "begin_drain", "true", BOOLEAN),
     invalid("complete-detailed-work-bytes", "complete_task", {"task_id": Ref("pending"), "summary": "s", "detailed_work": "é" * 600_000, "next_action": "complete"}, "detailed_work", ABSENT, {"max_bytes": 1_048_576}),
