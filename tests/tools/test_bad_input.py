@@ -610,6 +610,7 @@ def hygiene_cases(tools: list[Any]) -> list[Case]:
     return cases  # fmt: skip
 
 
+UTC_RANGE = "a time between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
 SPECIFIC_HYGIENE = [
     invalid("plan-due-date-number", "plan_task", plan_args(due_date=5), "due_date", 5),
     invalid("plan-due-date-numeric-string", "plan_task", plan_args(due_date="5"), "due_date", "5", ISO_TIME),
@@ -624,6 +625,11 @@ SPECIFIC_HYGIENE = [
     invalid("plan-context-huge-number", "plan_task", plan_args(context={"x": HUGE}), "context.x", "inf", "a finite number"),
     invalid("plan-subtask-context-minus-huge", "plan_task", plan_args(subtasks=[sub(context={"a": [1, MINUS_HUGE]})]), "subtasks[0].context.a[1]", "-inf", "a finite number"),
     invalid("plan-context-nan", "plan_task", plan_args(context={"n": NOT_A_NUMBER}), "context.n", "nan", "a finite number"),
+    invalid("plan-due-date-past-9999-in-utc", "plan_task", plan_args(due_date="9999-12-31T23:00:00-05:00", agent=ACTOR), "due_date", "9999-12-31T23:00:00-05:00", UTC_RANGE),
+    invalid("plan-subtask-due-date-before-year-1-in-utc", "plan_task", plan_args(subtasks=[sub(), sub(due_date="0001-01-01T01:00:00+05:00")], agent=ACTOR), "subtasks[1].due_date", "0001-01-01T01:00:00+05:00", UTC_RANGE),
+    invalid("update-due-date-past-9999-in-utc", "update_task", {"task_id": Ref("pending"), "due_date": "9999-12-31T20:00:00-08:00"}, "due_date", "9999-12-31T20:00:00-08:00", UTC_RANGE),
+    invalid("query-created-after-past-9999-in-utc", "query_tasks", {"created_after": "9999-12-31T23:00:00-05:00"}, "created_after", "9999-12-31T23:00:00-05:00", UTC_RANGE),
+    invalid("query-created-before-before-year-1-in-utc", "query_tasks", {"created_before": "0001-01-01T00:30:00+01:00"}, "created_before", "0001-01-01T00:30:00+01:00", UTC_RANGE),
     invalid("update-context-huge-number", "update_task", {"task_id": Ref("pending"), "context": {"k": {"x": HUGE}}}, "context.k.x", "inf", "a finite number"),
     invalid("update-limit-float", "query_tasks", {"limit": 5.0}, "limit", 5.0, "an integer"),
     invalid("shutdown-drain-string", "shutdown_prepare", {"begin_drain": "true"}, "begin_drain", "true", BOOLEAN),

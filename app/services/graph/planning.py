@@ -86,13 +86,29 @@ class PlanTaskResult(View):
     created: list[TaskView]
 
 
-def to_utc(value: datetime | date | None) -> datetime | None:
-    """Normalise a due date: a date is midnight UTC, a naive time is UTC."""
+def to_utc(value: datetime | date | None, field: str) -> datetime | None:
+    """Normalise a due date (or a time filter): a date is midnight UTC, a naive time is UTC.
+
+    Raises:
+        invalid_argument: naming ``field`` when the time in UTC falls outside years 1-9999
+            (``9999-12-31T23:00:00-05:00``): no datetime, and no database, holds it.
+    """
     if value is None:
         return None
     if not isinstance(value, datetime):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise errors.InvalidArgument(
+            f"'{field}' is {value.isoformat()}, which in UTC falls outside years 1-9999; give a time between "
+            "0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.",
+            field=field,
+            value=value.isoformat(),
+            allowed="a time between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z",
+        ) from None
 
 
 class TaskPlanningService(Service):
@@ -265,7 +281,7 @@ def _build(
             specialist_type=spec.specialist_type,
             priority=spec.priority,
             estimated_effort=spec.estimated_effort,
-            due_at=to_utc(spec.due_date),
+            due_at=to_utc(spec.due_date, f"{path}due_date"),
             context=spec.context,
             attempt_count=0,
             version=1,

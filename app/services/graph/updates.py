@@ -119,7 +119,7 @@ class TaskUpdateService(Service):
                     setattr(task, name, value)
                     changed.append(name)
             if changes.due_date is not None:
-                due = to_utc(changes.due_date)
+                due = to_utc(changes.due_date, "due_date")
                 if due != task.due_at:
                     task.due_at = due
                     changed.append("due_date")
