@@ -7,6 +7,7 @@ argument, else the MCP client's ``clientInfo.name``, else ``anonymous``, with ev
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
@@ -43,7 +44,21 @@ def client_name(ctx: Any) -> str | None:
         return None
     info = getattr(params, "client_info", None) if params is not None else None
     name = getattr(info, "name", None)
-    return name[:64] if isinstance(name, str) and name else None
+    return readable_name(name[:64]) if isinstance(name, str) and name else None
+
+
+# Control characters (NUL among them) and lone surrogates: not text a stored actor may hold (DESIGN §3).
+UNREADABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def readable_name(name: str) -> str:
+    """A client name as an actor can hold it: each control character or lone surrogate becomes U+FFFD.
+
+    The name is the client's own choice, not a call argument there is a field to refuse, and refusing
+    every call of a client for its name would leave it no way to work; so it is cleaned alike on both
+    backends (PostgreSQL cannot store NUL, SQLite would) while staying distinct from other names.
+    """
+    return UNREADABLE.sub("\ufffd", name)
 
 
 def resolve_caller(ctx: Any, agent: str | None) -> Caller:
