@@ -2,19 +2,27 @@
 
 ``orchestrator_work_loop`` fills in the caller's session numbers (from ``session_status``) so the agent
 starts from where the queue stands; ``orchestrator_break_down`` shows how ``subtasks`` and ``depends_on``
-turn a goal into one ``orchestrator_plan_task`` call. Unknown prompt names are answered by
-``OrchestratorMCP.get_prompt`` (JSON-RPC -32602 naming these).
+turn a goal into one ``orchestrator_plan_task`` call. Unknown prompt names and bad arguments
+(:func:`check_arguments`) are answered by ``OrchestratorMCP.get_prompt`` with JSON-RPC -32602.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any, NoReturn
 
+from mcp import MCPError
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.prompts.base import PromptArgument
+from mcp.types import INVALID_PARAMS
 from pydantic import Field
 
 from app import errors
 from app.auth.identity import resolve_caller
+from app.domain import json_bounds
+from app.domain.enums import SpecialistType
+from app.tools import schemas
 from app.tools.holder import ServiceHolder
 
 # Waiting instead of polling (DESIGN §4.7): the loop's answer to "nothing is ready".
@@ -24,6 +32,54 @@ WHEN_NOTHING_IS_READY = (
     'or {task: null, reason} when the wait ends. Reason "draining": the server is restarting, call again '
     "shortly."
 )
+
+
+AGENT = re.compile(schemas.AGENT_PATTERN)
+MAX_AGENT_CHARS = 64
+MAX_GOAL_CHARS = 20_000  # as a task's description: the goal becomes one
+SPECIALISTS = [s.value for s in SpecialistType]
+ALLOWED = {
+    "agent": f"an agent name: 1-{MAX_AGENT_CHARS} characters of A-Z a-z 0-9 . _ : @ - (or empty for yours)",
+    "specialist_type": f"one of {', '.join(SPECIALISTS)} (or empty for any)",
+    "goal": f"the goal as text of 1-{MAX_GOAL_CHARS} characters",
+}
+
+
+def check_arguments(prompt: str, declared: Sequence[PromptArgument] | None, arguments: dict[str, Any] | None) -> None:
+    """Refuse a prompt's missing or bad arguments before it is rendered (DESIGN §4.6: never an internal
+    error). The prompt writes them into the calls it tells the agent to make, so an argument those calls
+    would refuse (a NUL, a 5000-character agent, specialist_type "wizard") is refused here the same way.
+
+    Raises:
+        MCPError: -32602 (invalid params), naming the argument, its value (shortened) and what is allowed;
+            ``data`` holds ``{field, value, allowed}`` like a tool error.
+    """
+    given = arguments or {}
+    for argument in declared or ():
+        if argument.required and argument.name not in given:
+            _refuse(prompt, argument.name, None, ALLOWED.get(argument.name, "a value (required)"), "is missing")
+    for name, value in given.items():
+        if not isinstance(value, str):
+            _refuse(prompt, name, value, "a string", "is not text")
+        elif (bad := json_bounds.bad_character(value)) is not None:
+            _refuse(prompt, name, value, json_bounds.CLEAN_TEXT, f"contains {bad}")
+        elif name == "agent" and value and (len(value) > MAX_AGENT_CHARS or not AGENT.match(value)):
+            _refuse(prompt, name, value, ALLOWED[name], "is not an agent name")
+        elif name == "specialist_type" and value and value not in SPECIALISTS:
+            _refuse(prompt, name, value, ALLOWED[name], "is not a specialist type")
+        elif name == "goal" and not 1 <= len(value) <= MAX_GOAL_CHARS:
+            _refuse(prompt, name, value, ALLOWED[name], "is empty" if not value else "is too long")
+
+
+def _refuse(prompt: str, name: str, value: Any, allowed: str, problem: str) -> NoReturn:
+    field = json_bounds.printable(name[:64])
+    shown = json_bounds.printable(value) if isinstance(value, str) else value
+    told = "" if value is None else f" ({shown!r})"
+    raise MCPError(
+        code=INVALID_PARAMS,
+        message=f"Prompt {prompt} argument '{field}'{told} {problem}; allowed: {allowed}.",
+        data={"field": field, "value": shown, "allowed": allowed},
+    )
 
 
 def register(server: MCPServer, holder: ServiceHolder) -> None:

@@ -95,11 +95,14 @@ class OrchestratorMCP(MCPServer[Any]):
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
     ) -> GetPromptResult | InputRequiredResult:
-        """An unknown prompt is the caller's mistake (-32602 naming the prompts), not an internal error."""
-        if self._prompt_manager.get_prompt(name) is None:
+        """An unknown prompt or a bad argument is the caller's mistake (-32602 naming the prompts, or the
+        argument and what it allows), not an internal error: checked before the prompt renders."""
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
             known = ", ".join(p.name for p in self._prompt_manager.list_prompts())
             raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt {name[:64]!r}; the prompts are: {known}.")
         resources.require_read(self)
+        prompts.check_arguments(name, prompt.arguments, arguments)
         async with content_gate.admitted(self.holder, context):
             return await super().get_prompt(name, arguments, context)
 

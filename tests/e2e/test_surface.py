@@ -107,6 +107,33 @@ async def test_an_unknown_prompt_is_invalid_params_naming_the_prompts(server: Ru
     assert "orchestrator_work_loop" in caught.value.error.message
 
 
+PROMPT_REFUSALS = [
+    ("orchestrator_break_down", {}, "goal", None),
+    ("orchestrator_break_down", {"goal": ""}, "goal", ""),
+    ("orchestrator_break_down", {"goal": "Ship\x00it"}, "goal", "Ship\\u0000it"),
+    ("orchestrator_work_loop", {"agent": "a\x00b"}, "agent", "a\\u0000b"),
+    ("orchestrator_work_loop", {"agent": "x" * 5000}, "agent", "x" * 200 + "… (5000 characters)"),
+    ("orchestrator_work_loop", {"agent": "two words"}, "agent", "two words"),
+    ("orchestrator_work_loop", {"agent": "ann", "specialist_type": "wizard"}, "specialist_type", "wizard"),
+]
+
+
+async def test_a_prompts_missing_or_bad_argument_is_invalid_params_naming_it(server: RunningServer, era: str) -> None:
+    # Before: a missing goal was -32603 (2026 era) or 0 (legacy), a NUL internal on PostgreSQL only, and a
+    # 5000-character agent or specialist_type "wizard" was written into calls that would fail.
+    answers = []
+    async with client(server, era) as c:
+        for name, arguments, _, _ in PROMPT_REFUSALS:
+            with pytest.raises(MCPError) as caught:
+                await c.get_prompt(name, arguments)
+            answers.append((caught.value.error.code, caught.value.error.data, caught.value.error.message))
+        fine = await c.get_prompt("orchestrator_work_loop", {"agent": "", "specialist_type": ""})
+    for (code, data, message), (name, _, field, value) in zip(answers, PROMPT_REFUSALS, strict=True):
+        assert code == INVALID_PARAMS and f"argument '{field}'" in message, (name, field, code, message)
+        assert data["field"] == field and data["value"] == value and data["allowed"], data
+    assert "orchestrator_next_task(agent=" in fine.messages[0].content.text  # type: ignore[union-attr]
+
+
 async def test_resources_list_the_callers_sessions_and_read_boards_and_tasks(server: RunningServer, era: str) -> None:
     async with client(server, era, client_info=Implementation(name="res-client", version="1")) as c:
         started = await call_ok(c, "orchestrator_initialize_session", working_directory="/res")
