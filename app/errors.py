@@ -205,10 +205,12 @@ class DependenciesUnmet(OrchestratorError):
 class DependencyCycle(OrchestratorError):
     code = "dependency_cycle"
 
-    def __init__(self, path: Sequence[str], *, field: str) -> None:
+    def __init__(self, path: Sequence[str], *, field: str, value: str) -> None:
+        """``value`` is the dependency (task id or sibling key) at ``field`` that would close the cycle."""
         super().__init__(
             f"This would close a cycle: {' -> '.join(path)}. Remove one of those links instead.",
             field=field,
+            value=value,
             details={"cycle": list(path)},
         )
 

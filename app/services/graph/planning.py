@@ -237,7 +237,7 @@ async def _refuse_waiting_on_parent(
     for task_id, dep_id in outside:
         back = graph.find_path(waits, dep_id, parent.id)
         if back is not None:
-            raise errors.DependencyCycle([task_id, *back, task_id], field=external[dep_id])
+            raise errors.DependencyCycle([task_id, *back, task_id], field=external[dep_id], value=dep_id)
 
 
 def _count(spec: SubtaskSpec) -> int:
@@ -299,7 +299,7 @@ def _build(
         child_path = f"{path}subtasks[{index}]."
         for dep_index, key in enumerate(child.depends_on):
             if key == child.key:
-                raise errors.DependencyCycle([key, key], field=f"{child_path}depends_on[{dep_index}]")
+                raise errors.DependencyCycle([key, key], field=f"{child_path}depends_on[{dep_index}]", value=key)
             if key not in keyed:
                 raise errors.InvalidArgument(
                     f"depends_on names {key!r}, which is not the key of an earlier sibling; list the "

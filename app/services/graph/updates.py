@@ -214,7 +214,7 @@ async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list
     for dep_id in wanted:
         path = paths[dep_id]
         if dep_id == task_id:
-            raise errors.DependencyCycle([task_id, task_id], field=path)
+            raise errors.DependencyCycle([task_id, task_id], field=path, value=dep_id)
         if dep_id not in found:
             raise errors.TaskNotFound(dep_id, field=path)
         if found[dep_id] != session_id:
@@ -232,7 +232,7 @@ async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list
     for dep_id in new:
         cycle = graph.cycle_if_added(edges, task_id, dep_id)
         if cycle is not None:
-            raise errors.DependencyCycle(cycle, field=paths[dep_id])
+            raise errors.DependencyCycle(cycle, field=paths[dep_id], value=dep_id)
         edges.setdefault(task_id, []).append(dep_id)
     await tx.repos.dependencies.insert_many([(task_id, d) for d in new], tx.now)
     return new

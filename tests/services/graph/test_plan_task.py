@@ -300,9 +300,10 @@ async def test_a_subtask_depending_on_its_own_key_is_a_dependency_cycle(harness:
     before = await snapshot(harness.database)
     with pytest.raises(errors.DependencyCycle) as caught:
         await harness.plan(subtasks=[node("x", key="x"), node("y", key="y", depends_on=["x", "y"])])
-    assert (caught.value.code, caught.value.field, caught.value.to_dict()["cycle"]) == (
+    assert (caught.value.code, caught.value.field, caught.value.value, caught.value.to_dict()["cycle"]) == (
         "dependency_cycle",
         "subtasks[1].depends_on[1]",
+        "y",
         ["y", "y"],
     )
     assert await snapshot(harness.database) == before
@@ -317,7 +318,7 @@ async def test_a_new_subtask_depending_on_what_waits_for_its_parent_is_a_depende
         with pytest.raises(errors.DependencyCycle) as caught:
             await harness.plan(parent=root[1].id, subtasks=[node("Leaf", dependencies=[dependency])])
         cycle = caught.value.to_dict()["cycle"]
-        assert caught.value.field == "subtasks[0].dependencies[0]"
+        assert (caught.value.field, caught.value.value) == ("subtasks[0].dependencies[0]", dependency)
         assert (cycle[1], cycle[-2], cycle[0] == cycle[-1]) == (dependency, root[1].id, True)
     assert await snapshot(harness.database) == before
 

@@ -425,7 +425,7 @@ async def test_a_dependency_closing_a_cycle_is_refused_with_the_cycle(
     before = await snapshot(harness.database)
     with pytest.raises(errors.DependencyCycle) as caught:
         await update(harness, ids[source], add_dependencies=[ids[n] for n in add], title="not applied")
-    assert caught.value.field == f"add_dependencies[{add.index('a')}]"
+    assert (caught.value.field, caught.value.value) == (f"add_dependencies[{add.index('a')}]", ids["a"])
     assert caught.value.to_dict()["cycle"] == [ids[n] for n in cycle]
     assert await snapshot(harness.database) == before
 
@@ -488,9 +488,10 @@ async def test_a_task_depending_on_itself_is_a_dependency_cycle(harness: Harness
     with pytest.raises(errors.DependencyCycle) as caught:
         await update(harness, task_id, add_dependencies=[other, task_id])
     error = caught.value.to_dict()
-    assert (error["code"], error["field"], error["cycle"]) == (
+    assert (error["code"], error["field"], error["value"], error["cycle"]) == (
         "dependency_cycle",
         "add_dependencies[1]",
+        task_id,
         [task_id, task_id],
     )
     assert await snapshot(harness.database) == before
@@ -507,7 +508,8 @@ async def test_a_subtask_depending_on_its_ancestor_is_a_dependency_cycle(harness
     before = await snapshot(harness.database)
     with pytest.raises(errors.DependencyCycle) as caught:
         await update(harness, leaf, add_dependencies=[root])
-    assert (caught.value.field, caught.value.to_dict()["cycle"]) == ("add_dependencies[0]", [leaf, root, mid, leaf])
+    error = caught.value.to_dict()
+    assert (error["field"], error["value"], error["cycle"]) == ("add_dependencies[0]", root, [leaf, root, mid, leaf])
     assert await snapshot(harness.database) == before
     # The other way round is only redundant (a parent waits for its subtasks anyway), not a loop.
     assert (await update(harness, root, add_dependencies=[leaf])).changed == ["add_dependencies"]
