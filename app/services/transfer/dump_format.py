@@ -16,6 +16,7 @@ first problem is raised as ``invalid_argument`` naming the line; the import then
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -236,8 +237,18 @@ def _decode(number: int, raw: str | bytes) -> dict[str, Any]:
     text = raw.strip()
     if not text:
         raise _refuse(number, "is empty (every line must be one JSON record)")
+
+    def no_constant(name: str) -> Any:
+        raise _refuse(number, f"holds {name}, which JSON cannot hold (and PostgreSQL cannot store)")
+
+    def finite(literal: str) -> float:
+        parsed = float(literal)
+        if not math.isfinite(parsed):  # 1e400: a parser reads it as infinity; neither backend keeps it
+            raise _refuse(number, f"holds the number {literal[:40]}, out of range for JSON's numbers")
+        return parsed
+
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=no_constant, parse_float=finite)
     except json.JSONDecodeError as exc:
         raise _refuse(
             number, f"is not valid JSON ({exc.msg} at column {exc.colno}); the file may be truncated"

@@ -230,6 +230,14 @@ def _first_subtask(lines: list[str]) -> tuple[int, dict[str, Any]]:
     return next((i, r) for i, r in _records(lines, "task") if r["parent_id"] is not None)
 
 
+def _raw_context(lines: list[str], number: str) -> list[str]:
+    """The first task's context as {"x": <number>}, written as given (json.dumps would not write 1e400)."""
+    n = _first("task", lines)
+    record = json.loads(lines[n - 1])
+    record["context"] = {"x": "RAW"}
+    return [*lines[: n - 1], json.dumps(record).replace('"RAW"', number) + "\n", *lines[n:]]
+
+
 def _last_dependency(lines: list[str]) -> int:
     return _records(lines, "dependency")[-1][0]
 
@@ -341,6 +349,9 @@ CORRUPTIONS: list[tuple[str, Callable[[list[str]], list[str]], Callable[[list[st
     ("count mismatch", _edit(1, lambda r: r["counts"].update(agent=99)), lambda ls: len(ls), "announces 99"),
     ("NUL character", lambda ls: _edit(2, lambda r: r.update(description="a\u0000b"))(ls), lambda ls: 2, "NUL"),
     ("empty file", lambda ls: [], lambda ls: 1, "the file is empty"),
+    ("infinite number", lambda ls: _raw_context(ls, "1e400"), lambda ls: _first("task", ls), "1e400, out of range"),
+    ("NaN", lambda ls: _raw_context(ls, "NaN"), lambda ls: _first("task", ls), "holds NaN"),
+    ("Infinity", lambda ls: _raw_context(ls, "-Infinity"), lambda ls: _first("task", ls), "holds -Infinity"),
 ]
 
 
