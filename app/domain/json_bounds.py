@@ -68,8 +68,22 @@ def first_bad_text(value: Any, path: str) -> tuple[str, str, str] | None:
     if not isinstance(value, dict | list):
         bad = bad_character(value) if isinstance(value, str) else None
         return None if bad is None else (path, printable(value), bad)
+    for trail, key, item in _walk(value):
+        if isinstance(key, str) and (bad := bad_character(key)) is not None:
+            return _path(path, [*trail, printable(key)]), printable(key), bad
+        if isinstance(item, str) and (bad := bad_character(item)) is not None:
+            return _path(path, [*trail, key]), printable(item), bad
+    return None
+
+
+def _walk(container: dict[str, Any] | list[Any]) -> Iterator[tuple[list[str | int], str | int, Any]]:
+    """Every entry inside ``container``, depth-first: ``(trail to its container, key, item)``.
+
+    One iterator per open level, so a hostile value (a million empty objects, any depth) costs no memory
+    per element. ``trail`` is the walk's own list, changed as it goes: copy it to keep it.
+    """
     trail: list[str | int] = []
-    stack: list[Iterator[tuple[str | int, Any]]] = [_entries(value)]
+    stack: list[Iterator[tuple[str | int, Any]]] = [_entries(container)]
     while stack:
         entry = next(stack[-1], None)
         if entry is None:
@@ -78,15 +92,10 @@ def first_bad_text(value: Any, path: str) -> tuple[str, str, str] | None:
                 trail.pop()
             continue
         key, item = entry
-        if isinstance(key, str) and (bad := bad_character(key)) is not None:
-            return _path(path, [*trail, printable(key)]), printable(key), bad
-        if isinstance(item, str):
-            if (bad := bad_character(item)) is not None:
-                return _path(path, [*trail, key]), printable(item), bad
-        elif isinstance(item, dict | list):
+        yield trail, key, item
+        if isinstance(item, dict | list):
             trail.append(key)
             stack.append(_entries(item))
-    return None
 
 
 def _entries(container: dict[str, Any] | list[Any]) -> Iterator[tuple[str | int, Any]]:
@@ -169,25 +178,13 @@ def first_non_finite(value: Any, path: str) -> tuple[str, str] | None:
 
     JSON has no such numbers, yet a parser reads ``1e400`` as infinity: PostgreSQL's JSONB refuses it and
     SQLite's JSON would store it as ``null``, so it is refused on both alike (nothing is stored that does
-    not read back). Iterative like :func:`first_bad_text`.
+    not read back).
     """
-    trail: list[str | int] = []
-    stack: list[Iterator[tuple[str | int, Any]]] = [_entries(value)] if isinstance(value, dict | list) else []
-    if not stack:
+    if not isinstance(value, dict | list):
         return (path, str(value)) if isinstance(value, float) and not math.isfinite(value) else None
-    while stack:
-        entry = next(stack[-1], None)
-        if entry is None:
-            stack.pop()
-            if stack:
-                trail.pop()
-            continue
-        key, item = entry
+    for trail, key, item in _walk(value):
         if isinstance(item, float) and not math.isfinite(item):
             return _path(path, [*trail, key]), str(item)
-        if isinstance(item, dict | list):
-            trail.append(key)
-            stack.append(_entries(item))
     return None
 
 
