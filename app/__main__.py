@@ -162,7 +162,8 @@ def unwritable_directory(directory: Path) -> str | None:
 
 async def migrate(settings: Settings) -> int:
     """``task-orchestrator migrate``: the schema to head; a database it cannot reach is one line and status 1
-    (the migration Job retries), never a traceback."""
+    (the migration Job retries), never a traceback; so is a database at a revision this build does not know."""
+    from alembic.util import CommandError as AlembicCommandError
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from app.db import schema
@@ -172,8 +173,18 @@ async def migrate(settings: Settings) -> int:
     database = create_database(url, connect_timeout=settings.db_connect_timeout_seconds)
     try:
         before = await schema.current_state(database)
+        if before.current is not None and before.current not in schema.known_revisions():
+            # Alembic would die with a traceback ("Can't locate revision"); say what happened instead.
+            print(
+                f"task-orchestrator: migrate failed: {schema.ahead_of_head_message(before.current, before.head)}",
+                file=sys.stderr,
+            )
+            return 1
         await schema.upgrade(database)
         after = await schema.current_state(database)
+    except AlembicCommandError as exc:  # any other refusal of Alembic's: its message, no traceback
+        print(f"task-orchestrator: migrate failed: {exc}", file=sys.stderr)
+        return 1
     except (OSError, SQLAlchemyError) as exc:
         cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
         print(

@@ -18,6 +18,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from app import errors
 from app.db.engine import Database
 from app.db.uow import UnitOfWork
 from app.domain import roles
@@ -187,7 +188,13 @@ def build_lifespan(
             await stack.enter_async_context(components)
             await components.open_engine()
             stack.push_async_callback(components.dispose_engine)
-            await components.check_schema()
+            try:
+                await components.check_schema()
+            except errors.Unavailable as exc:
+                # DESIGN §8: a database that cannot be reached yet does not stop the start-up (a database
+                # restart must not become a crash loop); the service starts unready and the readiness probe
+                # makes the schema check once the database answers.
+                log.warning("schema_check_deferred", extra={"event": "schema_check_deferred", "reason": exc.message})
             stack.callback(_stop, reboot)
             await components.start_monitors()
             stack.push_async_callback(components.stop_monitors)

@@ -67,9 +67,11 @@ def head_revision() -> str:
     return head
 
 
-def known_revisions() -> set[str]:
-    """Every revision of this build's migration chain (an export from a newer build names another)."""
-    return {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision of this build's migration chain (an export from a newer build names another); read
+    once per process, like :func:`head_revision`."""
+    return frozenset(script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions())
 
 
 def revision_of(sync: Connection) -> str | None:
@@ -127,6 +129,9 @@ async def ensure_at_head(database: Database, *, auto_migrate: bool, current: str
     head = head_revision()
     if revision == head:
         return
+    if isinstance(revision, str) and revision not in known_revisions():
+        # Ahead of this build: there is nothing to upgrade to, and Alembic would only fail to find it.
+        raise SchemaNotAtHead(ahead_of_head_message(revision, head))
     if database.backend == "sqlite" or auto_migrate:
         log.info("schema_upgrade", extra={"event": "schema_upgrade", "from": revision, "to": head})
         await upgrade(database)
@@ -136,10 +141,27 @@ async def ensure_at_head(database: Database, *, auto_migrate: bool, current: str
 
 def behind_head_message(revision: str | None, head: str) -> str:
     """What to do when the database is not at this build's head (start-up and ``serve`` say the same)."""
+    if revision is not None and revision not in known_revisions():
+        return ahead_of_head_message(revision, head)
     return (
         f"database schema is at {revision or 'nothing'}, this build needs {head}: run "
         "`task-orchestrator migrate` (or set ORCHESTRATOR_AUTO_MIGRATE=true)"
     )
+
+
+def ahead_of_head_message(revision: str, head: str) -> str:
+    """A revision this build does not know: a newer build migrated the database; migrating cannot help."""
+    return (
+        f"database schema is at {revision}, which this build does not know (its newest is {head}): a newer "
+        "build migrated this database; run that build (or newer) against it"
+    )
+
+
+def revision_problem(revision: str | None) -> str | None:
+    """Why a database at ``revision`` cannot be served by this build (None at head): readiness and
+    ``orchestrator_health_check`` give the same reason."""
+    head = head_revision()
+    return None if revision == head else behind_head_message(revision, head)
 
 
 async def serve_refusal(database: Database, *, auto_migrate: bool) -> str | None:

@@ -102,6 +102,10 @@ class ComponentStack:
         self._monitors: list[Monitor] = []
         self._host: _MonitorHost | None = None
         self._group: TaskGroup | None = None
+        # False until a schema check has read the revision: a database unreachable at start-up (or during a
+        # restart's schema check) leaves the check to the readiness probe, which runs it once it answers.
+        self._schema_checked = False
+        self._schema_lock = anyio.Lock()
 
     # --- what is live now ---------------------------------------------------------------------------
     @property
@@ -162,22 +166,33 @@ class ComponentStack:
     async def check_schema(self) -> None:
         """The schema check: the embedded SQLite default upgrades itself; PostgreSQL only with AUTO_MIGRATE.
 
-        The revision is read through the unit of work, so an unreachable database is ``unavailable``.
+        The revision is read through the unit of work, so an unreachable database is ``unavailable``; the
+        check is then still owed (readiness says so) and :meth:`probe_database` runs it when the database
+        answers. Checks never overlap (the start-up or restart one and the probe's).
 
         Raises:
             unavailable: the database is unreachable.
-            SchemaNotAtHead: PostgreSQL is not at head and auto-migration is off (run ``task-orchestrator migrate``).
+            SchemaNotAtHead: PostgreSQL is not at head and auto-migration is off (run ``task-orchestrator
+                migrate``), or the database is ahead of this build.
         """
-        database = self._require_database()
-        service = self.lifecycle()
-        assert service is not None, "the engine is open"
-        current = (await service.probe()).revision
-        try:
-            await schema.ensure_at_head(database, auto_migrate=self.settings.auto_migrate, current=current)
-        except schema.SchemaNotAtHead as exc:
-            self._reboot.report_problem(SCHEMA_PROBLEM, str(exc))
-            raise
-        self._reboot.clear_problem(SCHEMA_PROBLEM)
+        async with self._schema_lock:
+            database = self._require_database()
+            service = self.lifecycle()
+            assert service is not None, "the engine is open"
+            self._schema_checked = False
+            try:
+                current = (await service.probe()).revision
+            except errors.Unavailable as exc:
+                self._reboot.report_problem(SCHEMA_PROBLEM, f"not checked yet: {exc.message}")
+                raise
+            try:
+                await schema.ensure_at_head(database, auto_migrate=self.settings.auto_migrate, current=current)
+            except schema.SchemaNotAtHead as exc:
+                self._schema_checked = True  # from now on the probe follows the revision
+                self._reboot.report_problem(SCHEMA_PROBLEM, str(exc))
+                raise
+            self._schema_checked = True
+            self._reboot.clear_problem(SCHEMA_PROBLEM)
 
     async def start_monitors(self) -> None:
         if self._host is not None:
@@ -220,12 +235,40 @@ class ComponentStack:
             return "not connected (the engine is being rebuilt)"
         try:
             with anyio.fail_after(READINESS_PROBE_TIMEOUT_SECONDS):
-                await service.probe()
+                probe = await service.probe()
         except errors.OrchestratorError as exc:
             return exc.message
         except TimeoutError:
             self.breaker.record_failure()
             return f"no answer within {READINESS_PROBE_TIMEOUT_SECONDS:g} s"
+        if not self._schema_checked:
+            return await self._owed_schema_check()
+        # DESIGN §1: ready means the schema is at head, now, not only when the service started (a database
+        # restored from an older backup, or migrated by a newer build, while the service runs).
+        problem = schema.revision_problem(probe.revision)
+        if problem is None:
+            self._reboot.clear_problem(SCHEMA_PROBLEM)
+        else:
+            self._reboot.report_problem(SCHEMA_PROBLEM, problem)
+        return None
+
+    async def _owed_schema_check(self) -> str | None:
+        """The schema check the start-up (or a restart) could not make, now that the database answers.
+
+        Shielded: it may upgrade the schema (SQLite, AUTO_MIGRATE), which a probe client that hangs up
+        must not interrupt. Its verdict is in readiness (the ``schema`` problem); None unless the database
+        went away again.
+        """
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.check_schema()
+            except errors.Unavailable as exc:
+                return exc.message
+            except schema.SchemaNotAtHead:
+                pass  # reported as the schema problem
+            except Exception as exc:  # a failed upgrade: logged, and readiness says so until a check succeeds
+                log.exception("schema_check_failed", extra={"event": "schema_check_failed"})
+                self._reboot.report_problem(SCHEMA_PROBLEM, f"the schema check failed: {type(exc).__name__}: {exc}")
         return None
 
     def _require_database(self) -> Database:

@@ -181,10 +181,10 @@ class Lifecycle:
         except TimeoutError:
             reason = f"no answer within {bound:g} s"
             return DatabaseCheck(ok=False, reason=reason, latency_ms=None, revision=None, head=head, backend=backend)
-        at_head = probe.revision == head
+        problem = schema.revision_problem(probe.revision)
         return DatabaseCheck(
-            ok=at_head,
-            reason=None if at_head else f"schema at {probe.revision or 'nothing'}, this build needs {head}",
+            ok=problem is None,
+            reason=problem,
             latency_ms=round(probe.latency_ms, 3),
             revision=probe.revision,
             head=head,

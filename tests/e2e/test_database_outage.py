@@ -197,6 +197,65 @@ async def test_a_restart_while_the_database_is_down_fails_at_the_schema_check_an
         assert (await plan(c, "after")).is_error is False
 
 
+async def healthz(server: RunningServer) -> int:
+    async with httpx2.AsyncClient() as http:
+        return (await http.get(f"{server.base_url}/healthz")).status_code
+
+
+async def readiness_when(server: RunningServer, done: Any) -> dict[str, Any]:
+    """Re-read /readyz until ``done(body)`` holds (the circuit's cooldown is time, not an event)."""
+    with anyio.fail_after(BOUND):
+        while not done(body := (await readyz(server))[1]):  # noqa: ASYNC110
+            await anyio.sleep(COOLDOWN / 5)
+    return body
+
+
+async def test_a_database_down_at_start_up_leaves_the_service_up_and_unready_until_the_database_comes(
+    cluster: Cluster, outage_database: str, tmp_path: Path
+) -> None:
+    # DESIGN §8 and docs/decisions.md: a database that cannot be reached yet is not a reason to exit (a database
+    # restart would become a crash loop); the start-up's schema check used to raise and uvicorn exited 3.
+    await cluster.stop()
+    async with serve(outage_settings(outage_database, tmp_path)) as server:
+        assert await healthz(server) == 200
+        status, body = await readyz(server)
+        assert (status, body["ready"], body["state"]) == (503, False, "ready")
+        assert any(reason.startswith("database: ") for reason in body["reasons"]), body
+        assert any(reason.startswith("schema: not checked yet: ") for reason in body["reasons"]), body
+
+        await cluster.start()
+        await wait_until_ready(server)
+        assert server.runtime.holder.reboot.problems == {}
+        async with client(server, "2026-07-28") as c:
+            await call_ok(c, "orchestrator_initialize_session", working_directory="/repo")
+            assert (await plan(c, "after")).is_error is False
+
+
+async def test_a_database_that_comes_back_behind_head_keeps_the_service_unready_naming_the_schema(
+    cluster: Cluster, outage_database: str, tmp_path: Path
+) -> None:
+    older = sorted(schema.known_revisions())[-2]
+    database = create_database(outage_database)
+    try:
+        await schema.downgrade(database, older)
+    finally:
+        await database.dispose()
+    await cluster.stop()
+    async with serve(outage_settings(outage_database, tmp_path)) as server:  # auto-migration off
+        assert (await readyz(server))[0] == 503
+        await cluster.start()
+        body = await readiness_when(server, lambda b: not any(r.startswith("database: ") for r in b["reasons"]))
+        behind = schema.behind_head_message(older, schema.head_revision())
+        assert (body["ready"], body["reasons"]) == (False, [f"schema: {behind}"])
+
+        database = create_database(outage_database)
+        try:
+            await schema.upgrade(database)  # the operator runs `task-orchestrator migrate`
+        finally:
+            await database.dispose()
+        assert await readyz(server) == (200, {"ready": True, "state": "ready", "reasons": []})
+
+
 async def test_a_frozen_database_holds_no_call_longer_than_the_call_bound(
     cluster: Cluster, outage_database: str
 ) -> None:

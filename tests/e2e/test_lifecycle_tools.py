@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+from sqlalchemy import text
 
 from app.db import schema
 from app.main import server_version
@@ -142,6 +143,41 @@ async def test_shutdown_prepare_counts_what_is_running_and_begin_drain_turns_rea
         assert (await readyz(server))[0] == 200
         events = await server.runtime.components.lifecycle().system_event_data("drain_started", limit=5)
         assert events == [{"trigger": "orchestrator_shutdown_prepare"}]
+
+
+async def set_revision(server: RunningServer, revision: str) -> None:
+    async with server.runtime.database.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = :revision"), {"revision": revision})
+
+
+async def test_readyz_follows_the_schema_revision_while_serving_behind_ahead_and_back_at_head(
+    server: RunningServer, era: str
+) -> None:
+    # DESIGN §1: ready means "schema at head" now, not only when the service started (a database restored
+    # from an older backup; one migrated by a newer build during a rolling upgrade).
+    head = schema.head_revision()
+    older = sorted(schema.known_revisions())[-2]
+    assert (await readyz(server))[0] == 200
+    async with client(server, era) as c:
+        await set_revision(server, older)
+        behind = (
+            f"database schema is at {older}, this build needs {head}: run `task-orchestrator migrate` "
+            "(or set ORCHESTRATOR_AUTO_MIGRATE=true)"
+        )
+        assert await readyz(server) == (503, {"ready": False, "state": "ready", "reasons": [f"schema: {behind}"]})
+        assert (await call_ok(c, "orchestrator_health_check"))["checks"]["database"]["reason"] == behind
+
+        await set_revision(server, "9999")
+        ahead = (
+            f"database schema is at 9999, which this build does not know (its newest is {head}): a newer build "
+            "migrated this database; run that build (or newer) against it"
+        )
+        assert await readyz(server) == (503, {"ready": False, "state": "ready", "reasons": [f"schema: {ahead}"]})
+        assert (await call_ok(c, "orchestrator_health_check"))["checks"]["database"]["reason"] == ahead
+
+        await set_revision(server, head)  # as `task-orchestrator migrate` would leave it
+        assert await readyz(server) == (200, {"ready": True, "state": "ready", "reasons": []})
+        assert server.runtime.holder.reboot.problems == {}
 
 
 async def test_reconnect_test_proves_the_same_session_process_and_claims_after_a_restart(

@@ -179,3 +179,28 @@ async def test_migrate_on_a_database_it_cannot_reach_says_so_in_one_line_and_exi
     assert done.returncode == 1
     assert len(lines) == 1 and lines[0].startswith("task-orchestrator: migrate failed: the database at "), lines
     assert f"127.0.0.1:{port}" in lines[0] and "s3cret-pw" not in lines[0]
+
+
+async def test_a_database_ahead_of_this_build_is_refused_by_the_schema_check_and_by_migrate_in_one_line(
+    database_url: str,
+) -> None:
+    # A newer build migrated the database (a rolled-back deployment): there is nothing to upgrade to. The
+    # schema check and `migrate` said Alembic's "Can't locate revision identified by '9999'" in a traceback.
+    head = schema.head_revision()
+    expected = (
+        f"database schema is at 9999, which this build does not know (its newest is {head}): a newer build "
+        "migrated this database; run that build (or newer) against it"
+    )
+    async with opened(database_url) as database:
+        async with database.engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(SchemaNotAtHead) as refused:
+            await ensure_at_head(database, auto_migrate=True)  # the SQLite default would try to upgrade too
+        assert str(refused.value) == expected
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+    env["ORCHESTRATOR_DATABASE_URL"] = plain_url(database_url)
+    with anyio.fail_after(60):
+        done = await anyio.run_process([sys.executable, "-m", "app", "migrate"], env=env, check=False)
+    assert (done.returncode, done.stderr.decode()) == (1, f"task-orchestrator: migrate failed: {expected}\n")
+    async with opened(database_url) as database:
+        assert (await schema.current_state(database)).current == "9999"  # left as it was
