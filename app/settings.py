@@ -265,11 +265,21 @@ def to_async_url(url: str) -> str:
 
 TLS_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # Query options a PostgreSQL URL may carry: the TLS mode (app.db.engine.split_tls_mode hands it to asyncpg as
-# ``ssl``) and the ones both connections read as they are: SQLAlchemy's asyncpg dialect passes them to
-# ``asyncpg.connect`` as keywords (the pool) and asyncpg's DSN parser knows them (the LISTEN connection).
-# Anything else fails one of them: an unknown keyword is a TypeError at every connect of the pool, and an
-# option the DSN parser does not know is sent to the server as a setting, which refuses it.
-PG_QUERY_OPTIONS = ("sslmode", "ssl", "user", "password", "host", "port", "passfile", "target_session_attrs")
+# ``ssl``), the ones ``asyncpg.connect`` takes as keywords, and SQLAlchemy's dialect's own statement cache size.
+# Both connections read them alike: the pool through SQLAlchemy's asyncpg dialect, the LISTEN connection
+# through the same dialect's connect arguments (``app.db.engine.asyncpg_connect_args``). Anything else would
+# be an unknown keyword, a TypeError at every connect.
+PG_QUERY_OPTIONS = (
+    "sslmode",
+    "ssl",
+    "user",
+    "password",
+    "host",
+    "port",
+    "passfile",
+    "target_session_attrs",
+    "prepared_statement_cache_size",
+)
 
 
 def check_database_url(url: str, *, shown: str) -> None:

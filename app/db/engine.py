@@ -103,6 +103,26 @@ def split_tls_mode(url: URL) -> tuple[URL, str | None]:
     return url.difference_update_query(TLS_OPTIONS), mode
 
 
+# Query options SQLAlchemy's asyncpg dialect keeps for itself (it configures its own statement cache with
+# them); asyncpg, handed them in a DSN, sends them to the server as settings, which refuses them.
+SQLALCHEMY_ONLY_CONNECT_ARGS = ("prepared_statement_cache_size", "prepared_statement_name_func", "async_creator_fn")
+
+
+def asyncpg_connect_args(url: str) -> dict[str, Any]:
+    """The keyword arguments for ``asyncpg.connect`` that reach the database the engine for ``url`` reaches
+    (host, port, user, password, database and the URL's driver options such as ``ssl``), for a connection
+    kept outside the pool (the replica's LISTEN connection). Derived by the engine's own dialect, so a URL
+    the engine accepts is one this connection accepts too.
+    """
+    parsed, tls_mode = split_tls_mode(make_url(url).set(drivername="postgresql+asyncpg"))
+    _, params = parsed.get_dialect()().create_connect_args(parsed)
+    for key in SQLALCHEMY_ONLY_CONNECT_ARGS:
+        params.pop(key, None)
+    if tls_mode is not None:
+        params["ssl"] = tls_mode  # as the pool's connections get it (``_postgres_engine``)
+    return dict(params)
+
+
 def create_database(
     url: str,
     *,

@@ -3,7 +3,8 @@
 Each monitor is an object with a ``name``, an ``interval`` and an async ``run_once``. The supervisor runs
 every one in its own loop. A run that raises is never swallowed: it is logged with the monitor's name
 and traceback, readiness turns false with the reason, and the loop tries again after a backoff; the
-first clean run clears the problem.
+first clean run clears the problem. A run that raises :class:`MonitorDegraded` is working on a fallback:
+it is counted and shown in the monitor's status (health_check), but readiness stays true.
 """
 
 from __future__ import annotations
@@ -23,6 +24,19 @@ from app.runtime.reboot_manager import RebootManager
 log = logging.getLogger("app.runtime.monitors")
 MAX_BACKOFF_SECONDS = 60.0
 STOP_GRACE_SECONDS = 5.0
+
+
+class MonitorDegraded(Exception):
+    """Raised by a run that did only part of its job and is covering the rest by a fallback (the change
+    listener without its connection: waiters re-check the queue at an interval instead).
+
+    The supervisor counts it as a failure and shows it in ``orchestrator_health_check`` (``last_error``),
+    but readiness stays true: the replica still serves correctly, only less cheaply.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class Monitor(Protocol):
@@ -122,6 +136,17 @@ class MonitorSupervisor:
                     delay = monitor.interval
                     await self._pause(monitor, delay)
                     continue
+                except MonitorDegraded as exc:
+                    status.runs += 1
+                    if status.last_error is None:  # one failure per episode, however many runs it lasts
+                        status.failures += 1
+                        log.warning(
+                            "monitor_degraded",
+                            extra={"event": "monitor_degraded", "monitor": monitor.name, "reason": exc.message},
+                        )
+                    status.last_error = exc.message[:300]
+                    self._reboot.clear_problem(f"monitor {monitor.name}")
+                    delay = monitor.interval
                 except Exception as exc:  # supervised: logged by name, surfaced in readiness, retried
                     status.failures += 1
                     status.last_error = f"{type(exc).__name__}: {exc}"[:300]

@@ -43,8 +43,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.engine import split_tls_mode
+from app.db.engine import asyncpg_connect_args, split_tls_mode
 from app.observability.metrics import Metrics, WaitingMetrics
+from app.runtime.monitors import MonitorDegraded
 from app.runtime.reboot_manager import RebootManager, ServiceState
 from app.services.changes import Change
 from app.services.work.waiting import WorkWaiters
@@ -234,6 +235,11 @@ class ChangeListener:
 
     ``recheck_seconds`` (``ORCHESTRATOR_WAIT_RECHECK_SECONDS``): on PostgreSQL, how often the connection is
     checked with one query of its own; with no connection, how often the waiters re-check the queue.
+
+    A PostgreSQL replica whose LISTEN connection stays down longer than ``recheck_seconds`` (a database
+    outage, or a connection the server refuses) would hear no other replica's work: its waiters re-check
+    the queue every ``recheck_seconds`` instead, as on SQLite, until it is back, and each run raises
+    :class:`MonitorDegraded` so health_check shows why (readiness stays true: nothing is missed).
     """
 
     name = "change_listener"
@@ -261,6 +267,8 @@ class ChangeListener:
         self._next_recheck = time.monotonic() + recheck_seconds  # the liveness check, on PostgreSQL
         self.checks = 0  # liveness checks answered (tests count them to frame a window)
         self._connected_before = False
+        self._down_since: float | None = None  # when the connection was last found missing
+        self._last_error: str | None = None
         router.remote = dsn is not None
 
     @property
@@ -281,7 +289,20 @@ class ChangeListener:
         if not self.connected and time.monotonic() >= self._next_attempt:
             await self._connect()  # the waiters re-check once it is back
         if self.connected:
+            self._down_since = None
             await self._send_outbox()
+            return
+        if self._down_since is None:
+            self._down_since = now
+        down = time.monotonic() - self._down_since
+        if down >= self._recheck_seconds:  # past the grace a reconnect usually needs: the SQLite fallback
+            if due:
+                self._router.waiters.recheck("interval")
+            raise MonitorDegraded(
+                f"no LISTEN connection for {down:.0f} s ({self._failures} connect attempts failed, the last: "
+                f"{self._last_error or 'connection lost'}); waiters re-check the queue every "
+                f"{self._recheck_seconds:g} s instead"
+            )
 
     async def _send_outbox(self) -> None:
         """Send the claim-only notifications (at most once: a failed send drops them with the connection)."""
@@ -313,20 +334,24 @@ class ChangeListener:
         assert self._dsn is not None
         await self._close()
         try:
+            # The engine's own connect arguments for this URL (a DSN handed to asyncpg as is would pass the
+            # SQLAlchemy-only options, e.g. prepared_statement_cache_size, to the server, which refuses them).
             conn = await asyncpg.connect(
-                self._dsn,
+                **asyncpg_connect_args(self._dsn),
                 timeout=self._connect_timeout,
                 server_settings={"application_name": self._application_name},
             )
             await conn.add_listener(CHANNEL, self._on_notification)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self._failures += 1
+            self._last_error = f"{type(exc).__name__}: {exc}"[:200]
             self._next_attempt = time.monotonic() + min(0.25 * 2 ** (self._failures - 1), MAX_BACKOFF_SECONDS)
             if self._failures == 1:
-                log.warning("listener_down", extra={"event": "listener_down", "error": f"{type(exc).__name__}: {exc}"})
+                log.warning("listener_down", extra={"event": "listener_down", "error": self._last_error})
             return
         self._conn = conn
         self._failures = 0
+        self._last_error = None
         if self._connected_before:
             log.info("listener_reconnected", extra={"event": "listener_reconnected"})
             if self._metrics is not None:

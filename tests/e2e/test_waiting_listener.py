@@ -7,6 +7,7 @@ listener's own liveness checks (``ChangeListener.checks``), never by wall-clock 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.clock import SystemClock
+from app.runtime.monitors import MonitorSupervisor
+from app.runtime.reboot_manager import RebootManager, ServiceState
 from app.runtime.work_signals import CHANNEL, ChangeListener, ChangeRouter, SignallingSink, decode, listen_dsn
 from app.services.caller import Caller
 from app.services.changes import Change
@@ -261,3 +264,66 @@ async def test_a_half_open_listen_connection_is_replaced_within_the_connect_time
                 await listener.aclose()
     assert results[0].root.task.id == task["id"]
     assert causes.woken == ["reconnect"]
+
+
+async def test_a_database_url_with_sqlalchemy_only_options_still_gets_a_listen_connection_that_wakes_waiters(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    # The engine accepts `prepared_statement_cache_size` (an option of SQLAlchemy's asyncpg dialect); the
+    # listener handed the URL to asyncpg as a DSN, which sent it to the server as a setting: refused, so
+    # the replica never listened and a waiter there slept through the other replica's work.
+    url = make_url(database_url).update_query_dict({"prepared_statement_cache_size": "100"})
+    option_url = url.render_as_string(hide_password=False)
+    async with replicas(option_url, backend, tmp_path) as (a, b), client(a, "2026-07-28") as ca:
+        async with client(b, "2026-07-28") as cb:
+            session_id = await new_session(cb)
+            listener = a.runtime.supervisor.get("change_listener")
+            await until(lambda: listener.connected)
+            async with anyio.create_task_group() as group:
+                parked = Waiters(ca, a, session_id, group)
+                await parked.start("worker")
+                task = await plan(cb, session_id, "Planned on the other replica")
+                await until(lambda: len(parked.results) == 1)
+        assert parked.claimed() == {"worker": task["id"]}
+        assert wakeups(a, "signal") >= 1 and wakeups(a, "interval") == 0
+
+
+async def test_a_listen_connection_that_cannot_connect_shows_in_health_and_its_waiters_re_check_at_the_interval(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    # Replica A's listener cannot reach the database (here: a closed port) while its waiters can: after one
+    # re-check interval it reports itself degraded (failures, last_error) without turning readiness false,
+    # and its waiters look at the queue every interval instead, so B's work is not missed.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    causes = Causes()
+    mine = WorkWaiters(causes)
+    listener = ChangeListener(
+        ChangeRouter(mine, "replica-a"),
+        dsn=f"postgresql://orchestrator:pw@127.0.0.1:{port}/orchestrator",
+        recheck_seconds=0.5,
+        connect_timeout=1,
+        application_name="test-listener-down",
+    )
+    reboot = RebootManager()
+    reboot.move_to(ServiceState.READY)
+    results: list[Any] = []
+    async with replicas(database_url, backend, tmp_path) as (_, b), client(b, "2026-07-28") as cb:
+        session_id = await new_session(cb)
+        execution = ExecutionService(b.runtime.uow, SystemClock(), roles=b.runtime.roles, waiters=mine)
+        async with MonitorSupervisor(reboot, [listener]) as supervisor:
+            async with anyio.create_task_group() as group:
+                group.start_soon(wait_for_work, execution, session_id, results)
+                await until(lambda: mine.count == 1)
+                task = await plan(cb, session_id, "Planned while A could not listen")
+                await until(lambda: len(results) == 1)
+            status = supervisor.status()["change_listener"]
+            assert status.failures == 1 and status.alive
+            assert status.last_error is not None and status.last_error.startswith("no LISTEN connection for ")
+            assert "connect attempts failed, the last: ConnectionRefusedError" in status.last_error
+            assert "waiters re-check the queue every 0.5 s instead" in status.last_error
+            assert not supervisor.healthy
+            assert reboot.readiness() == (True, [])  # degraded, not unready: nothing is missed
+    assert results[0].root.task.id == task["id"]
+    assert set(causes.woken) == {"interval"}
