@@ -9,7 +9,10 @@ sat in_progress for a whole lease, spent one of its attempts, and the wait held 
 in-flight places (§7) all the while.
 
 This middleware watches for the client's disconnect once the request body has arrived and cancels the
-call when it comes before the answer is complete. A cancelled call's transaction rolls back (the unit of
+call when it comes before the answer is complete. It watches only calls that can wait (``WAITING_TOOLS``,
+named by the ``Mcp-Name`` header the SDK checks against the body): every other call is bounded by the
+database timeout and costs little if it runs on, while the watch (a task per request) would cost every
+call on the hot path. A cancelled call's transaction rolls back (the unit of
 work never commits on a cancellation), so nothing of it is kept. A call that committed just before the
 client left stays committed: its answer is lost with the connection, which is what ``request_id`` and
 the lease are for.
@@ -29,14 +32,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("app.http")
 
 MCP_PATH = "/mcp"
+# The tools whose calls can wait (DESIGN §4.7): the ones a client is likely to give up on mid-call.
+WAITING_TOOLS = frozenset({b"orchestrator_next_task"})
 _PROTOCOL_VERSION_HEADER = b"mcp-protocol-version"
+_NAME_HEADER = b"mcp-name"  # on 2026-07-28 the SDK refuses a tools/call whose Mcp-Name is not the tool's name
 
 
-def is_modern_request(scope: Scope) -> bool:
-    """Whether the SDK serves this request on the sessionless era: it names a protocol version that is not
-    one of the handshake (legacy) versions, the rule of the SDK's own router."""
-    version = next((v.decode("latin-1") for k, v in scope["headers"] if k == _PROTOCOL_VERSION_HEADER), None)
-    return version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS
+def is_waiting_call(scope: Scope) -> bool:
+    """Whether the SDK serves this request on the sessionless era (a protocol version that is not one of
+    the handshake versions, the SDK router's rule; its first header, as the router reads it) and it calls
+    a tool that can wait."""
+    version = name = None
+    for key, value in scope["headers"]:
+        if key == _PROTOCOL_VERSION_HEADER and version is None:
+            version = value.decode("latin-1")
+        elif key == _NAME_HEADER and name is None:
+            name = value
+    return version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS and name in WAITING_TOOLS
 
 
 class ClientDisconnectMiddleware:
@@ -48,7 +60,7 @@ class ClientDisconnectMiddleware:
             scope["type"] != "http"
             or scope.get("method") != "POST"
             or scope.get("path") != MCP_PATH
-            or not is_modern_request(scope)
+            or not is_waiting_call(scope)
         ):
             await self.app(scope, receive, send)
             return
