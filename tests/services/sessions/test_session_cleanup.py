@@ -167,13 +167,13 @@ async def test_an_archived_session_takes_no_new_work_and_hands_none_out(harness:
     assert (await h.plan(title="Next step")).task.session_id == fresh
 
 
+# PostgreSQL only: SQLite's immediate transactions never overlap, the plan starts after the cleanup commits.
+@pytest.mark.parametrize("backend", ["postgresql"])
 async def test_a_plan_racing_an_archive_of_its_session_is_refused(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Cleanup holds the session row (FOR UPDATE) and is mid-archive when the plan reads the session: the plan's
     key-share lock waits for the archive and sees it, instead of adding a pending task to an archived session."""
-    if harness.backend != "postgresql":
-        pytest.skip("SQLite's immediate transactions never overlap: the plan starts after the cleanup commits")
     h = harness
     sid = await h.session("alice", "/repo/empty")  # orphaned: no tasks
     plan_reads = anyio.Event()
