@@ -22,8 +22,9 @@ def register(server: MCPServer, holder: ServiceHolder) -> None:
     @server.tool(
         name="orchestrator_initialize_session",
         title="Start a session",
+        # Not idempotent: new_session=true twice makes two sessions (a client must not retry it blindly).
         annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+            read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
         ),
     )
     async def initialize_session(

@@ -119,3 +119,11 @@ def test_boundary_errors_send_a_hint_only_when_it_names_the_next_call() -> None:
     unknown = boundary.error_result(unknown_error).structured_content or {}
     assert "hint" not in invalid["error"]
     assert (unknown["error"]["code"], unknown["error"]["hint"]) == ("invalid_argument", "tools/list")
+
+
+async def test_a_write_that_creates_something_each_time_is_not_marked_idempotent() -> None:
+    """``idempotentHint`` tells a client it may repeat the call freely; initialize_session with
+    ``new_session: true`` starts another session each time."""
+    tools = await listed_tools()
+    annotations = tools["orchestrator_initialize_session"].annotations
+    assert annotations is not None and annotations.idempotent_hint is False
