@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import MCPError
-from mcp.types import Implementation
+from mcp import Client, MCPError
+from mcp.types import ErrorData, Implementation
 
 from app.settings import Settings
 from tests.support.mcp import call_ok
@@ -22,6 +22,20 @@ pytestmark = pytest.mark.anyio
 
 def named(name: str) -> dict[str, Any]:
     return {"client_info": Implementation(name=name, version="1")}
+
+
+async def refused_reads(c: Client, board: str) -> list[ErrorData]:
+    """A resource read, a resource list and a prompt, each of which must be refused: their JSON-RPC errors."""
+    refusals = []
+    for request in (
+        lambda: c.read_resource(board),
+        lambda: c.list_resources(),
+        lambda: c.get_prompt("orchestrator_work_loop", {"agent": "ann"}),
+    ):
+        with pytest.raises(MCPError) as refused:
+            await request()
+        refusals.append(refused.value.error)
+    return refusals
 
 
 async def test_a_client_over_its_rate_is_refused_resources_and_prompts_while_another_is_served(
@@ -42,15 +56,7 @@ async def test_a_client_over_its_rate_is_refused_resources_and_prompts_while_ano
             await flood.read_resource(board)  # 2
             await flood.list_resources()  # 3
             await flood.get_prompt("orchestrator_work_loop", {"agent": "ann"})  # 4
-            refusals = []
-            for request in (
-                lambda: flood.read_resource(board),
-                lambda: flood.list_resources(),
-                lambda: flood.get_prompt("orchestrator_work_loop", {"agent": "ann"}),
-            ):
-                with pytest.raises(MCPError) as refused:
-                    await request()
-                refusals.append(refused.value.error)
+            refusals = await refused_reads(flood, board)
             served = await calm.read_resource(board)  # another principal is not held back
 
     assert [(e.code, e.data["code"], e.data["retryable"]) for e in refusals] == [(-32000, "rate_limited", True)] * 3
@@ -67,15 +73,7 @@ async def test_resources_and_prompts_are_refused_as_unavailable_while_the_servic
         started = await call_ok(c, "orchestrator_initialize_session", working_directory="/w")
         board = f"orchestrator://sessions/{started['session']['id']}"
         await call_ok(c, "orchestrator_shutdown_prepare", begin_drain=True, check_active_tasks=False)
-        refusals = []
-        for request in (
-            lambda: c.read_resource(board),
-            lambda: c.list_resources(),
-            lambda: c.get_prompt("orchestrator_work_loop", {"agent": "ann"}),
-        ):
-            with pytest.raises(MCPError) as refused:
-                await request()
-            refusals.append(refused.value.error)
+        refusals = await refused_reads(c, board)
 
     assert [(e.code, e.data["code"], e.data["retryable"]) for e in refusals] == [(-32000, "unavailable", True)] * 3
     assert all("draining" in e.message for e in refusals)

@@ -43,6 +43,15 @@ async def overlapping(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
     return answers
 
 
+def assert_replayed(first: Any, retry: Any) -> None:
+    """Both calls succeeded, and the retry answered exactly what the first did."""
+    assert not isinstance(first, errors.OrchestratorError) and not isinstance(retry, errors.OrchestratorError), (
+        first,
+        retry,
+    )
+    assert retry.model_dump() == first.model_dump()
+
+
 async def test_a_retry_of_complete_task_during_the_first_call_replays_its_result(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -55,11 +64,7 @@ async def test_a_retry_of_complete_task_during_the_first_call_replays_its_result
         return complete(harness, task.id, "worker", request_id="done-1")
 
     first, retry = await overlapping(call, call)
-    assert not isinstance(first, errors.OrchestratorError) and not isinstance(retry, errors.OrchestratorError), (
-        first,
-        retry,
-    )
-    assert retry.model_dump() == first.model_dump()
+    assert_replayed(first, retry)
     assert len(await artifacts_of(harness, task.id)) == 1
     assert await status_moves(harness, task.id) == [("pending", "in_progress"), ("in_progress", "completed")]
     assert (await row_counts(harness.database))["request_record"] == 1
@@ -76,11 +81,7 @@ async def test_a_retry_of_cancel_task_during_the_first_call_replays_its_result(
         return cancel(harness, task.id, reason="Scope cut.", request_id="cut-1")
 
     first, retry = await overlapping(call, call)
-    assert not isinstance(first, errors.OrchestratorError) and not isinstance(retry, errors.OrchestratorError), (
-        first,
-        retry,
-    )
-    assert retry.model_dump() == first.model_dump()
+    assert_replayed(first, retry)
     assert first.previous_status == "pending" and first.task.status == "cancelled"
     assert await status_moves(harness, task.id) == [("pending", "cancelled")]
 
