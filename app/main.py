@@ -31,6 +31,7 @@ from app.http.middleware import (
 )
 from app.http.routes import Probes, build_routes
 from app.http.session_limits import install_session_quota
+from app.http.tool_list_replay import install_tool_list_replay
 from app.lifespan import Runtime, assembler, build_lifespan
 from app.observability.metrics import Metrics, WaitingMetrics
 from app.runtime.component_stack import ComponentStack
@@ -113,6 +114,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
         max_request_body_size=settings.request_body_limit,
         session_idle_timeout=settings.session_idle_seconds,
     )
+    tool_list_replay = install_tool_list_replay(server.session_manager)  # a repeated 2026-07-28 tools/list
     if not settings.stateless_http:
         install_session_quota(server.session_manager, max_per_principal=settings.max_sessions_per_principal)
 
@@ -171,6 +173,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
 
     app.state.runtime = runtime
     app.state.server = server
+    app.state.tool_list_replay = tool_list_replay
     app.state.before_shutdown = before_shutdown
     return app
 

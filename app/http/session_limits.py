@@ -31,6 +31,8 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.http.buffered_body import read_body, replaying
+
 ANONYMOUS = "anonymous"
 TOO_MANY_SESSIONS = -32000  # JSON-RPC's range for implementation-defined server errors
 CLIENT_NAME_CHARS = 64
@@ -65,9 +67,9 @@ class SessionQuota:
         if not _may_open_a_session(scope):
             await self.app(scope, receive, send)
             return
-        messages, body = await _read_body(receive)
+        messages, body = await read_body(receive)
         request = _json_object(body)
-        replay = _replaying(messages, receive)
+        replay = replaying(messages, receive)
         if request is None or request.get("method") != "initialize":
             await self.app(scope, replay, send)  # only an initialize opens a session; the SDK answers the rest
             return
@@ -145,30 +147,6 @@ def _may_open_a_session(scope: Scope) -> bool:
             # by the era the SDK will serve it on, or a legacy session could open uncounted.
             version = value.decode("latin-1")
     return version is None or version in HANDSHAKE_PROTOCOL_VERSIONS
-
-
-async def _read_body(receive: Receive) -> tuple[list[Message], bytes]:
-    """The request's body messages (already buffered and size-limited by the SDK) and the body itself."""
-    messages: list[Message] = []
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return messages, b"".join(chunks)
-
-
-def _replaying(messages: list[Message], receive: Receive) -> Receive:
-    pending = list(messages)
-
-    async def replay() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return replay
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
