@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -65,12 +66,26 @@ def configure_tracing(endpoint: str | None, service_name: str, version: str) -> 
     # Resource.create also merges OTEL_RESOURCE_ATTRIBUTES from the environment.
     resource = Resource.create({"service.name": service_name, "service.version": version})
     provider = TracerProvider(resource=resource)
-    # OTEL_EXPORTER_OTLP_ENDPOINT is the collector's base URL; the traces path is appended (OTLP spec).
-    traces_url = endpoint.rstrip("/") + "/v1/traces"
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=traces_url)))
+    url = traces_url(endpoint)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
     trace.set_tracer_provider(provider)
-    log.info("tracing_configured", extra={"event": "tracing_configured", "endpoint": traces_url})
+    log.info("tracing_configured", extra={"event": "tracing_configured", "endpoint": without_credentials(url)})
     return provider
+
+
+def traces_url(endpoint: str) -> str:
+    """The traces URL for ``OTEL_EXPORTER_OTLP_ENDPOINT``, the collector's base URL: ``/v1/traces`` appended
+    to its path (OTLP spec), before any query string a collector may want (an API key, say)."""
+    parts = urlsplit(endpoint)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/v1/traces"))
+
+
+def without_credentials(url: str) -> str:
+    """``url`` fit for a log line: no ``user:password@`` and no query string (where a collector's key goes;
+    ``?…`` says one was given), since a key named ``api_key`` or ``sig`` matches no secret pattern."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
 
 
 def tracer() -> trace.Tracer:
