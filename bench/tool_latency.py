@@ -57,7 +57,7 @@ from bench.seeding import (
     migrate_and_seed,
     parse_backends,
 )
-from bench.servers import RunningServer, floor_process, loadavg, server_process, thread_cpu_seconds
+from bench.servers import NO_ACTOR_LIMITS, RunningServer, floor_process, loadavg, server_process, thread_cpu_seconds
 
 __all__ = ["RunningServer", "quantile", "server_process"]  # agent_throughput imports these from here
 
@@ -393,7 +393,8 @@ async def run_backend(backend: str, options: Options) -> dict[str, Any]:
                 file=sys.stderr,
             )
             results = []
-            async with server_process(url, workdir) as service, floor_process(workdir) as floor:
+            # One measuring client calls faster than the fair share allows an agent (a runaway loop to it).
+            async with server_process(url, workdir, NO_ACTOR_LIMITS) as service, floor_process(workdir) as floor:
                 servers = {"service": service, "floor": floor}
                 workload = Workload(seeded)
                 for era in options.eras:
