@@ -255,11 +255,16 @@ def renew_if_holder(tx: Tx, task: Task, lease_seconds: int) -> None:
     to its claimed (locked) task without moving its status calls this: update_task's edits, plan_task under
     it, synthesize_results on it. A renewal moves ``lease_expires_at`` only (no version bump, no event:
     docs/decisions.md "Lease renewal is not a change of the task"); a lapsed lease is renewed by
-    execute_task, as before.
+    execute_task, as before. A renewal never shortens the lease: a holder that claimed for longer than
+    ``lease_seconds`` keeps the time it asked for (docs/decisions.md "A write renews, never shortens").
     """
-    if live_holder(task, tx.now) == tx.caller.actor:
-        apply_claim(task, tx.caller.actor, tx.now, lease_seconds)
-        tx.claims.append("renewed")
+    if live_holder(task, tx.now) != tx.caller.actor:
+        return
+    renewed_until = tx.now + timedelta(seconds=lease_seconds)
+    if task.lease_expires_at is not None and task.lease_expires_at > renewed_until:
+        return
+    apply_claim(task, tx.caller.actor, tx.now, lease_seconds)
+    tx.claims.append("renewed")
 
 
 def release_claim(task: Task) -> None:

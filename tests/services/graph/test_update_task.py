@@ -10,7 +10,7 @@ import pytest
 from app import errors
 from app.domain.clock import iso
 from tests.support.calls import cancel, delete, query, update
-from tests.support.execution import complete
+from tests.support.execution import complete, execute
 from tests.support.harness import Harness, caller
 from tests.support.snapshot import snapshot
 
@@ -163,6 +163,20 @@ async def test_any_write_by_the_holder_renews_the_lease(harness: Harness) -> Non
     # A non-holder's edit does not move the holder's lease.
     untouched = (await update(harness, task_id, "bob", title="Annotated by bob")).task
     assert untouched.lease_expires_at == task.lease_expires_at and untouched.assigned_to == "alice"
+
+
+async def test_a_write_by_the_holder_never_shortens_a_longer_lease_it_claimed(harness: Harness) -> None:
+    """An agent that claimed for an hour keeps its hour when it records progress: a renewal to the default
+    lease would cut it short and hand its work to another agent mid-way."""
+    await harness.session()
+    task_id = await new_task(harness)
+    claimed = (await execute(harness, task_id, "alice", lease_seconds=LEASE * 4)).claim
+    harness.clock.advance(60)
+    kept = (await update(harness, task_id, context={"progress": "started"})).task
+    assert kept.lease_expires_at == claimed.lease_expires_at
+    harness.clock.advance(LEASE * 4 - 120)  # less than the default lease is left: a write extends it
+    extended = (await update(harness, task_id, context={"progress": "nearly"})).task
+    assert extended.lease_expires_at == iso(harness.clock.now() + _seconds(LEASE))
 
 
 @pytest.mark.parametrize("write", ["plan_task", "synthesize_results"])
