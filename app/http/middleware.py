@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import anyio
+from prometheus_client import Counter, Histogram
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +19,10 @@ class HttpMetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # The labelled children, looked up once each: ``labels()`` validates and locks on every call, a
+        # cost every request paid twice. Bounded: five routes, and the status codes a server sends.
+        self._counted: dict[tuple[str, int], Counter] = {}
+        self._timed: dict[str, Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,8 +42,16 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            self.metrics.http_requests.labels(route=route, status=str(status)).inc()
-            self.metrics.http_duration.labels(route=route).observe(time.perf_counter() - started)
+            counted = self._counted.get((route, status))
+            if counted is None:
+                counted = self._counted[(route, status)] = self.metrics.http_requests.labels(
+                    route=route, status=str(status)
+                )
+            timed = self._timed.get(route)
+            if timed is None:
+                timed = self._timed[route] = self.metrics.http_duration.labels(route=route)
+            counted.inc()
+            timed.observe(time.perf_counter() - started)
 
 
 class RequestTracker:
