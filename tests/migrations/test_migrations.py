@@ -100,6 +100,28 @@ async def test_upgrading_twice_is_a_no_op_that_keeps_the_data(empty_database_url
             assert (await conn.execute(text("SELECT name FROM orchestration_session"))).scalars().all() == ["kept"]
 
 
+async def test_upgrading_from_0004_gives_each_stored_working_directory_its_one_spelling(
+    empty_database_url: str,
+) -> None:
+    sessions = Base.metadata.tables["orchestration_session"]
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    stored = {"a": "/work/app/", "b": "/work//app/.", "c": "/srv/x", "d": None, "e": "C:\\repo\\"}
+    async with opened(empty_database_url) as database:
+        await schema.upgrade(database, "0004")
+        async with database.write_engine.begin() as conn:
+            for key, directory in stored.items():
+                await conn.execute(
+                    sessions.insert().values(
+                        id=f"sess_00000000000000a{key}", name=key, working_directory=directory, status="active",
+                        created_by="t", created_at=now, last_activity_at=now, version=1,
+                    )
+                )  # fmt: skip
+        await schema.upgrade(database)
+        async with database.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT name, working_directory FROM orchestration_session"))).all()
+    assert dict(rows) == {"a": "/work/app", "b": "/work/app", "c": "/srv/x", "d": None, "e": "C:\\repo"}
+
+
 async def test_concurrent_postgresql_migrators_serialise_and_both_succeed(empty_postgres_url: str) -> None:
     async with opened(empty_postgres_url) as first, opened(empty_postgres_url) as second:
         async with anyio.create_task_group() as group:

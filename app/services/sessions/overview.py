@@ -24,6 +24,7 @@ from app.db.models import OrchestrationSession, Task, TaskEvent
 from app.db.repositories import Repositories
 from app.db.repositories.tasks import TaskScope
 from app.db.uow import UnitOfWork
+from app.domain import directories
 from app.domain.clock import Clock, iso
 from app.domain.enums import TERMINAL_STATUSES, ArtifactKind, TaskStatus
 from app.domain.roles import RoleCatalog
@@ -219,8 +220,11 @@ class SessionOverviewService(Service):
         """A page of sessions, most recently active first, each with its task counts.
 
         Without ``include_completed`` only active sessions that still have open work (or no tasks yet)
-        are listed; with it, completed and archived sessions too.
+        are listed; with it, completed and archived sessions too. ``working_directory`` matches in its one
+        spelling, as initialize_session stores it.
         """
+        if working_directory is not None:
+            working_directory = directories.normalise(working_directory)
 
         async def work(repos: Repositories) -> ListSessionsResult:
             rows, total = await repos.sessions.list_page(

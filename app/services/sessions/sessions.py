@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 
 from app.db.models import OrchestrationSession
-from app.domain import ids
+from app.domain import directories, ids
 from app.domain.enums import SessionStatus
 from app.services.base import Service, Tx
 from app.services.caller import Caller
@@ -38,8 +38,11 @@ class SessionService(Service):
         """Resume the active session of the working directory, or create one; make it current.
 
         Without a working directory the actor's current active session is resumed (unless
-        ``new_session``), so an agent that reconnects lands where it was.
+        ``new_session``), so an agent that reconnects lands where it was. The directory is taken in its
+        one spelling (``directories.normalise``): ``/repo/`` resumes the session of ``/repo``.
         """
+        if working_directory is not None:
+            working_directory = directories.normalise(working_directory)
 
         async def work(tx: Tx) -> InitializeSessionResult:
             repos = tx.repos

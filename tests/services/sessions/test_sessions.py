@@ -69,6 +69,21 @@ async def test_same_working_directory_resumes_the_active_session_for_anyone(harn
     assert (await row_counts(harness.database))["orchestration_session"] == 1
 
 
+async def test_one_directory_spelled_differently_resumes_its_session_and_lists_it(harness: Harness) -> None:
+    first = await initialize(harness, working_directory="/work/project/")
+    assert first.session.working_directory == "/work/project"
+    for spelling in ("/work/project", "/work//project/.", "/work/./project//"):
+        again = await initialize(harness, "bob", working_directory=spelling)
+        assert (again.resumed, again.session.id) == (True, first.session.id), spelling
+    listed = await harness.services.session_overview.list_sessions(
+        include_completed=True, working_directory="/work/project/", limit=10, offset=0
+    )
+    assert [s.id for s in listed.sessions] == [first.session.id]
+    other = await initialize(harness, working_directory="/work/project/../project")  # ".." may cross a link
+    assert other.resumed is False and other.session.working_directory == "/work/project/../project"
+    assert (await row_counts(harness.database))["orchestration_session"] == 2
+
+
 async def test_agents_starting_on_one_directory_at_once_share_one_session(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
