@@ -21,7 +21,9 @@ not echo as sent (only strings and integers qualify), a body that is not a JSON 
 every time, so its answers and errors are unchanged.
 
 Memory is bounded: at most ``MAX_SHAPES`` request shapes are remembered (least recently used dropped),
-each holding its key and a reference to a result shared by every shape with the same answer. A replayed
+each holding its key (a request of more than ``MAX_SHAPE_BYTES`` of body and keyed headers is never
+remembered: a client's ``tools/list`` is a few hundred bytes, and 256 one-megabyte keys would be a quarter of
+a gigabyte) and a reference to a result shared by every shape with the same answer. A replayed
 request gets no OpenTelemetry span from the SDK (the HTTP metrics still count it). Should a tool list ever
 depend on the caller or on the service's state, this wrapper must go (docs/decisions.md).
 """
@@ -41,6 +43,7 @@ from app.http.buffered_body import read_body, replaying
 
 METHOD = "tools/list"
 MAX_SHAPES = 256
+MAX_SHAPE_BYTES = 8192
 _VERSION_HEADER = b"mcp-protocol-version"
 _METHOD_HEADER = b"mcp-method"
 _KEYED_HEADERS = frozenset({b"host", b"origin", b"content-type", b"accept"})
@@ -172,7 +175,9 @@ def _sessionless_tool_list_headers(scope: Scope) -> tuple[tuple[bytes, bytes], .
 
 def _shape(headers: tuple[tuple[bytes, bytes], ...], body: bytes) -> tuple[Shape, int | str] | None:
     """The request's shape and id, or None when the request is not a plain JSON-RPC request whose id the
-    SDK echoes as sent (a string, or an integer that is not a boolean)."""
+    SDK echoes as sent (a string, or an integer that is not a boolean), or is too large to remember."""
+    if len(body) + sum(len(key) + len(value) for key, value in headers) > MAX_SHAPE_BYTES:
+        return None
     try:
         request = json.loads(body)
     except (ValueError, RecursionError):

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from app.http.tool_list_replay import ToolListReplay
+from app.http.tool_list_replay import MAX_SHAPE_BYTES, ToolListReplay
 from app.settings import Settings
 from tests.support.auth import write_tokens_file
 from tests.support.server import RunningServer, client, serve, sqlite_settings
@@ -141,6 +141,17 @@ async def test_the_remembered_shapes_are_bounded_and_share_one_result(server: Ru
     assert sdk.count == 3  # still remembered
     assert (await post(server, tools_list(2, client_name="a"))).status_code == 200
     assert sdk.count == 4  # the least recently used was dropped and asked again
+
+
+async def test_a_request_too_large_to_remember_is_answered_by_the_sdk_every_time(server: RunningServer) -> None:
+    """A shape is remembered only up to MAX_SHAPE_BYTES: 256 bodies of a megabyte each must not be kept."""
+    replay = replay_of(server)
+    sdk = SdkCalls(replay)
+    large = tools_list(1)
+    large["params"]["_meta"]["com.example/padding"] = "y" * MAX_SHAPE_BYTES
+    answers = [await post(server, large) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200] and answers[0].json()["result"]["tools"]
+    assert sdk.count == 2 and replay.shapes == 0
 
 
 async def test_a_replayed_list_still_needs_a_valid_token(tmp_path: Path, database_url: str) -> None:
