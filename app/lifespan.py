@@ -32,6 +32,7 @@ from app.runtime.maintenance_monitor import MaintenanceMonitor
 from app.runtime.monitors import Monitor, MonitorSupervisor
 from app.runtime.process_status import ProcessStatus
 from app.runtime.reboot_manager import RebootManager, ServiceState
+from app.runtime.schema_watch import SchemaWatch
 from app.runtime.work_signals import ChangeListener, ChangeRouter, SignallingSink, drain_watch, listen_dsn
 from app.services.base import ServiceConfig
 from app.services.graph.planning import TaskPlanningService
@@ -53,6 +54,8 @@ from app.tools.holder import ServiceHolder, Services
 from app.tools.server import OrchestratorMCP
 
 log = logging.getLogger("app.lifespan")
+# How soon an owed schema check is made once the database answers, without a readiness probe (schema_watch).
+SCHEMA_WATCH_INTERVAL_SECONDS = 5.0
 
 
 @dataclass
@@ -137,6 +140,8 @@ def build_monitors(runtime: Runtime, services: Services) -> list[Monitor]:
     sweeper = LeaseSweeper(lambda: services.leases, interval=settings.lease_sweep_interval_seconds)
     maintenance = MaintenanceMonitor(lambda: services.maintenance, settings.maintenance_interval_seconds)
     monitors: list[Monitor] = [sweeper, maintenance]
+    if runtime.components is not None:
+        monitors.append(SchemaWatch(runtime.components, interval=SCHEMA_WATCH_INTERVAL_SECONDS))
     if runtime.signals is not None:
         monitors.append(
             ChangeListener(

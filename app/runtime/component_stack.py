@@ -223,6 +223,11 @@ class ComponentStack:
             log.info("database_closed", extra={"event": "database_closed"})
 
     # --- probes -------------------------------------------------------------------------------------------
+    @property
+    def schema_owed(self) -> bool:
+        """Whether the schema check of this engine is still to be made (the database was away for it)."""
+        return self._database is not None and not self._schema_checked
+
     async def probe_database(self) -> str | None:
         """The readiness probe: None when a round trip works, else why not.
 

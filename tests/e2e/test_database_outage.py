@@ -231,6 +231,37 @@ async def test_a_database_down_at_start_up_leaves_the_service_up_and_unready_unt
             assert (await plan(c, "after")).is_error is False
 
 
+async def test_the_owed_schema_check_is_made_when_the_database_comes_without_a_readiness_probe(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A service started without a readiness probe (``docker run``) used to keep its schema check owed for
+    ever: here an empty database with auto-migration was never migrated, and tool calls met no tables. The
+    ``schema_watch`` monitor makes the check once the database answers; nothing here asks /readyz."""
+    name = f"outage_empty_{time.monotonic_ns()}"
+    admin = await asyncpg.connect(cluster.admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = to_async_url(cluster.admin_url.rsplit("/", 1)[0] + f"/{name}")
+    await cluster.stop()
+    async with serve(outage_settings(url, tmp_path, auto_migrate=True)) as server:
+        reboot = server.runtime.holder.reboot
+        assert reboot.problems["schema"].startswith("not checked yet: ")
+        await cluster.start()
+        with anyio.fail_after(BOUND):
+            while reboot.problems:  # noqa: ASYNC110 - the watch runs on its interval; nothing signals it
+                await anyio.sleep(0.2)
+        async with client(server, "2026-07-28") as c:
+            await call_ok(c, "orchestrator_initialize_session", working_directory="/repo")
+            assert (await plan(c, "after")).is_error is False
+        database = create_database(url)
+        try:
+            assert (await schema.current_state(database)).at_head  # the watch migrated it
+        finally:
+            await database.dispose()
+
+
 async def test_a_database_that_comes_back_behind_head_keeps_the_service_unready_naming_the_schema(
     cluster: Cluster, outage_database: str, tmp_path: Path
 ) -> None:

@@ -38,7 +38,7 @@ async def claimed_task(c: Any, actor: str = "holder") -> dict[str, Any]:
     )
 
 
-BUILTIN_MONITORS = ("lease_sweeper", "maintenance", "change_listener")
+BUILTIN_MONITORS = ("lease_sweeper", "maintenance", "schema_watch", "change_listener")
 
 
 def pop_builtin_monitors(monitors: dict[str, dict[str, object]]) -> None:
