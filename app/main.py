@@ -89,6 +89,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, monitors: Sequ
         errors_sink=metrics,
     )
     runtime.components = components
+    holder.schema_owed = lambda: components.schema_owed  # no call on a schema nobody has checked
     # Waiting for work and the change feed (§4.7): one router per process, fed after every commit.
     runtime.waiting_metrics = WaitingMetrics(metrics)
     runtime.signals = ChangeRouter(WorkWaiters(runtime.waiting_metrics), reboot.instance_id)

@@ -7,6 +7,7 @@ refused by the RebootManager's gate before it gets here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app import errors
@@ -54,6 +55,9 @@ class ServiceHolder:
         self.metrics = metrics
         self._services: Services | None = None
         self._lifecycle: Lifecycle | None = None
+        # Whether the schema check of the open engine is still owed (the database was away for it); set by
+        # the composition root to the component stack's answer.
+        self.schema_owed: Callable[[], bool] = lambda: False
         # The per-actor call rate and cap in flight (DESIGN §7): one per process, shared by tool calls,
         # resource reads and prompts, and kept across warm restarts.
         self.fair_share = FairShare(
@@ -67,8 +71,23 @@ class ServiceHolder:
 
     @property
     def services(self) -> Services:
+        """The services, once their database's schema is known to be right.
+
+        Raises:
+            unavailable: the service is starting, or the schema check is still owed because the database
+                could not be reached when the service (re)started: until the check is made (``schema_watch``,
+                within seconds of the database answering) a call could meet a schema that is behind, or
+                empty where the check would have migrated it.
+        """
         if self._services is None:
             raise errors.Unavailable("The service is starting; retry shortly.", retry_after_seconds=1.0)
+        if self.schema_owed():
+            raise errors.Unavailable(
+                "The database schema has not been checked yet: the database could not be reached when the "
+                "service started, and calls are served once it answers and the check is made (within a few "
+                "seconds). Retry shortly.",
+                retry_after_seconds=5.0,
+            )
         return self._services
 
     @property

@@ -23,14 +23,14 @@ import asyncpg
 import httpx2
 import pytest
 
-from app import errors
+from app import errors, lifespan
 from app.db import schema
 from app.db.circuit_breaker import CircuitBreaker
 from app.db.engine import create_database
 from app.db.repositories import Repositories
 from app.db.uow import UnitOfWork
 from app.settings import Settings, to_async_url
-from tests.support.mcp import call_ok
+from tests.support.mcp import call_error, call_ok
 from tests.support.server import RunningServer, client, serve
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -231,19 +231,24 @@ async def test_a_database_down_at_start_up_leaves_the_service_up_and_unready_unt
             assert (await plan(c, "after")).is_error is False
 
 
-async def test_the_owed_schema_check_is_made_when_the_database_comes_without_a_readiness_probe(
-    cluster: Cluster, tmp_path: Path
-) -> None:
-    """A service started without a readiness probe (``docker run``) used to keep its schema check owed for
-    ever: here an empty database with auto-migration was never migrated, and tool calls met no tables. The
-    ``schema_watch`` monitor makes the check once the database answers; nothing here asks /readyz."""
+async def empty_database(cluster: Cluster) -> str:
+    """A database with no tables in the throwaway cluster (what a first deployment meets)."""
     name = f"outage_empty_{time.monotonic_ns()}"
     admin = await asyncpg.connect(cluster.admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = to_async_url(cluster.admin_url.rsplit("/", 1)[0] + f"/{name}")
+    return to_async_url(cluster.admin_url.rsplit("/", 1)[0] + f"/{name}")
+
+
+async def test_the_owed_schema_check_is_made_when_the_database_comes_without_a_readiness_probe(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A service started without a readiness probe (``docker run``) used to keep its schema check owed for
+    ever: here an empty database with auto-migration was never migrated, and tool calls met no tables. The
+    ``schema_watch`` monitor makes the check once the database answers; nothing here asks /readyz."""
+    url = await empty_database(cluster)
     await cluster.stop()
     async with serve(outage_settings(url, tmp_path, auto_migrate=True)) as server:
         reboot = server.runtime.holder.reboot
@@ -260,6 +265,30 @@ async def test_the_owed_schema_check_is_made_when_the_database_comes_without_a_r
             assert (await schema.current_state(database)).at_head  # the watch migrated it
         finally:
             await database.dispose()
+
+
+async def test_no_call_is_served_on_a_schema_nobody_has_checked(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the database's return and the owed check, a call would meet an empty (or older) schema; it is
+    refused as ``unavailable`` saying why, and served once the check is made. The watch's interval is made
+    long here so that the window stays open until the test runs the watch itself."""
+    monkeypatch.setattr(lifespan, "SCHEMA_WATCH_INTERVAL_SECONDS", 3600.0)
+    url = await empty_database(cluster)
+    await cluster.stop()
+    async with serve(outage_settings(url, tmp_path, auto_migrate=True)) as server:
+        await cluster.start()
+        async with client(server, "2026-07-28") as c:
+            refused = await call_error(c, "orchestrator_initialize_session", working_directory="/repo")
+            assert (refused["code"], refused["retryable"]) == ("unavailable", True)
+            assert "schema has not been checked yet" in refused["message"]
+            watch = server.runtime.supervisor.get("schema_watch")
+            with anyio.fail_after(BOUND):
+                while server.runtime.holder.reboot.problems:  # the circuit's cooldown is time, not an event
+                    await watch.run_once()
+                    await anyio.sleep(COOLDOWN / 5)
+            await call_ok(c, "orchestrator_initialize_session", working_directory="/repo")
+            assert (await plan(c, "after")).is_error is False
 
 
 async def test_a_database_that_comes_back_behind_head_keeps_the_service_unready_naming_the_schema(
