@@ -75,17 +75,22 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture
-async def outage_database(cluster: Cluster) -> AsyncIterator[str]:
-    """A fresh migrated database in the throwaway cluster."""
-    await cluster.start()  # a previous test may have left it stopped when it failed
+async def empty_database(cluster: Cluster) -> str:
+    """A database with no tables in the throwaway cluster (what a first deployment meets)."""
     name = f"outage_{time.monotonic_ns()}"
     admin = await asyncpg.connect(cluster.admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    url = to_async_url(cluster.admin_url.rsplit("/", 1)[0] + f"/{name}")
+    return to_async_url(cluster.admin_url.rsplit("/", 1)[0] + f"/{name}")
+
+
+@pytest.fixture
+async def outage_database(cluster: Cluster) -> AsyncIterator[str]:
+    """A fresh migrated database in the throwaway cluster."""
+    await cluster.start()  # a previous test may have left it stopped when it failed
+    url = await empty_database(cluster)
     database = create_database(url)
     try:
         await schema.upgrade(database)
@@ -229,17 +234,6 @@ async def test_a_database_down_at_start_up_leaves_the_service_up_and_unready_unt
         async with client(server, "2026-07-28") as c:
             await call_ok(c, "orchestrator_initialize_session", working_directory="/repo")
             assert (await plan(c, "after")).is_error is False
-
-
-async def empty_database(cluster: Cluster) -> str:
-    """A database with no tables in the throwaway cluster (what a first deployment meets)."""
-    name = f"outage_empty_{time.monotonic_ns()}"
-    admin = await asyncpg.connect(cluster.admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return to_async_url(cluster.admin_url.rsplit("/", 1)[0] + f"/{name}")
 
 
 async def test_the_owed_schema_check_is_made_when_the_database_comes_without_a_readiness_probe(
