@@ -80,6 +80,16 @@ def _after_flush(session: Session, _context: Any) -> None:
 event.listen(Session, "after_flush", _after_flush)
 
 
+def note(session: AsyncSession, session_id: str, task_ids: tuple[str, ...]) -> None:
+    """Record a change written by a Core statement, which no flush sees (plan_task's one-statement insert)."""
+    found = session.info.get(INFO_KEY)
+    if found is None:
+        return
+    found.session_ids[session_id] = None
+    for task_id in task_ids:
+        found.task_ids[task_id] = None
+
+
 def collected(session: AsyncSession, *, transitions: list[tuple[str, str]], claims: list[str]) -> Change | None:
     """The change the transaction has flushed so far, or None when it changed no task and no session."""
     found = session.info.get(INFO_KEY)

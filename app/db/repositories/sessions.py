@@ -151,7 +151,7 @@ class SessionRepository:
         await self._session.flush()
         return row
 
-    async def touch(self, session_id: str, at: datetime) -> None:
+    async def touch(self, session_id: str, at: datetime, *, seen_activity: datetime | None = None) -> None:
         """Record activity (conditional update that only moves the time forward).
 
         The session row is shared by every writer of the session, so it is touched at most once per
@@ -161,10 +161,13 @@ class SessionRepository:
         process issued it for the session less than the granularity ago (``app.db.recent_touches``).
         That memory is written when the statement runs, not at the commit: a transaction rolled back
         after its touch leaves the activity at most one granularity behind, which is all it promises.
+        ``seen_activity`` is the activity this transaction read by a Core statement (a single task's plan).
         """
+        seen = seen_activity
         row = self._read.get(session_id)
-        # The state's dict, not the attribute: reading an expired attribute would load it (no I/O here).
-        seen = inspect(row).dict.get("last_activity_at") if row is not None else None
+        if seen is None and row is not None:
+            # The state's dict, not the attribute: reading an expired attribute would load it (no I/O here).
+            seen = inspect(row).dict.get("last_activity_at")
         if seen is not None and seen >= at - ACTIVITY_GRANULARITY:
             return
         if not self._touches.due(session_id, at):

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.db.models import Task, TaskDependency
+from app.db.repositories.task_creation import insert_in_open_session
 from app.domain.enums import OPEN_STATUSES, PRIORITY_RANK
 
 OPEN_STATUS_VALUES = sorted(status.value for status in OPEN_STATUSES)
@@ -358,6 +359,12 @@ class TaskRepository:
     async def insert_many(self, rows: Sequence[Task]) -> None:
         self._session.add_all(rows)
         await self._session.flush()
+
+    async def insert_in_open_session(self, row: Task, event_data: dict[str, Any]) -> datetime | None:
+        """Write a new task and its ``task_created`` event if its session exists and is not archived (one
+        statement on PostgreSQL, under the session's key-share row lock): the session's last activity when
+        it did, None when it wrote nothing (``app.db.repositories.task_creation``)."""
+        return await insert_in_open_session(self._session, self._backend, row, event_data)
 
     async def list_children(self, parent_ids: Sequence[str], *, for_update: bool = False) -> list[Task]:
         """Direct children, oldest first; ``for_update`` takes their row locks (parent before children)."""

@@ -25,6 +25,7 @@ from app import errors
 from app.db.models import Task
 from app.domain import graph, ids
 from app.domain.enums import TERMINAL_STATUSES, TaskStatus
+from app.services import changes
 from app.services.base import Service, Tx
 from app.services.caller import Caller
 from app.services.graph import rules
@@ -133,6 +134,10 @@ class TaskPlanningService(Service):
         """
 
         async def work(tx: Tx) -> PlanTaskResult:
+            if parent_task_id is None and not spec.subtasks and not spec.dependencies:
+                alone = await _plan_alone(tx, spec, session_id)
+                if alone is not None:
+                    return alone
             repos = tx.repos
             parent = None
             if parent_task_id is not None:
@@ -199,6 +204,26 @@ class TaskPlanningService(Service):
             return PlanTaskResult(task=views[0], created=views)
 
         return await self._write(caller, "orchestrator_plan_task", request_id, PlanTaskResult, work)
+
+
+async def _plan_alone(tx: Tx, spec: SubtaskSpec, session_id: str | None) -> PlanTaskResult | None:
+    """A single task with no parent, subtasks or dependencies, the plan agents make most: the session check,
+    the task and its event in one statement on PostgreSQL (``TaskRepository.insert_in_open_session``).
+
+    None when the session is missing or archived, having written nothing: the general path then refuses
+    the call with the error it always gave (it reads the session again, once, on that path only).
+    """
+    target = session_id if session_id is not None else await resolve_session_id(tx.repos, tx.caller, None)
+    rows: list[Task] = []
+    _build(spec, None, target, tx, rows, [], {}, "")
+    row = rows[0]
+    activity = await tx.repos.tasks.insert_in_open_session(row, {"title": row.title, "parent_id": None})
+    if activity is None:
+        return None
+    changes.note(tx.repos.session, target, (row.id,))  # written by a statement no flush sees
+    await tx.repos.sessions.touch(target, tx.now, seen_activity=activity)
+    view = task_view(row, [], 0)
+    return PlanTaskResult(task=view, created=[view])
 
 
 def _check_parent(parent: Task, session_id: str) -> None:

@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy import update as sa_update
 
 from app import errors
+from app.db.models import OrchestrationSession
+from app.db.repositories import Repositories
 from app.services import idempotency
 from app.services.graph.planning import MAX_PLANNED_TASKS, SubtaskSpec
 from app.services.graph.updates import TaskChanges
@@ -340,3 +344,53 @@ async def test_a_subtask_makes_a_ready_or_claimed_parent_wait_again(harness: Har
         False,
         1,
     )
+
+
+async def test_a_single_task_plan_writes_the_task_and_its_event_in_one_statement_on_postgresql(
+    harness: Harness,
+) -> None:
+    """The hot path (issue 14): the session check, the task and its ``task_created`` event in one statement on
+    PostgreSQL, three on SQLite; what it writes and answers is what the general path writes and answers."""
+    session_id = await harness.session()
+    await harness.plan(session_id=session_id)  # the actor's first write records it; not counted
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's BEGIN IMMEDIATE; asyncpg's is not a cursor statement
+            statements.append(statement)
+
+    engine = harness.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        planned = await harness.plan(session_id=session_id, title="Hot", priority="high", context={"n": 1})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert len(statements) == (1 if harness.backend == "postgresql" else 3), statements
+    stored = await view(harness, planned.task.id)
+    assert stored == planned.task and planned.created == [planned.task]
+    assert (stored.title, stored.priority, stored.status, stored.context) == ("Hot", "high", "pending", {"n": 1})
+
+    async def events(repos: Repositories) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(e.kind, e.actor, e.data) for e in await repos.events.list_for_task(planned.task.id)]
+
+    assert await harness.uow.run(events, write=False) == [
+        ("task_created", "alice", {"title": "Hot", "parent_id": None})
+    ]
+
+
+async def test_a_single_task_plan_into_an_archived_session_writes_nothing(harness: Harness) -> None:
+    """The one statement finds no open session and writes nothing; the general path then names the error."""
+    session_id = await harness.session()
+
+    async def archive(repos: Repositories) -> None:
+        await repos.session.execute(
+            sa_update(OrchestrationSession).where(OrchestrationSession.id == session_id).values(status="archived")
+        )
+
+    await harness.uow.run(archive, write=True)
+    before = await snapshot(harness.database)
+    with pytest.raises(errors.SessionArchived) as caught:
+        await harness.plan(session_id=session_id)
+    assert (caught.value.field, caught.value.value) == ("session_id", session_id)
+    assert await snapshot(harness.database) == before

@@ -179,6 +179,7 @@ async def test_a_plan_racing_an_archive_of_its_session_is_refused(
     plan_reads = anyio.Event()
     cleanup_locked = anyio.Event()
     real_scope, real_get = TaskRepository.list_in_scope, SessionRepository.get
+    real_insert = TaskRepository.insert_in_open_session
 
     async def scope_after_plan_reads(self: TaskRepository, *args: Any, **kw: Any) -> Any:
         cleanup_locked.set()  # the session rows are locked (FOR UPDATE) by now
@@ -190,6 +191,10 @@ async def test_a_plan_racing_an_archive_of_its_session_is_refused(
         plan_reads.set()
         return await real_get(self, *args, **kw)
 
+    async def insert_and_signal(self: TaskRepository, *args: Any, **kw: Any) -> Any:
+        plan_reads.set()  # a single task's plan locks its session in the statement that inserts it
+        return await real_insert(self, *args, **kw)
+
     monkeypatch.setattr(TaskRepository, "list_in_scope", scope_after_plan_reads)
     outcome: list[Any] = []
 
@@ -197,6 +202,7 @@ async def test_a_plan_racing_an_archive_of_its_session_is_refused(
         with anyio.fail_after(30):
             await cleanup_locked.wait()
         monkeypatch.setattr(SessionRepository, "get", get_and_signal)
+        monkeypatch.setattr(TaskRepository, "insert_in_open_session", insert_and_signal)
         try:
             outcome.append(await h.plan(session_id=sid, title="Late"))
         except errors.OrchestratorError as exc:
