@@ -1,8 +1,8 @@
 """One task created in an open session: plan_task's hot path (issue 14), with the fewest round trips.
 
-``orchestrator_plan_task`` of a single task (no parent, no subtasks, no dependencies) is the call agents
-make most, and through the ORM it cost three statements (the session read under its key-share lock, the
-task's INSERT, the ``task_created`` event's INSERT) and a unit-of-work flush. Here the same three are one
+``orchestrator_plan_task`` of a single task (no parent, no subtasks, no dependencies: the simplest plan,
+and the one issue 14 measures) cost, through the ORM, three statements (the session read under its
+key-share lock, the task's INSERT, the ``task_created`` event's INSERT) and a unit-of-work flush. Here the same three are one
 statement on PostgreSQL, a data-modifying CTE as procrastinate and Oban write their hot paths:
 
     WITH open_session AS (SELECT id, last_activity_at FROM orchestration_session

@@ -207,7 +207,7 @@ class TaskPlanningService(Service):
 
 
 async def _plan_alone(tx: Tx, spec: SubtaskSpec, session_id: str | None) -> PlanTaskResult | None:
-    """A single task with no parent, subtasks or dependencies, the plan agents make most: the session check,
+    """A single task with no parent, subtasks or dependencies, the simplest plan: the session check,
     the task and its event in one statement on PostgreSQL (``TaskRepository.insert_in_open_session``).
 
     None when the session is missing or archived, having written nothing: the general path then refuses
