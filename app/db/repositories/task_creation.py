@@ -2,8 +2,9 @@
 
 ``orchestrator_plan_task`` of a single task (no parent, no subtasks, no dependencies: the simplest plan,
 and the one issue 14 measures) cost, through the ORM, three statements (the session read under its
-key-share lock, the task's INSERT, the ``task_created`` event's INSERT) and a unit-of-work flush. Here the same three are one
-statement on PostgreSQL, a data-modifying CTE as procrastinate and Oban write their hot paths:
+key-share lock, the task's INSERT, the ``task_created`` event's INSERT) and a unit-of-work flush. Here the
+same three are one statement on PostgreSQL, a data-modifying CTE as procrastinate and Oban write their hot
+paths:
 
     WITH open_session AS (SELECT id, last_activity_at FROM orchestration_session
                           WHERE id = :session_id AND status != 'archived' FOR KEY SHARE),
