@@ -26,7 +26,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, insert, literal, select
+from sqlalchemy import Insert, Select, Table, bindparam, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -61,6 +61,7 @@ _TASKS: Table = Task.__table__  # type: ignore[assignment]
 _EVENTS: Table = TaskEvent.__table__  # type: ignore[assignment]
 
 
+@cache
 def _open_session() -> Select[str, datetime]:
     """The session's id and last activity when it exists and is not archived, under its key-share row lock."""
     return (
@@ -77,6 +78,16 @@ def _task_values(session_id: ColumnElement[str]) -> list[ColumnElement[Any]]:
     """The new task's values as parameters typed like their columns (the session's id from the select)."""
     columns = _TASKS.c
     return [session_id if name == "session_id" else bindparam(name, type_=columns[name].type) for name in _TASK_COLUMNS]
+
+
+@cache
+def _task_insert() -> Insert:
+    return insert(_TASKS)
+
+
+@cache
+def _event_insert() -> Insert:
+    return insert(_EVENTS)
 
 
 @cache
@@ -128,8 +139,8 @@ async def insert_in_open_session(
     found = (await session.execute(_open_session(), {"session_id": row.session_id})).first()
     if found is None:
         return None
-    await session.execute(insert(_TASKS), params)
+    await session.execute(_task_insert(), params)
     event = {"session_id": row.session_id, "task_id": row.id, "kind": TASK_CREATED, "actor": row.created_by}
-    await session.execute(insert(_EVENTS), {**event, "at": row.created_at, "data": event_data})
+    await session.execute(_event_insert(), {**event, "at": row.created_at, "data": event_data})
     activity: datetime = found.last_activity_at
     return activity
