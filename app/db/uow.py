@@ -26,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app import errors
+from app.db import row_flush
 from app.db.engine import Database
 from app.db.recent_touches import RecentTouches
 from app.db.repositories import Repositories
@@ -126,6 +127,8 @@ class UnitOfWork:
                 raise
         engine = self.database.write_engine if write else self.database.read_engine
         session = AsyncSession(engine, expire_on_commit=False, autoflush=False)
+        if write:
+            row_flush.enable(session)  # one changed task and its events: below the ORM (app.db.row_flush)
         bound = anyio.CancelScope(deadline=anyio.current_time() + self.timeout if deadline is None else deadline)
         self._open += 1
         committing = False

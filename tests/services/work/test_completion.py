@@ -208,7 +208,7 @@ async def test_the_unblocked_tasks_are_shown_as_a_fresh_read_shows_them(harness:
     assert by_id == sorted([await view(harness, build.id), await view(harness, docs.id)], key=lambda t: t.id)
     assert later.id not in {t.id for t in done.unblocked}
     assert [t.dependencies for t in by_id if t.id == build.id] == [[spike.id, design.id]]
-    assert len([s for s in statements if s.startswith("UPDATE task ")]) == 1
+    assert len([s for s in statements if "UPDATE task " in s]) == 1  # PostgreSQL: with its events (row_flush)
     assert (
         len([s for s in statements if s.startswith("SELECT task_dependency.task_id, task_dependency.depends_on_id")])
         == 1
