@@ -102,30 +102,56 @@ def ready_status_predicates(*, for_the_pick: bool = False) -> list[ColumnElement
 
 
 def open_child(*, for_the_pick: bool = False) -> ColumnElement[bool]:
-    """True when the task has a subtask that is not terminal (uses ix_task_parent)."""
+    """True when the task has a subtask that is not terminal (uses ix_task_parent).
+
+    ``for_the_pick`` writes the statuses into the text and fences the subquery (:func:`_probe_per_row`).
+    """
     child = aliased(Task)
     statuses: Any = [status_in_text(s) for s in OPEN_STATUS_VALUES] if for_the_pick else OPEN_STATUS_VALUES
-    return exists(select(literal(1)).select_from(child).where(child.parent_id == Task.id, child.status.in_(statuses)))
+    probe = select(literal(1)).select_from(child).where(child.parent_id == Task.id, child.status.in_(statuses))
+    return exists(_probe_per_row(probe) if for_the_pick else probe)
 
 
 def not_ready_dependency(*, for_the_pick: bool = False) -> ColumnElement[bool]:
     """True when the task has a dependency that is not completed.
 
-    ``for_the_pick`` also says that the dependency is in the task's own session (plan and update refuse
-    any other; maintenance reports an edge across sessions) and writes the statuses into the text.
+    ``for_the_pick`` writes the status into the text and gives PostgreSQL no join to plan: the task's
+    edges are read by the dependency table's key, and each edge's task by its primary key, in a scalar
+    subquery (a join lets skewed statistics start from the task table: one task that waits for a hundred
+    others made the planner scan every task once per edge), the whole fenced by :func:`_probe_per_row`.
     """
     dep_task = aliased(Task)
-    conditions = [TaskDependency.task_id == Task.id]
     if for_the_pick:
-        conditions += [dep_task.session_id == Task.session_id, dep_task.status != status_in_text("completed")]
-    else:
-        conditions.append(dep_task.status != "completed")
+        status_of_edge = select(dep_task.status).where(dep_task.id == TaskDependency.depends_on_id).scalar_subquery()
+        probe = (
+            select(literal(1))
+            .select_from(TaskDependency)
+            .where(TaskDependency.task_id == Task.id, status_of_edge != status_in_text("completed"))
+        )
+        return exists(_probe_per_row(probe))
     return exists(
         select(literal(1))
         .select_from(TaskDependency)
         .join(dep_task, dep_task.id == TaskDependency.depends_on_id)
-        .where(*conditions)
+        .where(TaskDependency.task_id == Task.id, dep_task.status != "completed")
     )
+
+
+def _probe_per_row(probe: Select[Any]) -> Select[Any]:
+    """``OFFSET 0``: PostgreSQL then keeps the EXISTS as a subplan run for each pending task of the session
+    by key (the dependency table's primary key and the task's; ``ix_task_parent``), instead of turning it
+    into a join it plans from statistics.
+
+    That join is what the claim cannot afford. A session created since the last ``ANALYZE`` is estimated at
+    one row, so PostgreSQL joined it with nested loops that read the whole session once per pending task:
+    a claim in a fresh session of 2,000 tasks took 2.8 s and of 5,000 tasks 15 s (past the database time
+    limit, so next_task failed with ``unavailable`` until autovacuum analysed the table), and with fresh
+    statistics the reused plan hashed every unfinished task of the database on every claim. Probed by key
+    the pick costs what the session's pending tasks and their edges cost, whatever the statistics and
+    whatever the other sessions hold: 18 ms for the 5,000-task session either way (the hashed plan: 13 to 15
+    ms, or 15 s). SQLite runs the EXISTS per row anyway; the OFFSET changes nothing there.
+    """
+    return probe.offset(0)
 
 
 @cache
@@ -136,12 +162,11 @@ def _next_ready_statement(with_specialists: bool, with_exclusions: bool) -> Sele
     its cache key cost more CPU than PostgreSQL spends running it. A statement object built once keeps
     its cache key, so later calls only bind ``session_id`` (and the lists) afresh.
 
-    asyncpg prepares the statement and PostgreSQL soon plans it once for any parameters. With the
-    readiness statuses written into the text and each dependency sought in the task's own session, that
-    plan hashes the session's unfinished tasks instead of probing every pending task's dependencies one by
-    one: 47 → 32 ms for a 10,000-task session in a database of 50,000 tasks (41.5 ms before either change;
-    either alone gained nothing). get_status's ready statement keeps bound statuses: written into its text,
-    its plan went the other way (37 → 60 ms).
+    asyncpg prepares the statement and PostgreSQL soon plans it once for any parameters; the readiness
+    checks are probed per pending task by key (``_probe_per_row``), so neither that plan nor a custom one
+    built from stale statistics can make a claim read more than the session's pending tasks and their
+    edges. get_status's ready statement keeps bound statuses: written into its text, its plan went the
+    other way (37 → 60 ms).
     """
     predicates = [Task.session_id == bindparam("session_id"), *ready_status_predicates(for_the_pick=True)]
     if with_specialists:
