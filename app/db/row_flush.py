@@ -53,11 +53,12 @@ Processor = Callable[[Any], Any] | None
 
 
 def enable(session: AsyncSession) -> None:
-    """Let this (PostgreSQL, write) session's flushes of one task and its events take the one statement."""
+    """Let this write transaction's flushes of one task and its events be written below the ORM."""
     session.info[ENABLED_KEY] = True
 
 
 def _before_flush(session: Session, flush_context: UOWTransaction, objects: Sequence[Any] | None) -> None:
+    """Write the flush itself when it is one changed task and new events only; else leave it to the ORM."""
     if not session.info.get(ENABLED_KEY) or objects or session.deleted:
         return
     events: list[InstanceState[Any]] = []
