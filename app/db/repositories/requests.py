@@ -11,7 +11,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Insert, Select, Table, bindparam, delete, insert, select
+from sqlalchemy import Insert, Select, Table, bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import RequestRecord
@@ -77,5 +77,8 @@ class RequestRepository:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]  # CursorResult of a DELETE
 
     async def count_older_than(self, cutoff: datetime) -> int:
-        rows = await self._session.execute(select(RequestRecord.request_id).where(RequestRecord.created_at < cutoff))
-        return len(rows.all())
+        """Counted in the database (a dry run's report), not by reading every key into Python."""
+        value = await self._session.scalar(
+            select(func.count()).select_from(RequestRecord).where(RequestRecord.created_at < cutoff)
+        )
+        return int(value or 0)

@@ -81,16 +81,16 @@ def _old_runs(count: int) -> list[Finding]:
 
 async def _stale_pending(repos: Repositories, scope: TaskScope, now: datetime, days: int) -> list[Finding]:
     cutoff = now - timedelta(days=days)
-    stale = await repos.integrity.stale_pending(cutoff, scope)
-    if not stale:
+    stale = await repos.integrity.stale_pending(cutoff, scope, listed=MAX_LISTED_IDS)
+    if not stale.count:
         return []
     return [
         Finding(
             kind="stale_pending",
-            task_ids=[t.id for t in stale[:MAX_LISTED_IDS]],
+            task_ids=stale.oldest_ids,
             session_id=scope.session_id,
-            count=len(stale),
-            detail=f"{len(stale)} pending task(s) untouched for more than {days} day(s) (since before {iso(cutoff)}); "
+            count=stale.count,
+            detail=f"{stale.count} pending task(s) untouched for more than {days} day(s) (since before {iso(cutoff)}); "
             "reported only: reprioritise, plan or cancel them",
         )
     ]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from app import errors
 from app.db.models import SystemEvent
+from app.db.repositories import Repositories
+from app.db.repositories.integrity import StalePending
+from app.db.repositories.tasks import TaskScope
 from app.runtime.maintenance_monitor import MaintenanceMonitor
 from app.services.maintenance.cleanup_scan import Finding
 from app.services.maintenance.coordinator import MaintenanceRequest, MaintenanceResult
@@ -101,6 +106,28 @@ async def test_scan_cleanup_dry_run_reports_and_the_real_run_fixes_every_kind(ha
     assert (await maintain(h, "validate_structure", validation_level="full_audit")).issues == []
     again = await maintain(h, "scan_cleanup")
     assert kinds(again.fixed) == []
+
+
+async def test_stale_pending_counts_every_row_and_lists_the_oldest_first(harness: Harness) -> None:
+    h = harness
+    await h.session("alice")
+    planned = []
+    for n in range(5):
+        planned.append((await h.plan(title=f"old {n}")).task.id)
+        h.clock.advance(60)
+    h.clock.advance(8 * DAY)
+    fresh = (await h.plan(title="fresh")).task.id  # touched now: not stale
+
+    async def stale(repos: Repositories) -> StalePending:
+        return await repos.integrity.stale_pending(h.clock.now() - timedelta(days=7), TaskScope(), listed=2)
+
+    found = await h.uow.run(stale, write=False)
+    preview = await maintain(h, "scan_cleanup", dry_run=True)
+
+    assert found == StalePending(count=5, oldest_ids=planned[:2])
+    (finding,) = [f for f in preview.found if f.kind == "stale_pending"]
+    assert (finding.count, finding.task_ids) == (5, planned)
+    assert fresh not in finding.task_ids
 
 
 async def test_specific_subtask_scope_fixes_only_that_subtree(harness: Harness) -> None:
