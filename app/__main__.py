@@ -72,7 +72,7 @@ def serve_forever(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; the first one drains (see ``app.runtime.serving``), then exit 0."""
     from app.main import create_app
     from app.observability.logging import configure_logging
-    from app.runtime import serving
+    from app.runtime import heap, serving
 
     # Before anything logs: uvicorn's first lines and the MCP SDK's own logging set-up (basicConfig, a
     # no-op once the root logger has our handler) must not bypass the JSON formatter.
@@ -87,6 +87,7 @@ def serve_forever(settings: Settings) -> int:
         print(f"task-orchestrator: cannot start: {refusal}", file=sys.stderr)
         return STARTUP_REFUSED
     runtime = app.state.runtime
+    heap.request(app)  # this process serves until it stops: settle its heap once it is ready
     url = f"{settings.resolved_public_url}/mcp"
     headers = ', "headers": {"Authorization": "Bearer <token>"}' if settings.auth_configured else ""
     print(

@@ -2,7 +2,8 @@
 
 settings (validated before we get here) → logging / tracing → role catalog (``ORCHESTRATOR_ROLES_FILE``)
 → database engine and pool → schema check → RebootManager (services installed) → monitors (the lease
-sweeper, the maintenance monitor, then any extra) → MCP session manager → ready. Each step is entered on
+sweeper, the maintenance monitor, then any extra) → MCP session manager → (in a serving process, the heap
+settled: ``app.runtime.heap``) → ready. Each step is entered on
 the stack, so shutdown runs the same steps in reverse, whatever failed in between. The engine, services
 and monitors are the :class:`ComponentStack`'s steps, the same ones a warm restart runs in between; the
 MCP session manager stays outside it, so a restart keeps the legacy sessions.
@@ -26,6 +27,7 @@ from app.domain.clock import Clock
 from app.observability.logging import configure_logging
 from app.observability.metrics import WaitingMetrics
 from app.observability.tracing import configure_tracing
+from app.runtime import heap
 from app.runtime.component_stack import ComponentStack
 from app.runtime.lease_sweeper import LeaseSweeper
 from app.runtime.maintenance_monitor import MaintenanceMonitor
@@ -208,6 +210,8 @@ def build_lifespan(
             if runtime.change_feed is not None:
                 await stack.enter_async_context(runtime.change_feed.running())
             await stack.enter_async_context(server.session_manager.run())
+            if heap.requested(app):  # a serving process: its start-up objects leave the collector's full passes
+                heap.settle()
             reboot.move_to(ServiceState.READY)
             log.info(
                 "ready",

@@ -28,6 +28,7 @@ from app import errors
 from app.db import schema
 from app.domain.clock import Clock, iso
 from app.observability.metrics import Metrics
+from app.runtime import heap
 from app.runtime.component_stack import ComponentStack
 from app.runtime.reboot_manager import RebootManager, ServiceState
 from app.runtime.system_events import SystemEventLog
@@ -367,6 +368,7 @@ class RestartDriver:
     async def _ready(self, run: _Run) -> dict[str, Any]:
         # A SIGTERM that arrived meanwhile wins: the restart ends in stopping, never back in ready.
         target = ServiceState.STOPPING if self._reboot.stop_requested else ServiceState.READY
+        heap.resettle()  # the replaced engine and monitors may sit frozen; collect them before calls resume
         self._reboot.move_to(target)
         ready, reasons = self._reboot.readiness()
         return {"state": target.value, "ready": ready, "reasons": reasons}

@@ -195,6 +195,10 @@ async def test_sigterm_lets_the_slow_call_finish_answers_503_meanwhile_and_exits
     assert drained is not None and (drained["waited_for"], drained["cancelled"]) == (1, 0)
     order = [e for e in server.events() if e in ("drain_started", "drained", "stopping", "database_closed")]
     assert order == ["drain_started", "drained", "stopping", "database_closed"]
+    # `serve` settles its heap (app.runtime.heap) once, before it reports ready.
+    settled = server.find("heap_settled")
+    assert settled is not None and settled["frozen_objects"] > 50_000, settled
+    assert server.events().index("heap_settled") < server.events().index("ready")
     print(f"\nSIGTERM to exit: {exited - sent:.2f} s (slow call released by the test in between)")
 
 
