@@ -9,7 +9,7 @@ is due. Under 50 agents that was a 130 to 190 ms pause of the event loop every ~
 ``gc.freeze()`` moves every object tracked now into a permanent generation that collections skip; objects
 made later are collected as before, and frozen ones are still freed when their last reference goes. After
 one full collection at the end of start-up (so nothing that is already garbage is frozen), the same runs
-took 12 to 35 ms per full pass. A warm restart replaces the engine, the pool and the monitors, whose old
+took 12 to 60 ms per full pass. A warm restart replaces the engine, the pool and the monitors, whose old
 objects may be frozen and cyclic: it unfreezes, collects and freezes again, so nothing is kept for good.
 
 Only a process that serves asks for this (``task-orchestrator serve`` marks its app with :func:`request`);
