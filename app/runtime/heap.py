@@ -12,6 +12,13 @@ one full collection at the end of start-up (so nothing that is already garbage i
 took 12 to 60 ms per full pass. A warm restart replaces the engine, the pool and the monitors, whose old
 objects may be frozen and cyclic: it unfreezes, collects and freezes again, so nothing is kept for good.
 
+The first generation's threshold is raised from CPython's 700 new objects to 7,000 at the same moment. With
+50 calls in flight a young collection every 700 allocations kept finding those calls' live objects, walking
+them and promoting them (975 to 980 young collections, 1.0 to 1.1 s of CPU per 1,000-task run, and the promoted
+objects brought the full passes back); at 7,000 most of a call's objects are freed by their reference count
+before a collection comes: 40 to 42 young collections, 0.3 to 0.4 s, no full pass in the run, and the server's
+CPU per completed task fell from 14.1 to 15.6 ms to 10.2 to 11.3 ms in alternating runs.
+
 Only a process that serves asks for this (``task-orchestrator serve`` marks its app with :func:`request`);
 an app started inside another program (the tests run hundreds) leaves that program's collector alone.
 """
@@ -26,6 +33,7 @@ from starlette.applications import Starlette
 
 log = logging.getLogger("app.runtime")
 _REQUESTED = "settle_heap"  # the app.state attribute the serving entry point sets
+YOUNG_THRESHOLD = 7000  # new container objects between two collections of the youngest generation (CPython: 700)
 
 
 def request(app: Starlette) -> None:
@@ -38,7 +46,8 @@ def requested(app: Starlette) -> bool:
 
 
 def settle() -> int:
-    """Collect everything that is garbage now, then freeze what is left; returns how many objects are frozen.
+    """Collect everything that is garbage now, freeze what is left and raise the youngest generation's
+    threshold; returns how many objects are frozen.
 
     Anything frozen earlier is unfrozen first, so objects a warm restart left behind are collected too.
     """
@@ -46,12 +55,15 @@ def settle() -> int:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
     frozen = gc.get_freeze_count()
     log.info(
         "heap_settled",
         extra={
             "event": "heap_settled",
             "frozen_objects": frozen,
+            "young_threshold": YOUNG_THRESHOLD,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         },
     )

@@ -26,10 +26,12 @@ class Node:
 
 @pytest.fixture(autouse=True)
 def thawed() -> Iterator[None]:
-    """The test process's collector as it was: nothing frozen before or after each test."""
+    """The test process's collector as it was: nothing frozen before or after each test, its thresholds kept."""
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 def test_settle_freezes_what_lives_and_resettle_collects_what_died_since() -> None:
@@ -41,6 +43,7 @@ def test_settle_freezes_what_lives_and_resettle_collects_what_died_since() -> No
     gc.collect()
 
     assert frozen == gc.get_freeze_count() > 1000
+    assert gc.get_threshold()[0] == heap.YOUNG_THRESHOLD
     assert ref() is not None  # frozen: the full pass skipped it although it is garbage now
     heap.resettle()
     assert ref() is None
@@ -58,9 +61,12 @@ def test_settle_does_not_freeze_what_is_already_garbage() -> None:
 
 
 def test_resettle_leaves_a_process_that_never_settled_alone() -> None:
+    before = gc.get_threshold()
+
     heap.resettle()
 
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
 
 
 def sqlite_settings(tmp_path: Path) -> Settings:
@@ -69,8 +75,10 @@ def sqlite_settings(tmp_path: Path) -> Settings:
 
 async def test_the_lifespan_settles_only_when_the_serving_entry_point_asked(tmp_path: Path) -> None:
     plain = create_app(sqlite_settings(tmp_path / "plain"))
+    before = gc.get_threshold()
     async with plain.router.lifespan_context(plain):
         assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == before
 
     serving = create_app(sqlite_settings(tmp_path / "serving"))
     heap.request(serving)
