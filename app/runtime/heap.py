@@ -14,10 +14,10 @@ objects may be frozen and cyclic: it unfreezes, collects and freezes again, so n
 
 The first generation's threshold is raised from CPython's 700 new objects to 7,000 at the same moment. With
 50 calls in flight a young collection every 700 allocations kept finding those calls' live objects, walking
-them and promoting them (975 to 980 young collections, 1.0 to 1.1 s of CPU per 1,000-task run, and the promoted
-objects brought the full passes back); at 7,000 most of a call's objects are freed by their reference count
-before a collection comes: 40 to 42 young collections, 0.3 to 0.4 s, no full pass in the run, and the server's
-CPU per completed task fell from 14.1 to 15.6 ms to 10.2 to 11.3 ms in alternating runs.
+them and promoting them (935 to 985 young collections and 1.1 to 1.5 s of collector time per 1,000-task
+run, and the promoted objects brought the full passes back); at 7,000 most of a call's objects are freed by
+their reference count before a collection comes: 42 to 44 young collections, 0.54 to 0.57 s, no full pass
+(alternating ``agent_throughput`` runs; bench/README, "Sixteenth session").
 
 Only a process that serves asks for this (``task-orchestrator serve`` marks its app with :func:`request`);
 an app started inside another program (the tests run hundreds) leaves that program's collector alone.
@@ -42,6 +42,7 @@ def request(app: Starlette) -> None:
 
 
 def requested(app: Starlette) -> bool:
+    """Whether the serving entry point asked (:func:`request`); the lifespan reads it at ready."""
     return bool(getattr(app.state, _REQUESTED, False))
 
 
