@@ -25,7 +25,7 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -190,9 +190,12 @@ async def _created_database(admin: str) -> AsyncIterator[str]:
             await conn.close()
 
 
-async def migrate_and_seed(url: str, task_count: int, *, ready_count: int = 0, rng_seed: int = 7) -> SeededData:
+async def migrate_and_seed(
+    url: str, task_count: int, *, ready_count: int = 0, rng_seed: int = 7, other_sessions: int = 0
+) -> SeededData:
     """Upgrade ``url`` to the Alembic head, then the sessions: plan (empty), work (``ready_count`` ready
-    tasks, when asked for) and query (``task_count`` tasks, made the bench agent's current session).
+    tasks, when asked for) and query (``task_count`` tasks, made the bench agent's current session), and
+    ``other_sessions`` more shaped like the query session, seeded before it (a database other work shares).
 
     The bulk insert is one transaction of 10,000 rows: on a loaded machine it can outlast the service's
     per-call bound, so seeding gets ``SEED_CALL_TIMEOUT_SECONDS`` instead."""
@@ -214,22 +217,36 @@ async def migrate_and_seed(url: str, task_count: int, *, ready_count: int = 0, r
             )
             work_id = work.session.id
             ready_rows = ready_tasks(work_id, clock.now(), ready_count, random.Random(rng_seed + 1))
+        for n in range(other_sessions):
+            other = await sessions.initialize_session(
+                caller, working_directory=f"/bench/other/{n}", name=f"other {n}", description=None, new_session=True
+            )
+            other_rows, other_edges = build_tasks(
+                other.session.id, clock.now(), task_count, random.Random(rng_seed + 2 + n)
+            )
+            await uow.run(_inserting(other.session.id, other_rows, other_edges, clock.now()), write=True)
         query = await sessions.initialize_session(
             caller, working_directory="/bench/query", name="bench query", description=None, new_session=True
         )
         rows, edges = build_tasks(query.session.id, clock.now(), task_count, random.Random(rng_seed))
-        now = clock.now()
-
-        async def insert(repos: Repositories) -> None:
-            await repos.tasks.insert_many(rows + ready_rows)
-            await repos.dependencies.insert_many(edges, now)
-
-        await uow.run(insert, write=True)
+        await uow.run(_inserting(query.session.id, rows + ready_rows, edges, clock.now()), write=True)
     finally:
         await database.dispose()
     if database.backend == "postgresql":
         await settle(url)
     return SeededData(query.session.id, plan.session.id, len(rows), len(edges), work_id, len(ready_rows))
+
+
+def _inserting(
+    session_id: str, rows: list[Task], edges: list[tuple[str, str]], now: datetime
+) -> Callable[[Repositories], Awaitable[None]]:
+    """The unit of work that writes seeded rows and ``session_id``'s dependency edges."""
+
+    async def insert(repos: Repositories) -> None:
+        await repos.tasks.insert_many(rows)
+        await repos.dependencies.insert_many(session_id, edges, now)
+
+    return insert
 
 
 async def settle(url: str) -> None:

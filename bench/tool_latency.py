@@ -368,6 +368,7 @@ class Options:
     tasks: int
     eras: list[str]
     py_spy: Path | None  # a directory for speedscope profiles of the server, one per backend and era
+    other_sessions: int = 0  # sessions shaped like the queried one, seeded beside it (a shared database)
 
     @property
     def blocks(self) -> int:
@@ -385,11 +386,14 @@ async def run_backend(backend: str, options: Options) -> dict[str, Any]:
         async with fresh_database(backend, workdir) as url:
             settings = await durability(url)
             started = time.perf_counter()
-            seeded = await migrate_and_seed(url, options.tasks, ready_count=options.ready_tasks)
+            seeded = await migrate_and_seed(
+                url, options.tasks, ready_count=options.ready_tasks, other_sessions=options.other_sessions
+            )
             seed_seconds = time.perf_counter() - started
             print(
                 f"[{backend}] {settings}: seeded {seeded.task_count} tasks ({seeded.dependency_count} dependencies) "
-                f"and {seeded.ready_count} ready ones in {seed_seconds:.1f}s",
+                f"and {seeded.ready_count} ready ones, beside {options.other_sessions} other session(s) like it, "
+                f"in {seed_seconds:.1f}s",
                 file=sys.stderr,
             )
             results = []
@@ -415,7 +419,12 @@ async def run_backend(backend: str, options: Options) -> dict[str, Any]:
                         }
                     )
                     print_table(backend, settings, era, options, load, view, report)
-            return {"backend": backend, "seed_seconds": round(seed_seconds, 2), "eras": results}
+            return {
+                "backend": backend,
+                "seed_seconds": round(seed_seconds, 2),
+                "other_sessions": options.other_sessions,
+                "eras": results,
+            }
 
 
 def print_table(
@@ -486,6 +495,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--block", type=int, default=25, help="calls per block (figures take turns by block)")
     parser.add_argument("--warmup", type=int, default=20, help="unmeasured calls per figure before each era")
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks seeded in the queried session")
+    parser.add_argument(
+        "--other-sessions",
+        type=int,
+        default=0,
+        help="sessions like the queried one seeded beside it, as in a database other work shares (0-20)",
+    )
     parser.add_argument("--eras", default="2026-07-28,legacy", help="comma list of: " + ", ".join(ERAS))
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--py-spy", type=Path, help="record the server with py-spy into this directory")
@@ -500,12 +515,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--eras: unknown {unknown}; allowed: {', '.join(ERAS)}")
     if args.calls < 1 or args.block < 1 or args.warmup < 0 or args.tasks < QUERY_LIMIT:
         parser.error(f"--calls and --block must be >= 1, --warmup >= 0, --tasks >= {QUERY_LIMIT}")
+    if not 0 <= args.other_sessions <= 20:
+        parser.error(f"--other-sessions must be 0-20, got {args.other_sessions}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    options = Options(args.calls, args.block, args.warmup, args.tasks, args.era_list, args.py_spy)
+    options = Options(args.calls, args.block, args.warmup, args.tasks, args.era_list, args.py_spy, args.other_sessions)
     runs = []
     started_load = rounded(loadavg())
     try:

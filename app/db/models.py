@@ -159,10 +159,16 @@ class TaskDependency(Base):
     __table_args__ = (
         CheckConstraint("task_id <> depends_on_id", name="not_self"),
         Index("ix_task_dependency_depends_on", "depends_on_id"),
+        Index("ix_task_dependency_session", "session_id", "depends_on_id"),
     )
 
     task_id: Mapped[str] = mapped_column(ID, ForeignKey("task.id", ondelete="CASCADE"), primary_key=True)
     depends_on_id: Mapped[str] = mapped_column(ID, ForeignKey("task.id", ondelete="CASCADE"), primary_key=True)
+    # The session of both ends (a dependency never leaves its task's session), so a session's edges are read
+    # by this index alone: without it, the ready set's anti-join probed every pending task or hashed every
+    # session's edges, and grew with the whole database (migration 0006). No foreign key: the tasks' own
+    # keys already delete the edge with its session.
+    session_id: Mapped[str] = mapped_column(ID)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -48,8 +48,8 @@ async def test_uow_counts_integrity_and_other_driver_errors_by_kind(database_url
     async def orphan_edge(repos: Repositories) -> None:
         await repos.session.execute(
             text(
-                "INSERT INTO task_dependency (task_id, depends_on_id, created_at) "
-                "VALUES ('task_x', 'task_y', CURRENT_TIMESTAMP)"
+                "INSERT INTO task_dependency (task_id, depends_on_id, session_id, created_at) "
+                "VALUES ('task_x', 'task_y', 'sess_x', CURRENT_TIMESTAMP)"
             )
         )
 

@@ -116,7 +116,12 @@ async def seed(h: Harness) -> str:
             root = root or task.id
             tasks.append(task)
     edges = [
-        TaskDependency(task_id=task.id, depends_on_id=other.id, created_at=moment(rng, 30) if i % 2 else START)
+        TaskDependency(
+            task_id=task.id,
+            depends_on_id=other.id,
+            session_id=task.session_id,
+            created_at=moment(rng, 30) if i % 2 else START,
+        )
         for task in tasks[4::3]
         for i, other in enumerate(rng.sample(tasks[:4], k=rng.randrange(0, 4)))
     ]

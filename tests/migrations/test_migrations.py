@@ -122,6 +122,52 @@ async def test_upgrading_from_0004_gives_each_stored_working_directory_its_one_s
     assert dict(rows) == {"a": "/work/app", "b": "/work/app", "c": "/srv/x", "d": None, "e": "C:\\repo"}
 
 
+async def test_upgrading_from_0005_gives_each_dependency_its_tasks_session(empty_database_url: str) -> None:
+    tables = Base.metadata.tables
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    sessions = {"sess_00000000000000a1": ["task_00000000000000a1", "task_00000000000000a2"]}
+    sessions["sess_00000000000000b1"] = ["task_00000000000000b1", "task_00000000000000b2", "task_00000000000000b3"]
+    edges = [("task_00000000000000a2", "task_00000000000000a1"), ("task_00000000000000b3", "task_00000000000000b1")]
+    edges.append(("task_00000000000000b3", "task_00000000000000b2"))
+    async with opened(empty_database_url) as database:
+        await schema.upgrade(database, "0005")
+        async with database.write_engine.begin() as conn:
+            for sid, task_ids in sessions.items():
+                await conn.execute(
+                    tables["orchestration_session"].insert().values(
+                        id=sid, name=sid, status="active", created_by="t", created_at=now, last_activity_at=now,
+                        version=1,
+                    )
+                )  # fmt: skip
+                for tid in task_ids:
+                    await conn.execute(
+                        text(
+                            "INSERT INTO task (id, session_id, title, description, task_type, status, complexity, "
+                            "specialist_type, priority, context, attempt_count, version, created_by, created_at, "
+                            "updated_at) VALUES (:id, :sid, 't', 'd', 'standard', 'pending', 'simple', 'coder', "
+                            "'medium', '{}', 0, 1, 't', :now, :now)"
+                        ),
+                        {"id": tid, "sid": sid, "now": now},
+                    )
+            for task_id, depends_on_id in edges:  # revision 0005's table: no session_id column yet
+                await conn.execute(
+                    text("INSERT INTO task_dependency (task_id, depends_on_id, created_at) VALUES (:t, :d, :now)"),
+                    {"t": task_id, "d": depends_on_id, "now": now},
+                )
+        await schema.upgrade(database)
+        async with database.engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT task_id, session_id FROM task_dependency"))).all()
+        assert "ix_task_dependency_session" in await index_names(database)
+        assert await schema.differences(database) == []
+        await schema.downgrade(database, "0005")  # and back: the column and its index go, the edges stay
+        async with database.engine.connect() as conn:
+            kept = (await conn.execute(text("SELECT task_id, depends_on_id FROM task_dependency"))).all()
+        assert "ix_task_dependency_session" not in await index_names(database)
+    session_of = {task_id: sid for sid, task_ids in sessions.items() for task_id in task_ids}
+    assert sorted(rows) == sorted((task_id, session_of[task_id]) for task_id, _ in edges)
+    assert sorted(kept) == sorted(edges)
+
+
 async def test_concurrent_postgresql_migrators_serialise_and_both_succeed(empty_postgres_url: str) -> None:
     async with opened(empty_postgres_url) as first, opened(empty_postgres_url) as second:
         async with anyio.create_task_group() as group:

@@ -29,12 +29,13 @@ class DependencyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def insert_many(self, edges: Iterable[tuple[str, str]], at: datetime) -> None:
-        """Write ``edges``, each a microsecond after the one before it (from ``at``) in the order given: a
-        task's dependencies are listed by ``created_at``, so they come back in the order the caller gave
-        them (with one time for all they came back in id order, which is random)."""
+    async def insert_many(self, session_id: str, edges: Iterable[tuple[str, str]], at: datetime) -> None:
+        """Write ``edges`` of ``session_id`` (both ends of each are in it; the callers have checked), each a
+        microsecond after the one before it (from ``at``) in the order given: a task's dependencies are
+        listed by ``created_at``, so they come back in the order the caller gave them (with one time for
+        all they came back in id order, which is random)."""
         rows = [
-            TaskDependency(task_id=t, depends_on_id=d, created_at=at + timedelta(microseconds=i))
+            TaskDependency(task_id=t, depends_on_id=d, session_id=session_id, created_at=at + timedelta(microseconds=i))
             for i, (t, d) in enumerate(edges)
         ]
         if rows:
@@ -73,9 +74,7 @@ class DependencyRepository:
     async def edges_in_session(self, session_id: str) -> dict[str, list[str]]:
         """The session's dependency graph as ``task -> [depends_on…]`` (for cycle checks)."""
         rows = await self._session.execute(
-            select(TaskDependency.task_id, TaskDependency.depends_on_id)
-            .join(Task, Task.id == TaskDependency.task_id)
-            .where(Task.session_id == session_id)
+            select(TaskDependency.task_id, TaskDependency.depends_on_id).where(TaskDependency.session_id == session_id)
         )
         graph: dict[str, list[str]] = defaultdict(list)
         for task_id, dep_id in rows:

@@ -44,6 +44,7 @@ class Edge:
     session_id: str
     depends_on_session_id: str
     depends_on_status: str
+    recorded_session_id: str  # the edge's own session_id column (migration 0006), which the ready set reads
 
 
 class IntegrityRepository:
@@ -134,6 +135,7 @@ class IntegrityRepository:
                 Task.session_id,
                 target.session_id,
                 target.status,
+                TaskDependency.session_id,
             )
             .join(Task, Task.id == TaskDependency.task_id)
             .join(target, target.id == TaskDependency.depends_on_id)

@@ -252,6 +252,24 @@ def _board_counts_statement() -> Select[str, str, int]:
     )
 
 
+def _waiting_on_dependencies() -> Select[str]:
+    """The session's tasks with a dependency that is not completed, read from the session's own edges
+    (``ix_task_dependency_session``): the set is hashed once, and nothing outside the session is read. Bound
+    per pending task instead, the anti-join probed the dependency table once per pending task or hashed
+    every session's edges, and grew with the whole database (27 to 31 ms for a 10,000-task session beside
+    seven more like it, 9 to 14 ms alone; bound to the session, 9 to 14 ms in both)."""
+    dependency = aliased(Task)
+    return (
+        select(TaskDependency.task_id)
+        .join(dependency, dependency.id == TaskDependency.depends_on_id)
+        .where(
+            TaskDependency.session_id == bindparam("session_id"),
+            dependency.session_id == bindparam("session_id"),
+            dependency.status != "completed",
+        )
+    )
+
+
 @cache
 def _ready_top_statement(backend: str) -> Select[Task, int, int, int]:
     """The first ready tasks in next_task order and, on each row, the counts the board needs: the window
@@ -267,7 +285,15 @@ def _ready_top_statement(backend: str) -> Select[Task, int, int, int]:
     tasks made the statement a quarter slower on PostgreSQL.
     """
     columns = (Task.id, Task.priority, Task.due_at, Task.created_at)
-    pending = (Task.session_id == bindparam("session_id"), Task.status == "pending", ~not_ready_dependency())
+    # PostgreSQL hashes the session's own edges once; SQLite probes each pending task's edges by key, which it
+    # does faster than building that set (19 against 27 ms for the 10,000-task seed, and no slower beside
+    # seven sessions like it: it never reads another session's rows).
+    dependencies_met: ColumnElement[bool]
+    if backend == "postgresql":
+        dependencies_met = Task.id.not_in(_waiting_on_dependencies())
+    else:
+        dependencies_met = ~not_ready_dependency()
+    pending = (Task.session_id == bindparam("session_id"), Task.status == "pending", dependencies_met)
     if backend == "postgresql":
         child = aliased(Task)
         open_parents = (

@@ -184,7 +184,7 @@ class TaskPlanningService(Service):
             if parent is not None and edges:
                 await _refuse_waiting_on_parent(tx, parent, edges, external)
             await repos.tasks.insert_many(rows)
-            await repos.dependencies.insert_many(edges, tx.now)
+            await repos.dependencies.insert_many(target_session, edges, tx.now)
             for row in rows:
                 repos.events.append(
                     session_id=row.session_id,

@@ -234,5 +234,5 @@ async def _add_dependencies(tx: Tx, task_id: str, session_id: str, dep_ids: list
         if cycle is not None:
             raise errors.DependencyCycle(cycle, field=paths[dep_id], value=dep_id)
         edges.setdefault(task_id, []).append(dep_id)
-    await tx.repos.dependencies.insert_many([(task_id, d) for d in new], tx.now)
+    await tx.repos.dependencies.insert_many(session_id, [(task_id, d) for d in new], tx.now)
     return new

@@ -304,19 +304,31 @@ def _parent_cycles(tasks: Sequence[Task], parents: Mapping[str, Task]) -> list[S
 
 
 def _cross_session_dependencies(edges: Sequence[Edge], in_scope: Mapping[str, Task]) -> list[StructureIssue]:
-    return [
-        _issue(
-            "cross_session_dependency",
-            "error",
-            [e.task_id, e.depends_on_id],
-            e.session_id,
-            f"Task {e.task_id} (session {e.session_id}) depends on {e.depends_on_id} in another session "
-            f"({e.depends_on_session_id}).",
-            f"Drop the edge: orchestrator_update_task task_id={e.task_id} remove_dependencies=[{e.depends_on_id}].",
+    issues = []
+    for e in edges:
+        if e.task_id not in in_scope:
+            continue
+        drop = f"orchestrator_update_task task_id={e.task_id} remove_dependencies=[{e.depends_on_id}]"
+        if e.session_id != e.depends_on_session_id:
+            problem = (
+                f"Task {e.task_id} (session {e.session_id}) depends on {e.depends_on_id} in another session "
+                f"({e.depends_on_session_id})."
+            )
+            fix = f"Drop the edge: {drop}."
+        elif e.recorded_session_id != e.session_id:
+            # Only a change outside the service can do this; get_status's ready set reads edges by this column.
+            problem = (
+                f"The dependency of task {e.task_id} on {e.depends_on_id} is recorded in session "
+                f"{e.recorded_session_id}, but both tasks are in session {e.session_id}: the session's ready count "
+                "(orchestrator_get_status) does not see it."
+            )
+            fix = f"Drop the edge and add it again: {drop}, then add_dependencies=[{e.depends_on_id}]."
+        else:
+            continue
+        issues.append(
+            _issue("cross_session_dependency", "error", [e.task_id, e.depends_on_id], e.session_id, problem, fix)
         )
-        for e in edges
-        if e.session_id != e.depends_on_session_id and e.task_id in in_scope
-    ]
+    return issues
 
 
 def _never_completing_dependencies(edges: Sequence[Edge], in_scope: Mapping[str, Task]) -> list[StructureIssue]:

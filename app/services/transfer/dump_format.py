@@ -3,7 +3,8 @@
 Line 1 is a header ``{"type": "header", "format": "task-orchestrator-export", "version": 1,
 "schema_revision": …, "exported_at": …, "counts": {type: n}}``. Every other line is one record with a
 ``type`` (session, task, dependency, artifact, event, agent, visit) and exactly the columns of its table,
-times as ISO 8601 UTC with ``Z``. Keys are sorted, so two exports of equal data are equal byte for byte
+times as ISO 8601 UTC with ``Z`` (a dependency exported before schema revision 0006 has no ``session_id``:
+the import takes its task's). Keys are sorted, so two exports of equal data are equal byte for byte
 (apart from ``exported_at``), whichever backend they came from.
 
 :func:`parse_dump` checks every line before anything is written: valid UTF-8 and JSON, a known type, the
@@ -97,6 +98,8 @@ class DependencyRecord(Record):
     type: Literal["dependency"]
     task_id: TaskKey
     depends_on_id: TaskKey
+    # Absent in exports made before schema revision 0006; the import takes it from the task.
+    session_id: SessionKey | None = None
     created_at: AwareDatetime
 
 
@@ -348,6 +351,14 @@ def _check_references(dump: ParsedDump, seen: Mapping[str, Mapping[tuple[Any, ..
                 f"task {dep.task_id!r} (session {session_of[dep.task_id]!r}) depends on {dep.depends_on_id!r} "
                 f"in another session ({session_of[dep.depends_on_id]!r}); dependencies must be in the task's "
                 "own session",
+            )
+        if dep.session_id is None:
+            dep.session_id = session_of[dep.task_id]  # an export from before revision 0006
+        elif dep.session_id != session_of[dep.task_id]:
+            raise _refuse(
+                number,
+                f"the dependency of task {dep.task_id!r} on {dep.depends_on_id!r} names session "
+                f"{dep.session_id!r}, but both tasks are in session {session_of[dep.task_id]!r}",
             )
         if closing is not None and closing[0] == number:
             raise _refuse(

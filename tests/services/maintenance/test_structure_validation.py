@@ -69,7 +69,7 @@ FAULTS: list[tuple[str, str, Fault, bool, Callable[[Graph], set[str]], str]] = [
         "dependency_cycle",
         "basic",
         lambda g: [
-            f"INSERT INTO task_dependency (task_id, depends_on_id, created_at) VALUES ('{g.a}', '{g.b}', '{WHEN}')"
+            f"INSERT INTO task_dependency (task_id, depends_on_id, session_id, created_at) VALUES ('{g.a}', '{g.b}', '{g.session}', '{WHEN}')"
         ],
         False,
         lambda g: {g.a, g.b},
@@ -79,7 +79,7 @@ FAULTS: list[tuple[str, str, Fault, bool, Callable[[Graph], set[str]], str]] = [
         "dependency_on_missing_task",
         "basic",
         lambda g: [
-            f"INSERT INTO task_dependency (task_id, depends_on_id, created_at) VALUES ('{g.c}', '{MISSING}', '{WHEN}')"
+            f"INSERT INTO task_dependency (task_id, depends_on_id, session_id, created_at) VALUES ('{g.c}', '{MISSING}', '{g.session}', '{WHEN}')"
         ],
         True,
         lambda g: {g.c},
@@ -145,17 +145,25 @@ FAULTS: list[tuple[str, str, Fault, bool, Callable[[Graph], set[str]], str]] = [
         "cross_session_dependency",
         "comprehensive",
         lambda g: [
-            f"INSERT INTO task_dependency (task_id, depends_on_id, created_at) VALUES ('{g.c}', '{g.x}', '{WHEN}')"
+            f"INSERT INTO task_dependency (task_id, depends_on_id, session_id, created_at) VALUES ('{g.c}', '{g.x}', '{g.session}', '{WHEN}')"
         ],
         False,
         lambda g: {g.c, g.x},
+        "error",
+    ),
+    (  # the edge's own session column (what get_status's ready set reads) disagrees with its tasks'
+        "cross_session_dependency",
+        "comprehensive",
+        lambda g: [f"UPDATE task_dependency SET session_id = '{g.other}' WHERE task_id = '{g.b}'"],
+        False,
+        lambda g: {g.b, g.a},
         "error",
     ),
     (
         "dependency_never_completes",
         "comprehensive",
         lambda g: [
-            f"INSERT INTO task_dependency (task_id, depends_on_id, created_at) VALUES ('{g.c}', '{g.d}', '{WHEN}')"
+            f"INSERT INTO task_dependency (task_id, depends_on_id, session_id, created_at) VALUES ('{g.c}', '{g.d}', '{g.session}', '{WHEN}')"
         ],
         False,
         lambda g: {g.c, g.d},

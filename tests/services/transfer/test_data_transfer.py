@@ -268,6 +268,7 @@ def _add_dependency(
 
     def apply(lines: list[str]) -> list[str]:
         record = {**_records(lines, "dependency")[0][1], "task_id": task_id(lines), "depends_on_id": on(lines)}
+        del record["session_id"]  # as exported before revision 0006: the import takes the task's session
         after_line = after(lines)
         added = [*lines[:after_line], json.dumps(record) + "\n", *lines[after_line:]]
         return _edit(1, lambda r: r["counts"].update(dependency=r["counts"]["dependency"] + 1))(added)
@@ -327,6 +328,15 @@ CORRUPTIONS: list[tuple[str, Callable[[list[str]], list[str]], Callable[[list[st
         "in another session",
     ),
     (
+        "dependency recorded in another session than its tasks",
+        lambda ls: _edit(
+            _first("dependency", ls),
+            lambda r: r.update(session_id=_other_session(ls, _records(ls, "dependency")[0][1]["session_id"])),
+        )(ls),
+        lambda ls: _first("dependency", ls),
+        "but both tasks are in session",
+    ),
+    (
         "dependency cycle",  # the reverse of the first edge, right after it: later lines are fine
         _add_dependency(
             lambda ls: _records(ls, "dependency")[0][1]["depends_on_id"],
@@ -368,6 +378,26 @@ async def test_a_malformed_or_truncated_file_changes_nothing_and_names_the_line(
         assert (refused.value.field, refused.value.details["line"]) == ("line", expected), (name, refused.value.message)
         assert refused.value.message.startswith(f"line {expected}: ") and words in refused.value.message, name
     assert await table_snapshot(harness.database) == before
+
+
+async def test_an_export_from_before_revision_0006_gets_each_dependency_its_tasks_session(
+    harness: Harness, exported_lines: list[str]
+) -> None:
+    dependencies = _records(exported_lines, "dependency")
+    session_of = {r["id"]: r["session_id"] for _, r in _records(exported_lines, "task")}
+    assert dependencies and all(r["session_id"] == session_of[r["task_id"]] for _, r in dependencies)
+    old = list(exported_lines)
+    for number, _ in dependencies:  # the lines as revision 0005 wrote them: no session_id
+        old = _edit(number, lambda r: r.pop("session_id"))(old)
+
+    await import_text(harness, "".join(old))
+
+    stored = {(row[0], row[1]): row for row in (await table_snapshot(harness.database))["task_dependency"]}
+    columns = [c.name for c in RECORD_TYPES[2].table.__table__.columns]
+    assert len(stored) == len(dependencies)
+    for _, record in dependencies:
+        row = dict(zip(columns, stored[(record["task_id"], record["depends_on_id"])], strict=True))
+        assert row["session_id"] == session_of[record["task_id"]]
 
 
 async def test_a_loop_of_parent_links_is_refused_naming_one_of_its_lines(
