@@ -22,9 +22,6 @@ complete_task; its milliseconds are per pair). A measurement, not a test: nothin
 from __future__ import annotations
 
 import argparse
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -37,9 +34,9 @@ import anyio
 from mcp import Client
 
 from bench.results import write_results
-from bench.seeding import BenchSetupError, durability, fresh_database, migrate_and_seed, parse_backends
+from bench.seeding import durability, fresh_database, migrate_and_seed, parse_backends
 from bench.servers import NO_ACTOR_LIMITS, loadavg, server_process, thread_cpu_seconds
-from bench.tool_latency import BY_KEY, ERAS, STOP_TIMEOUT_SECONDS, Workload, query_view
+from bench.tool_latency import BY_KEY, ERAS, Workload, query_view, sampling_profile
 
 WARMUP_CALLS = 20
 SAMPLE_RATE_HZ = 1000
@@ -91,22 +88,11 @@ def split(raw_lines: Iterable[str]) -> dict[str, float]:
 
 async def sampled(pid: int, output: Path, calls: int, run: Any) -> float:
     """``calls`` awaited ``run()`` calls while py-spy samples ``pid`` into ``output``; the server's CPU ms per call."""
-    beside = Path(sys.executable).with_name("py-spy")  # installed into this environment, not on PATH
-    spy = shutil.which("py-spy") or (str(beside) if beside.exists() else None)
-    if spy is None:
-        raise BenchSetupError("bench.layer_split needs py-spy (pip install py-spy)")
-    command = [spy, "record", "--pid", str(pid), "--rate", str(SAMPLE_RATE_HZ), "--format", "raw", "-o", str(output)]
-    recorder = await anyio.open_process([*command, "--nonblocking"], stdout=subprocess.DEVNULL)
-    try:
-        await anyio.sleep(1.0)  # py-spy attaches before the first measured call
+    async with sampling_profile(pid, output, file_format="raw", rate_hz=SAMPLE_RATE_HZ):
         cpu = thread_cpu_seconds(pid)
         for _ in range(calls):
             await run()
         return (thread_cpu_seconds(pid) - cpu) / calls * 1000
-    finally:
-        recorder.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-        with anyio.fail_after(STOP_TIMEOUT_SECONDS):
-            await recorder.wait()
 
 
 async def run_backend(backend: str, figures: list[str], calls: int, era: str, raw_dir: Path | None) -> dict[str, Any]:

@@ -238,18 +238,22 @@ def validation_ms(schema: dict[str, Any], answer: Any, repeat: int = 50) -> floa
 
 
 @asynccontextmanager
-async def sampling_profile(pid: int, output: Path | None) -> AsyncIterator[None]:
-    """Record the server with py-spy (speedscope format) while the block runs, when ``output`` is given."""
+async def sampling_profile(
+    pid: int, output: Path | None, *, file_format: str = "speedscope", rate_hz: int = 500
+) -> AsyncIterator[None]:
+    """Record the server with py-spy while the block runs, when ``output`` is given."""
     if output is None:
         yield
         return
-    spy = shutil.which("py-spy")
+    beside = Path(sys.executable).with_name("py-spy")  # installed into this environment, not on PATH
+    spy = shutil.which("py-spy") or (str(beside) if beside.exists() else None)
     if spy is None:
-        raise BenchSetupError("--py-spy needs py-spy on PATH (pip install py-spy)")
+        raise BenchSetupError("sampling the server needs py-spy (pip install py-spy)")
     output.parent.mkdir(parents=True, exist_ok=True)
-    command = [spy, "record", "--pid", str(pid), "--rate", "500", "--format", "speedscope", "-o", str(output)]
+    command = [spy, "record", "--pid", str(pid), "--rate", str(rate_hz), "--format", file_format, "-o", str(output)]
     recorder = await anyio.open_process([*command, "--nonblocking"], stdout=subprocess.DEVNULL)
     try:
+        await anyio.sleep(1.0)  # py-spy attaches before the first sampled call
         yield
     finally:
         recorder.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT

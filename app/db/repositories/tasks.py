@@ -264,6 +264,7 @@ def _waiting_on_dependencies() -> Select[str]:
         .join(dependency, dependency.id == TaskDependency.depends_on_id)
         .where(
             TaskDependency.session_id == bindparam("session_id"),
+            # Implied by the edge's session; said so the dependency side is read by the session index too.
             dependency.session_id == bindparam("session_id"),
             dependency.status != "completed",
         )
